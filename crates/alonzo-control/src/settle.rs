@@ -1,0 +1,62 @@
+//! The worker that moves new and updated functions from `Pending`/`InProgress` to
+//! `Active`/`Successful` once their resources are ready.
+//!
+//! Today the only preparation is confirming that the package is in the code store; the
+//! execution work adds unpacking it for sandboxes here. Jobs are replayed at start-up for
+//! records a crash left unsettled, so a change is never stuck in `Pending`.
+
+use alonzo_store::StoreError;
+use tokio::sync::mpsc;
+
+use crate::Control;
+
+/// A record to settle: `(function name, version)`.
+pub(crate) type SettleJob = (String, String);
+
+impl Control {
+    /// Queues a record for settling.
+    pub(crate) fn schedule_settle(&self, name: &str, version: &str) {
+        // The receiver lives as long as any `Control`, so sending cannot fail while we exist.
+        let _ = self.inner.settle_tx.send((name.to_owned(), version.to_owned()));
+    }
+
+    async fn settle(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        let current = match self.inner.meta.get_version(name, version).await {
+            Ok(record) => record,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !current.is_busy() {
+            return Ok(());
+        }
+        let mut next = current.clone();
+        if self.inner.blobs.contains(&current.code.sha256_hex).await? {
+            next.settle();
+        } else {
+            next.state = alonzo_model::FunctionState::Failed;
+            next.state_reason = Some("The function's code package is missing from the code store.".into());
+            next.state_reason_code = Some("InternalError".into());
+            next.last_update_status = alonzo_model::LastUpdateStatus::Failed;
+        }
+        match self.inner.meta.update_version(&next, &current.revision_id).await {
+            Ok(()) | Err(StoreError::NotFound | StoreError::RevisionMismatch) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Settles queued records until every `Control` is dropped; a failing record is logged and
+/// retried once after a pause, and never stops the loop.
+pub(crate) async fn run(control: Control, mut jobs: mpsc::UnboundedReceiver<SettleJob>) {
+    let weak = std::sync::Arc::downgrade(&control.inner);
+    drop(control);
+    while let Some((name, version)) = jobs.recv().await {
+        let Some(inner) = weak.upgrade() else { break };
+        let control = Control { inner };
+        if let Err(e) = control.settle(&name, &version).await {
+            tracing::warn!(function = %name, %version, error = %e, "settling failed; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            control.schedule_settle(&name, &version);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Alonzo's domain vocabulary: function names and ARNs, qualifiers, the version-specific
+//! function configuration with Lambda's validation rules, and the function state model.
+//!
+//! This crate does no I/O, is not async and knows no wire format: the Lambda JSON shapes
+//! live in `alonzo-api`, the SQL rows in `alonzo-store-sqlite`. Types derive `serde` only so
+//! that stores can persist them in their own internal format.
+//!
+//! Main types: [`FunctionRef`] (what a client named), [`Account`] (region and account id used
+//! in every ARN), [`FunctionConfig`] (what `$LATEST` or a version runs with) and
+//! [`FunctionRecord`] (a stored function version with its code and state).
+
+mod arn;
+mod config;
+mod function;
+mod names;
+
+pub use arn::Account;
+pub use config::{
+    Architecture, EnvironmentVars, FunctionConfig, LoggingConfig, TracingMode, VpcConfig,
+    RESERVED_ENV_KEYS,
+};
+pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+pub use names::{validate_tags, FunctionRef, Qualifier};
+
+/// Which of Lambda's two validation errors a broken rule produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationKind {
+    /// A constraint of the API model itself (pattern, length, range): Lambda's front door
+    /// answers these with `ValidationException` and a "1 validation error detected" message.
+    Constraint,
+    /// A rule Lambda checks behind the front door: `InvalidParameterValueException`.
+    Parameter,
+}
+
+/// A rule of Lambda's that an input broke; the message is shown to the client as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    /// Which error code the client sees.
+    pub kind: ValidationKind,
+    /// The client-facing message.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// An `InvalidParameterValueException`.
+    pub fn param(msg: impl Into<String>) -> Self {
+        Self { kind: ValidationKind::Parameter, message: msg.into() }
+    }
+
+    /// A `ValidationException` in the front door's wording:
+    /// `1 validation error detected: Value 'x' at 'field' failed to satisfy constraint: …`.
+    pub fn constraint(value: &str, field: &str, constraint: &str) -> Self {
+        Self {
+            kind: ValidationKind::Constraint,
+            message: format!(
+                "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+            ),
+        }
+    }
+}

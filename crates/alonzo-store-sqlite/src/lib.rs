@@ -1,0 +1,259 @@
+//! The embedded metadata store: SQLite in WAL mode with `synchronous=FULL`, so that every
+//! committed transaction survives a `kill -9` or a power cut.
+//!
+//! All SQL of the project lives here. A record's queryable fields (revision, state, code
+//! hash) are columns; the rest of the record is a JSON document owned by this crate. Blocking
+//! SQLite calls run on tokio's blocking pool behind one connection mutex: SQLite serialises
+//! writers anyway, and metadata calls are short.
+
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use alonzo_model::{FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+use alonzo_store::{AccountUsage, MetaStore, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// The SQLite-backed [`MetaStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        schema::migrate(&conn).map_err(backend)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+#[async_trait::async_trait]
+impl MetaStore for SqliteStore {
+    async fn create_function(&self, record: &FunctionRecord, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let record = record.clone();
+        let tags = serde_json::to_string(tags).map_err(backend)?;
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO functions (name, created_at, tags) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+                    params![record.name, record.last_modified.to_rfc3339(), tags],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists);
+            }
+            insert_version(&tx, &record)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_version(&self, name: &str, version: &str) -> Result<FunctionRecord, StoreError> {
+        let (name, version) = (name.to_owned(), version.to_owned());
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![name, version],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            decode(&doc.ok_or(StoreError::NotFound)?)
+        })
+        .await
+    }
+
+    async fn update_version(&self, record: &FunctionRecord, expected_revision: &str) -> Result<(), StoreError> {
+        let record = record.clone();
+        let expected = expected_revision.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![record.name, record.version],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            match current {
+                None => return Err(StoreError::NotFound),
+                Some(rev) if rev != expected => return Err(StoreError::RevisionMismatch),
+                Some(_) => {}
+            }
+            tx.execute("DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![record.name, record.version])
+                .map_err(backend)?;
+            insert_version(&tx, &record)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let deleted = conn.execute("DELETE FROM functions WHERE name = ?1", params![name]).map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<FunctionRecord>, StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM function_versions WHERE version = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![LATEST, after, limit], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|doc| decode(&doc.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT record FROM function_versions WHERE name = ?1 ORDER BY version_num")
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![name], |row| row.get::<_, String>(0)).map_err(backend)?;
+            let out: Vec<FunctionRecord> = rows.map(|doc| decode(&doc.map_err(backend)?)).collect::<Result<_, _>>()?;
+            if out.is_empty() {
+                return Err(StoreError::NotFound);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT tags FROM functions WHERE name = ?1", params![name], |row| row.get(0))
+                .optional()
+                .map_err(backend)?;
+            serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        let doc = serde_json::to_string(tags).map_err(backend)?;
+        self.with_conn(move |conn| {
+            let updated =
+                conn.execute("UPDATE functions SET tags = ?2 WHERE name = ?1", params![name, doc]).map_err(backend)?;
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account_usage(&self) -> Result<AccountUsage, StoreError> {
+        self.with_conn(|conn| {
+            let function_count: i64 =
+                conn.query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0)).map_err(backend)?;
+            let total_code_size: i64 = conn
+                .query_row("SELECT COALESCE(SUM(code_size), 0) FROM function_versions", [], |row| row.get(0))
+                .map_err(backend)?;
+            Ok(AccountUsage {
+                function_count: u64::try_from(function_count).unwrap_or(0),
+                total_code_size: u64::try_from(total_code_size).unwrap_or(0),
+            })
+        })
+        .await
+    }
+
+    async fn list_unsettled(&self) -> Result<Vec<FunctionRecord>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM function_versions WHERE state = ?1 OR last_update_status = ?2 ORDER BY name",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![FunctionState::Pending.as_str(), LastUpdateStatus::InProgress.as_str()], |row| {
+                    row.get::<_, String>(0)
+                })
+                .map_err(backend)?;
+            rows.map(|doc| decode(&doc.map_err(backend)?)).collect()
+        })
+        .await
+    }
+
+    async fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT DISTINCT code_sha256 FROM function_versions").map_err(backend)?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|r| r.map_err(backend)).collect()
+        })
+        .await
+    }
+}
+
+fn insert_version(tx: &rusqlite::Transaction<'_>, record: &FunctionRecord) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(record).map_err(backend)?;
+    let version_num: i64 = if record.version == LATEST { 0 } else { record.version.parse().map_err(backend)? };
+    tx.execute(
+        "INSERT INTO function_versions (name, version, version_num, revision_id, state, last_update_status, code_sha256, code_size, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            record.name,
+            record.version,
+            version_num,
+            record.revision_id,
+            record.state.as_str(),
+            record.last_update_status.as_str(),
+            record.code.sha256_hex,
+            i64::try_from(record.code.size).unwrap_or(i64::MAX),
+            doc
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn decode(doc: &str) -> Result<FunctionRecord, StoreError> {
+    serde_json::from_str(doc).map_err(backend)
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! The schema and its migrations, applied in order and tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: functions and their versions.
+    "CREATE TABLE functions (
+        name        TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        tags        TEXT NOT NULL DEFAULT '{}'
+     );
+     CREATE TABLE function_versions (
+        name                TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        version             TEXT NOT NULL,
+        version_num         INTEGER NOT NULL,
+        revision_id         TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        last_update_status  TEXT NOT NULL,
+        code_sha256         TEXT NOT NULL,
+        code_size           INTEGER NOT NULL,
+        record              TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+     );",
+];
+
+/// Brings the database up to the newest schema, one transaction per step.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (idx, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", idx + 1))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Behaviour of the SQLite store through the `MetaStore` interface.
+
+use std::collections::BTreeMap;
+
+use alonzo_model::{CodeRef, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+use alonzo_store::{MetaStore, StoreError};
+
+use crate::SqliteStore;
+
+fn record(name: &str, revision: &str) -> FunctionRecord {
+    FunctionRecord {
+        name: name.into(),
+        version: LATEST.into(),
+        config: FunctionConfig::new(name, "python3.11".into(), "app.handler".into(), "arn:aws:iam::123456789012:role/r".into()),
+        code: CodeRef { sha256_hex: "ab".repeat(32), size: 10, unzipped_size: 20 },
+        last_modified: chrono::Utc::now(),
+        revision_id: revision.into(),
+        state: FunctionState::Pending,
+        state_reason: None,
+        state_reason_code: None,
+        last_update_status: LastUpdateStatus::Successful,
+        last_update_status_reason: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("meta.db")).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn create_get_update_delete() {
+    let (_dir, store) = open();
+    let tags: BTreeMap<String, String> = [("a".to_owned(), "b".to_owned())].into();
+    store.create_function(&record("f", "r1"), &tags).await.unwrap();
+    assert!(matches!(store.create_function(&record("f", "r9"), &tags).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(store.get_version("f", LATEST).await.unwrap().revision_id, "r1");
+    assert_eq!(store.get_tags("f").await.unwrap(), tags);
+
+    let mut next = record("f", "r2");
+    next.config.memory_size = 256;
+    assert!(matches!(store.update_version(&next, "stale").await, Err(StoreError::RevisionMismatch)));
+    store.update_version(&next, "r1").await.unwrap();
+    assert_eq!(store.get_version("f", LATEST).await.unwrap().config.memory_size, 256);
+
+    store.delete_function("f").await.unwrap();
+    assert!(matches!(store.get_version("f", LATEST).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.get_tags("f").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_function("f").await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn listing_pages_and_usage() {
+    let (_dir, store) = open();
+    for name in ["c", "a", "b"] {
+        store.create_function(&record(name, "r"), &BTreeMap::new()).await.unwrap();
+    }
+    let first: Vec<String> = store.list_functions(None, 2).await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(first, ["a", "b"]);
+    let rest: Vec<String> = store.list_functions(Some("b"), 2).await.unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(rest, ["c"]);
+    let usage = store.account_usage().await.unwrap();
+    assert_eq!((usage.function_count, usage.total_code_size), (3, 30));
+    assert_eq!(store.list_unsettled().await.unwrap().len(), 3);
+    assert_eq!(store.referenced_code().await.unwrap(), vec!["ab".repeat(32)]);
+}
+
+#[tokio::test]
+async fn survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    SqliteStore::open(&path).unwrap().create_function(&record("kept", "r"), &BTreeMap::new()).await.unwrap();
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.get_version("kept", LATEST).await.unwrap().name, "kept");
+}

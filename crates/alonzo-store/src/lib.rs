@@ -1,0 +1,82 @@
+//! Storage interfaces: [`MetaStore`] for function metadata and [`BlobStore`] for deployment
+//! packages, plus [`FsBlobStore`], the content-addressed local-disk package store.
+//!
+//! The traits know nothing of SQL or of any wire format; backends (`alonzo-store-sqlite`
+//! now, PostgreSQL and S3-compatible object storage later) implement them. Only the
+//! `alonzo` binary picks a backend.
+//!
+//! Crash-safety contract for every backend: a call that returned `Ok` is durable, and a
+//! crash at any moment leaves either the old or the new state, never a mixture. Packages are
+//! written to the blob store before the metadata that names them, so metadata never points at
+//! a missing package; orphaned packages are collected at start-up.
+
+mod blob;
+
+use std::collections::BTreeMap;
+
+use alonzo_model::FunctionRecord;
+
+pub use blob::{BlobStore, FsBlobStore};
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The function (or version) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A function with that name already exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The stored revision is not the one the caller read: someone else changed it first.
+    #[error("revision mismatch")]
+    RevisionMismatch,
+    /// The backend failed; the message is for operators' logs, never for clients.
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+/// Totals reported by `GetAccountSettings`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountUsage {
+    /// Number of functions.
+    pub function_count: u64,
+    /// Sum of the stored packages' sizes over all versions, bytes.
+    pub total_code_size: u64,
+}
+
+/// Function metadata storage. Every method is one atomic, durable transaction.
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a new function: its `$LATEST` record and its tags.
+    async fn create_function(&self, record: &FunctionRecord, tags: &BTreeMap<String, String>) -> Result<(), StoreError>;
+
+    /// Reads one version of a function.
+    async fn get_version(&self, name: &str, version: &str) -> Result<FunctionRecord, StoreError>;
+
+    /// Replaces a version's record if its stored `revision_id` is still `expected_revision`.
+    async fn update_version(&self, record: &FunctionRecord, expected_revision: &str) -> Result<(), StoreError>;
+
+    /// Deletes a function with all its versions and tags.
+    async fn delete_function(&self, name: &str) -> Result<(), StoreError>;
+
+    /// `$LATEST` records of functions whose name sorts after `after`, at most `limit`.
+    async fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<FunctionRecord>, StoreError>;
+
+    /// All versions of a function, `$LATEST` first.
+    async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, StoreError>;
+
+    /// A function's tags.
+    async fn get_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError>;
+
+    /// Replaces a function's tags.
+    async fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError>;
+
+    /// Totals for `GetAccountSettings`.
+    async fn account_usage(&self) -> Result<AccountUsage, StoreError>;
+
+    /// Records still `Pending` or `InProgress` (to finish after a restart).
+    async fn list_unsettled(&self) -> Result<Vec<FunctionRecord>, StoreError>;
+
+    /// Hex hashes of every package some record refers to (for collecting orphans).
+    async fn referenced_code(&self) -> Result<Vec<String>, StoreError>;
+}
