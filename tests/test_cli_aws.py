@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
 import requests
 
 from alonzo_helpers import ROLE, aws_cli, python_zip, run, sha256_b64, unique_name

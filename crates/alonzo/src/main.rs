@@ -1,1 +1,27 @@
-fn main(){}
+//! The `alonzo` executable: parses the command line and runs `serve` or a client command.
+//!
+//! Business logic lives in the library crates; this crate only composes them, reads
+//! configuration (the only place that reads environment variables), and maps failures to
+//! exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+mod cli;
+mod client;
+mod commands;
+mod credentials;
+mod serve;
+mod telemetry;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(cli.log_level());
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<serve::ConfigError>().is_some() { 2 } else { 1 };
+            eprintln!("alonzo: {e:#}");
+            std::process::ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The command line: `alonzo serve` and the client commands, with their flags and the
+//! environment variables that back them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Alonzo: a self-hosted serverless platform that speaks AWS Lambda's API.
+#[derive(Debug, Parser)]
+#[command(name = "alonzo", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Client commands log only warnings, so their output stays readable.
+    pub(crate) fn log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the platform (API server) on its embedded defaults: SQLite and local disk.
+    Serve(ServeArgs),
+    /// List the deployed functions.
+    Functions(ClientArgs),
+    /// Show which Lambda runtimes this host can run, and with what.
+    Runtimes,
+}
+
+/// Settings of `alonzo serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on for the API.
+    #[arg(long, env = "ALONZO_LISTEN", default_value = "127.0.0.1:9000")]
+    pub(crate) listen: String,
+    /// Directory holding the database, code packages and generated credentials.
+    #[arg(long, env = "ALONZO_DATA_DIR", default_value = "./.alonzo")]
+    pub(crate) data_dir: PathBuf,
+    /// Region used in ARNs and accepted in SigV4 scopes.
+    #[arg(long, env = "ALONZO_REGION", default_value = "us-east-1")]
+    pub(crate) region: String,
+    /// 12-digit account id used in ARNs.
+    #[arg(long, env = "ALONZO_ACCOUNT_ID", default_value = "000000000000")]
+    pub(crate) account_id: String,
+    /// Account-wide concurrency limit.
+    #[arg(long, env = "ALONZO_CONCURRENCY_LIMIT", default_value_t = 1000)]
+    pub(crate) concurrency_limit: u32,
+}
+
+/// How client commands reach a server (the standard AWS settings apply).
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Endpoint of the Alonzo server [env: AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL; default: http://127.0.0.1:9000].
+    #[arg(long)]
+    pub(crate) endpoint_url: Option<String>,
+    /// Named profile from the AWS shared credentials and config files [env: AWS_PROFILE].
+    #[arg(long)]
+    pub(crate) profile: Option<String>,
+    /// Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default: us-east-1].
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

@@ -1,0 +1,20 @@
+//! Dispatch of the subcommands; one module per client command.
+
+mod functions;
+mod runtimes;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the chosen subcommand to completion.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Functions(args) => client_runtime()?.block_on(functions::run(&args)),
+        Command::Runtimes => runtimes::run(),
+    }
+}
+
+/// Client commands need only a small single-threaded runtime.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}

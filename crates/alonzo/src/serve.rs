@@ -1,0 +1,183 @@
+//! `alonzo serve`: validates the configuration before binding anything, opens the embedded
+//! stores in the data directory, starts the control plane and serves the API until SIGTERM or
+//! SIGINT, then drains in-flight requests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alonzo_api::{ApiState, AuthConfig};
+use alonzo_control::{Control, ControlConfig, PackageLimits, RuntimeCatalog};
+use alonzo_model::Account;
+use alonzo_store::FsBlobStore;
+use alonzo_store_sqlite::SqliteStore;
+use anyhow::Context;
+
+use crate::cli::ServeArgs;
+use crate::credentials;
+
+/// A configuration mistake: reported with exit code 2 before any port is bound.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub(crate) struct ConfigError(pub(crate) String);
+
+/// The validated settings of a server.
+#[derive(Debug)]
+struct ServeConfig {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    account: Account,
+    concurrency_limit: u32,
+    access_key: Option<credentials::KeyPair>,
+}
+
+/// Checks every setting; nothing is created or bound yet.
+fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let listen: SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|_| ConfigError(format!("--listen/ALONZO_LISTEN {:?} is not an IP:port address", args.listen)))?;
+    if !Account::is_valid_region(&args.region) {
+        return Err(ConfigError(format!("ALONZO_REGION {:?} is not a region name like us-east-1", args.region)));
+    }
+    if !Account::is_valid_account_id(&args.account_id) {
+        return Err(ConfigError(format!("ALONZO_ACCOUNT_ID {:?} must be exactly 12 digits", args.account_id)));
+    }
+    if args.data_dir.as_os_str().is_empty() {
+        return Err(ConfigError("--data-dir/ALONZO_DATA_DIR is empty".into()));
+    }
+    if args.concurrency_limit == 0 {
+        return Err(ConfigError("--concurrency-limit must be at least 1".into()));
+    }
+    Ok(ServeConfig {
+        listen,
+        data_dir: args.data_dir,
+        account: Account { region: args.region, account_id: args.account_id },
+        concurrency_limit: args.concurrency_limit,
+        access_key: access_key_from_env()?,
+    })
+}
+
+/// `ALONZO_ACCESS_KEY_ID`/`ALONZO_SECRET_ACCESS_KEY`: both or neither.
+fn access_key_from_env() -> Result<Option<credentials::KeyPair>, ConfigError> {
+    let id = std::env::var("ALONZO_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty());
+    let secret = std::env::var("ALONZO_SECRET_ACCESS_KEY").ok().filter(|v| !v.is_empty());
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(Some(credentials::KeyPair { access_key_id, secret_access_key }))
+        }
+        (None, None) => Ok(None),
+        _ => Err(ConfigError("set both ALONZO_ACCESS_KEY_ID and ALONZO_SECRET_ACCESS_KEY, or neither".into())),
+    }
+}
+
+/// Runs the server until a shutdown signal.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = validate(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let data_dir = prepare_data_dir(&config.data_dir)?;
+    let _lock = lock_data_dir(&data_dir)?;
+    let keys = server_keys(&config, &data_dir)?;
+    let url_key = url_signing_key(&data_dir)?;
+    let meta = SqliteStore::open(&data_dir.join("meta.db")).context("opening the metadata database")?;
+    let blobs = FsBlobStore::open(data_dir.join("code")).context("opening the code store")?;
+    let runtimes = RuntimeCatalog::detect();
+    tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
+    let control_config = ControlConfig {
+        account: config.account.clone(),
+        package_limits: PackageLimits::default(),
+        runtimes,
+        concurrency_limit: config.concurrency_limit,
+    };
+    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs)).await.context("starting the control plane")?;
+    let state = ApiState {
+        control,
+        auth: AuthConfig { region: config.account.region.clone(), keys, max_skew: chrono::Duration::minutes(15) },
+        code_url_key: url_key,
+        public_host: config.listen.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
+    axum::serve(listener, alonzo_api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Creates the data directory (0700) and returns its absolute path.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))
+}
+
+/// Holds an exclusive lock on the data directory for the life of the server, so two servers
+/// never share one store.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::File::create(dir.join("lock")).context("creating the data directory lock")?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!("another alonzo server is using data directory {}", dir.display())
+    })?;
+    Ok(file)
+}
+
+/// The root credentials: from the environment, or generated once into the data directory.
+fn server_keys(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let pair = match &config.access_key {
+        Some(pair) => pair.clone(),
+        None => {
+            let (pair, generated) = credentials::load_or_generate(data_dir)?;
+            let file = data_dir.join(credentials::FILE_NAME);
+            if generated {
+                eprintln!(
+                    "Generated root credentials (access key {}) in {} (mode 0600).\nTo use them with the AWS CLI or SDKs:\n  export AWS_ENDPOINT_URL=http://{} AWS_SHARED_CREDENTIALS_FILE={} AWS_REGION={}",
+                    pair.access_key_id,
+                    file.display(),
+                    config.listen,
+                    file.display(),
+                    config.account.region
+                );
+            }
+            pair
+        }
+    };
+    Ok([(pair.access_key_id, pair.secret_access_key)].into())
+}
+
+/// The key that signs package download links, generated once.
+fn url_signing_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    use rand::RngCore;
+    let path = data_dir.join("url-signing.key");
+    if let Ok(key) = std::fs::read(&path) {
+        if key.len() == 32 {
+            return Ok(key);
+        }
+    }
+    let mut key = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    credentials::write_private(&path, &key)?;
+    Ok(key)
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
