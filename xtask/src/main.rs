@@ -1,0 +1,57 @@
+//! Project automation, run as `cargo xtask <task>`:
+//!
+//! - `test`: the whole gate, as CI runs it: the release build, every Rust test (unit,
+//!   in-process and the tidy checks), then the black-box suite in `tests/` against the
+//!   release binary with real clients (boto3, the AWS CLI, Terraform).
+//! - `bench`: the benchmarks in `bench/`.
+
+mod tidy;
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+fn main() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match task.as_str() {
+        "test" => test(),
+        "bench" => run("python3", &["bench/run.py"]),
+        _ => bail!("usage: cargo xtask test | bench"),
+    }
+}
+
+fn test() -> anyhow::Result<()> {
+    check_python_deps()?;
+    run("cargo", &["build", "--release", "--bin", "alonzo"])?;
+    run("cargo", &["test", "--workspace", "--release"])?;
+    run("python3", &["-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"])
+}
+
+/// The black-box suite needs real clients; say how to get them rather than failing deep in
+/// pytest.
+fn check_python_deps() -> anyhow::Result<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "import pytest, boto3, awscli"])
+        .status()
+        .context("python3 is required for the black-box suite")?
+        .success();
+    if !ok {
+        bail!("the black-box suite needs its Python clients: pip install -r tests/requirements.txt");
+    }
+    Ok(())
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program).args(args).status().with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the project root").to_owned()
+}
