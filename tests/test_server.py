@@ -23,6 +23,7 @@ from alonzo_helpers import (
     file_mode,
     free_port,
     http_status,
+    poll_until,
     node_zip,
     python_zip,
     run,
@@ -145,22 +146,26 @@ def test_generated_credentials_file(server_factory):
     assert srv.client().get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
 
 
-def test_generated_credentials_with_aws_cli_profile_file(server_factory):
-    """The generated file is usable as AWS_SHARED_CREDENTIALS_FILE as it is."""
+def test_printed_instructions_configure_the_aws_cli(server_factory, tmp_path):
+    """Following the first-start instructions literally gives a working AWS CLI (v1, pip)."""
     srv = server_factory(credentials=False)
     srv.start()
+    log = srv.log_text(1)
+    exported: dict[str, str] = {}
+    for line in log.splitlines():
+        if "export " in line:
+            for key, value in re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S+)", line.split("export ", 1)[1]):
+                exported[key] = value.strip("'\"")
+    assert exported, f"no `export VAR=value` instructions printed on first start:\n{log}"
+    home = tmp_path / "home"
+    home.mkdir()
     env = clean_base_env()
-    env.update(
-        AWS_SHARED_CREDENTIALS_FILE=str(srv.data_dir / "credentials"),
-        AWS_CONFIG_FILE=str(srv.aws_config_file),
-        AWS_ENDPOINT_URL=srv.endpoint,
-        AWS_REGION=srv.region,
-        AWS_EC2_METADATA_DISABLED="true",
-    )
+    env.update(exported)
+    env.update(HOME=str(home), AWS_EC2_METADATA_DISABLED="true")
     from alonzo_helpers import aws_cli
 
     p = run(aws_cli() + ["lambda", "list-functions", "--output", "json"], env=env, timeout=120)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, f"aws CLI with {exported} failed: {p.stderr}"
     assert '"Functions"' in p.stdout
 
 
@@ -211,7 +216,7 @@ def test_sigterm_under_load_exits_cleanly(server_factory):
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    poll_until(lambda: outcomes["ok"] >= 20, timeout=30, what="traffic to flow")
     rc = srv.stop(signal.SIGTERM, timeout=10)
     stop.set()
     for t in threads:

@@ -43,8 +43,10 @@ impl std::fmt::Debug for AuthConfig {
 pub(crate) async fn request_id(req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let mut response = next.run(req).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-amzn-RequestId", value);
+    if !response.headers().contains_key("x-amzn-RequestId") {
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-amzn-RequestId", value);
+        }
     }
     response
 }
@@ -115,6 +117,8 @@ async fn drain(mut body: Body) {
 fn body_limit(method: &Method, path: &str) -> (usize, &'static str) {
     if path.ends_with("/invocations") || path.ends_with("/response-streaming-invocations") {
         (INVOKE_BODY_LIMIT, "InvokeFunction")
+    } else if path.contains("/invoke-async") {
+        (DEFAULT_BODY_LIMIT, "InvokeAsync")
     } else if *method == Method::POST && path.trim_end_matches('/') == "/2015-03-31/functions" {
         (CODE_BODY_LIMIT, "CreateFunction")
     } else if *method == Method::PUT && path.ends_with("/code") {

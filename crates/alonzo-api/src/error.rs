@@ -17,6 +17,8 @@ pub struct ApiError {
     capital_message: bool,
     /// Extra body members (e.g. `Reason` of a throttle).
     extra: Vec<(&'static str, String)>,
+    /// `Retry-After` seconds, for throttles.
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -26,7 +28,7 @@ impl ApiError {
             code,
             "ResourceNotFoundException" | "ServiceException" | "InvalidRuntimeException" | "InvalidZipFileException"
         );
-        Self { status, code, message: message.into(), capital_message, extra: Vec::new() }
+        Self { status, code, message: message.into(), capital_message, extra: Vec::new(), retry_after: None }
     }
 
     /// 400 `InvalidParameterValueException`.
@@ -77,6 +79,19 @@ impl From<ControlError> for ApiError {
             }
             ControlError::Invalid(v) => Self::invalid_parameter(v.message),
             ControlError::Package(p) => Self::invalid_parameter(p.to_string()),
+            ControlError::InvalidContent(m) => Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", m),
+            ControlError::TooLarge { limit, operation } => Self::too_large(limit, operation),
+            ControlError::Throttled => {
+                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
+                err.extra.push(("Reason", "ConcurrentInvocationLimitExceeded".to_owned()));
+                err.retry_after = Some(1);
+                err
+            }
+            ControlError::Unavailable => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                "The function could not be run; the operator can find the reason in the server log.",
+            ),
             ControlError::Internal(e) => Self::internal(&e),
         }
     }
@@ -107,6 +122,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, axum::Json(serde_json::Value::Object(body))).into_response();
         response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(self.code));
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert("Retry-After", HeaderValue::from(secs));
+        }
         response
     }
 }

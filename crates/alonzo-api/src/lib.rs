@@ -9,6 +9,7 @@ mod auth;
 mod code;
 mod error;
 mod functions;
+mod invoke;
 mod query;
 pub mod sigv4;
 mod unimplemented;
@@ -51,6 +52,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/2015-03-31/functions/{name}/code", put(functions::update_code))
         .route("/2015-03-31/functions/{name}/versions", get(functions::list_versions))
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
+        .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
+        .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
         .route("/2016-08-19/account-settings", get(functions::account_settings))
         .route("/2016-08-19/account-settings/", get(functions::account_settings))
         .route("/2017-03-31/tags/{arn}", get(functions::list_tags).post(functions::tag).delete(functions::untag))

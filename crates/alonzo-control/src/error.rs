@@ -24,6 +24,23 @@ pub enum ControlError {
     /// The deployment package was rejected (`InvalidParameterValueException`).
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// The request body is not what the operation accepts (`InvalidRequestContentException`).
+    #[error("{0}")]
+    InvalidContent(String),
+    /// A payload exceeds its limit (`RequestEntityTooLargeException`).
+    #[error("Request must be smaller than {limit} bytes for the {operation} operation")]
+    TooLarge {
+        /// The limit, bytes.
+        limit: usize,
+        /// The operation named in the message.
+        operation: &'static str,
+    },
+    /// A concurrency limit was reached (`TooManyRequestsException`).
+    #[error("Rate Exceeded.")]
+    Throttled,
+    /// The function cannot be run on this host now (`ServiceException`; details are logged).
+    #[error("the function could not be run")]
+    Unavailable,
     /// The platform failed; details go to the log, never to the client.
     #[error("internal error")]
     Internal(#[source] StoreError),

@@ -221,6 +221,9 @@ impl Control {
             return Err(ValidationError::param("$LATEST version cannot be deleted without deleting the function.").into());
         }
         self.load(&name, &version).await?;
+        if let Some(sandbox) = &self.inner.sandbox {
+            sandbox.retire(&name);
+        }
         match self.inner.meta.delete_function(&name).await {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
@@ -438,6 +441,9 @@ impl Control {
             Err(e) => return Err(self.not_found(e, &current.name)),
         }
         self.schedule_settle(&next.name, &next.version);
+        if let Some(sandbox) = &self.inner.sandbox {
+            sandbox.retire(&next.name);
+        }
         if current.code.sha256_hex != next.code.sha256_hex {
             drop(self.collect_unreferenced_code_soon());
         }

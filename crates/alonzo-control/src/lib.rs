@@ -6,10 +6,12 @@
 //! optimistic locking, the Pending→Active state machine, package validation and the
 //! collection of packages no record refers to any more.
 
+mod async_worker;
+mod code;
 mod error;
 mod functions;
+mod invoke;
 pub mod package;
-pub mod runtimes;
 mod settle;
 
 use std::sync::Arc;
@@ -20,8 +22,10 @@ use tokio::sync::{mpsc, RwLock};
 
 pub use error::ControlError;
 pub use functions::{AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode};
+pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
+pub use alonzo_sandbox::{InvocationReport, InvokeOutcome, Manager as SandboxManager};
 pub use package::PackageLimits;
-pub use runtimes::{RuntimeCatalog, RuntimeKind};
+pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
 
 /// Settings of the control plane, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -34,6 +38,11 @@ pub struct ControlConfig {
     pub runtimes: RuntimeCatalog,
     /// Account-wide concurrency limit reported by `GetAccountSettings`.
     pub concurrency_limit: u32,
+    /// Where packages are unpacked for sandboxes (`<data>/tasks`).
+    pub tasks_dir: std::path::PathBuf,
+    /// Delay before the first retry of a failed asynchronous invocation (Lambda: about a
+    /// minute; the second retry waits twice as long).
+    pub async_retry_delay: std::time::Duration,
 }
 
 /// The control plane. Cheap to clone; all clones share one state.
@@ -52,24 +61,57 @@ struct Inner {
     /// deletes a package whose record is about to be written.
     code_gate: RwLock<()>,
     settle_tx: mpsc::UnboundedSender<settle::SettleJob>,
+    /// Runs function code; `None` in a control plane without execution (tests).
+    sandbox: Option<alonzo_sandbox::Manager>,
+    /// Wakes the asynchronous workers when an event is queued.
+    async_wakeup: tokio::sync::Notify,
 }
 
 impl Control {
     /// Starts the control plane: collects orphaned packages, resumes changes a crash
     /// interrupted, and spawns the worker that settles new changes. Needs a tokio runtime.
+    /// With a sandbox manager (and the receiver of its invocation reports), it also runs
+    /// functions: synchronous invocations, and the workers that drain the asynchronous queue
+    /// (events a crash interrupted are leased again).
     pub async fn start(
         config: ControlConfig,
         meta: Arc<dyn MetaStore>,
         blobs: Arc<dyn BlobStore>,
+        sandbox: Option<(alonzo_sandbox::Manager, mpsc::UnboundedReceiver<InvocationReport>)>,
     ) -> Result<Self, ControlError> {
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let control = Self { inner: Arc::new(Inner { config, meta, blobs, code_gate: RwLock::new(()), settle_tx }) };
+        let (sandbox, reports) = sandbox.map_or((None, None), |(m, r)| (Some(m), Some(r)));
+        let parallelism = usize::try_from(config.concurrency_limit).unwrap_or(usize::MAX);
+        let inner = Inner {
+            config,
+            meta,
+            blobs,
+            code_gate: RwLock::new(()),
+            settle_tx,
+            sandbox,
+            async_wakeup: tokio::sync::Notify::new(),
+        };
+        let control = Self { inner: Arc::new(inner) };
+        std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
         control.collect_unreferenced_code().await?;
         tokio::spawn(settle::run(control.clone(), settle_rx));
         for record in control.inner.meta.list_unsettled().await? {
             control.schedule_settle(&record.name, &record.version);
         }
+        if let Some(reports) = reports {
+            tokio::spawn(control.clone().record_reports(reports));
+            let released = control.inner.meta.release_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "asynchronous events interrupted by a restart are queued again");
+            }
+            tokio::spawn(Self::run_async_workers(Arc::downgrade(&control.inner), parallelism));
+        }
         Ok(control)
+    }
+
+    /// The sandbox manager, if this control plane runs functions.
+    pub fn sandbox(&self) -> Option<&alonzo_sandbox::Manager> {
+        self.inner.sandbox.as_ref()
     }
 
     /// Region and account used in ARNs.
@@ -94,6 +136,7 @@ impl Control {
                 removed += 1;
             }
         }
+        self.remove_unpacked_except(&referenced).await;
         if removed > 0 {
             tracing::info!(removed, "collected unreferenced code packages");
         }

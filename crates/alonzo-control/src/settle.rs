@@ -30,13 +30,15 @@ impl Control {
             return Ok(());
         }
         let mut next = current.clone();
-        if self.inner.blobs.contains(&current.code.sha256_hex).await? {
-            next.settle();
-        } else {
-            next.state = alonzo_model::FunctionState::Failed;
-            next.state_reason = Some("The function's code package is missing from the code store.".into());
-            next.state_reason_code = Some("InternalError".into());
-            next.last_update_status = alonzo_model::LastUpdateStatus::Failed;
+        match self.unpacked_code(&current.code.sha256_hex).await {
+            Ok(_) => next.settle(),
+            Err(e) => {
+                tracing::warn!(function = %name, error = %e, "preparing the function's code failed");
+                next.state = alonzo_model::FunctionState::Failed;
+                next.state_reason = Some("The function's code package could not be prepared.".into());
+                next.state_reason_code = Some("InternalError".into());
+                next.last_update_status = alonzo_model::LastUpdateStatus::Failed;
+            }
         }
         match self.inner.meta.update_version(&next, &current.revision_id).await {
             Ok(()) | Err(StoreError::NotFound | StoreError::RevisionMismatch) => Ok(()),

@@ -12,6 +12,7 @@
 mod arn;
 mod config;
 mod function;
+mod invocation;
 mod names;
 
 pub use arn::Account;
@@ -20,6 +21,7 @@ pub use config::{
     RESERVED_ENV_KEYS,
 };
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+pub use invocation::{AsyncEvent, InvocationRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
 
 /// Which of Lambda's two validation errors a broken rule produces.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use alonzo_model::{FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+use alonzo_model::{AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus, LATEST};
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -220,6 +220,112 @@ impl MetaStore for SqliteStore {
             let mut stmt = conn.prepare_cached("SELECT DISTINCT code_sha256 FROM function_versions").map_err(backend)?;
             let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(backend)?;
             rows.map(|r| r.map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn enqueue_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(event).map_err(backend)?;
+        let id = event.id.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO async_events (id, due_ms, event) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
+                params![id, due_ms, doc],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease_events(&self, now_ms: i64, lease_until_ms: i64, limit: usize) -> Result<Vec<AsyncEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let docs: Vec<(String, String)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, event FROM async_events WHERE due_ms <= ?1 AND leased_until <= ?1 ORDER BY due_ms LIMIT ?2",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt.query_map(params![now_ms, limit], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            for (id, _) in &docs {
+                tx.execute("UPDATE async_events SET leased_until = ?2 WHERE id = ?1", params![id, lease_until_ms])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            docs.iter().map(|(_, doc)| serde_json::from_str(doc).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn complete_event(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM async_events WHERE id = ?1", params![id]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retry_event(&self, id: &str, attempts: u32, due_ms: i64) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let doc: Option<String> = tx
+                .query_row("SELECT event FROM async_events WHERE id = ?1", params![id], |row| row.get(0))
+                .optional()
+                .map_err(backend)?;
+            let mut event: AsyncEvent = serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)?;
+            event.attempts = attempts;
+            let doc = serde_json::to_string(&event).map_err(backend)?;
+            tx.execute(
+                "UPDATE async_events SET due_ms = ?2, leased_until = 0, event = ?3 WHERE id = ?1",
+                params![id, due_ms, doc],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn release_leases(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let n = conn.execute("UPDATE async_events SET leased_until = 0 WHERE leased_until > 0", []).map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, i64, String)> = records
+            .iter()
+            .map(|r| Ok((r.request_id.clone(), r.function.clone(), r.started_ms, serde_json::to_string(r).map_err(backend)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for (id, function, started, doc) in &rows {
+                tx.execute(
+                    "INSERT INTO invocations (request_id, function, started_ms, record) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, function, started, doc],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn invocations(&self, function: Option<&str>) -> Result<Vec<InvocationRecord>, StoreError> {
+        let function = function.map(str::to_owned);
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT record FROM invocations WHERE ?1 IS NULL OR function = ?1 ORDER BY started_ms")
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![function], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
         })
         .await
     }

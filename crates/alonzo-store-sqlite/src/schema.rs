@@ -22,6 +22,21 @@ const MIGRATIONS: &[&str] = &[
         record              TEXT NOT NULL,
         PRIMARY KEY (name, version)
      );",
+    // 2: the asynchronous invocation queue and metering records.
+    "CREATE TABLE async_events (
+        id            TEXT PRIMARY KEY,
+        due_ms        INTEGER NOT NULL,
+        leased_until  INTEGER NOT NULL DEFAULT 0,
+        event         TEXT NOT NULL
+     );
+     CREATE INDEX async_events_due ON async_events (due_ms);
+     CREATE TABLE invocations (
+        request_id  TEXT NOT NULL,
+        function    TEXT NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        record      TEXT NOT NULL
+     );
+     CREATE INDEX invocations_function ON invocations (function, started_ms);",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

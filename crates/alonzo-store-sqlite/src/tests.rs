@@ -74,3 +74,51 @@ async fn survives_reopen() {
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.get_version("kept", LATEST).await.unwrap().name, "kept");
 }
+
+#[tokio::test]
+async fn async_events_lease_retry_complete() {
+    let (_dir, store) = open();
+    let event = |id: &str| alonzo_model::AsyncEvent {
+        id: id.into(),
+        function: "f".into(),
+        qualifier: LATEST.into(),
+        payload: b"{}".to_vec(),
+        received_ms: 1,
+        attempts: 0,
+        trace_id: None,
+    };
+    store.enqueue_event(&event("a"), 10).await.unwrap();
+    store.enqueue_event(&event("b"), 50).await.unwrap();
+    store.enqueue_event(&event("a"), 10).await.unwrap();
+    let leased = store.lease_events(20, 1000, 10).await.unwrap();
+    assert_eq!(leased.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert!(store.lease_events(20, 1000, 10).await.unwrap().is_empty(), "leased events are not handed out twice");
+    store.retry_event("a", 1, 30).await.unwrap();
+    let again = store.lease_events(60, 2000, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again.iter().find(|e| e.id == "a").unwrap().attempts, 1);
+    assert_eq!(store.release_leases().await.unwrap(), 2);
+    store.complete_event("a").await.unwrap();
+    store.complete_event("b").await.unwrap();
+    assert!(store.lease_events(i64::MAX, i64::MAX, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn metering_records_round_trip() {
+    let (_dir, store) = open();
+    let rec = alonzo_model::InvocationRecord {
+        request_id: "r".into(),
+        function: "f".into(),
+        version: LATEST.into(),
+        started_ms: 5,
+        duration_ms: 1.5,
+        billed_ms: 2,
+        memory_mb: 128,
+        init_ms: Some(30.0),
+        error_type: None,
+    };
+    store.record_invocations(&[rec.clone()]).await.unwrap();
+    assert_eq!(store.invocations(Some("f")).await.unwrap(), vec![rec.clone()]);
+    assert_eq!(store.invocations(None).await.unwrap().len(), 1);
+    assert!(store.invocations(Some("g")).await.unwrap().is_empty());
+}

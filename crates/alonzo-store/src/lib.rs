@@ -14,7 +14,7 @@ mod blob;
 
 use std::collections::BTreeMap;
 
-use alonzo_model::FunctionRecord;
+use alonzo_model::{AsyncEvent, FunctionRecord, InvocationRecord};
 
 pub use blob::{BlobStore, FsBlobStore};
 
@@ -79,4 +79,25 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Hex hashes of every package some record refers to (for collecting orphans).
     async fn referenced_code(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Durably records an accepted asynchronous event, due at `due_ms`.
+    async fn enqueue_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` events due at `now_ms` and not leased, until `lease_until_ms`.
+    async fn lease_events(&self, now_ms: i64, lease_until_ms: i64, limit: usize) -> Result<Vec<AsyncEvent>, StoreError>;
+
+    /// Removes an event that was handled (delivered, or given up on).
+    async fn complete_event(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Puts a leased event back, due again at `due_ms`, with its attempt count.
+    async fn retry_event(&self, id: &str, attempts: u32, due_ms: i64) -> Result<(), StoreError>;
+
+    /// Makes every leased event due again (at start-up: no worker holds a lease any more).
+    async fn release_leases(&self) -> Result<u64, StoreError>;
+
+    /// Appends metering records.
+    async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
+
+    /// Metering records of a function (all functions when `None`), oldest first.
+    async fn invocations(&self, function: Option<&str>) -> Result<Vec<InvocationRecord>, StoreError>;
 }

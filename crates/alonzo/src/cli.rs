@@ -51,6 +51,32 @@ pub(crate) struct ServeArgs {
     /// Account-wide concurrency limit.
     #[arg(long, env = "ALONZO_CONCURRENCY_LIMIT", default_value_t = 1000)]
     pub(crate) concurrency_limit: u32,
+    /// How long an idle execution environment is kept warm (e.g. `300s`, `5m`).
+    #[arg(long, env = "ALONZO_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub(crate) idle_timeout: std::time::Duration,
+    /// Delay before the first retry of a failed asynchronous invocation; the second waits
+    /// twice as long (Lambda: about 1 and 2 minutes).
+    #[arg(long, env = "ALONZO_ASYNC_RETRY_DELAY", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) async_retry_delay: std::time::Duration,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{text:?} is not a valid duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// How client commands reach a server (the standard AWS settings apply).

@@ -14,6 +14,9 @@ mod telemetry;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The sandbox jail is this same executable re-executed; it must take over before any
+    // thread or runtime exists.
+    alonzo_jail::main_if_jail();
     let cli = cli::Cli::parse();
     telemetry::init(cli.log_level());
     match commands::run(cli) {

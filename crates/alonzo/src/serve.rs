@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use alonzo_api::{ApiState, AuthConfig};
 use alonzo_control::{Control, ControlConfig, PackageLimits, RuntimeCatalog};
+use alonzo_sandbox::{Manager as SandboxManager, ManagerConfig};
 use alonzo_model::Account;
 use alonzo_store::FsBlobStore;
 use alonzo_store_sqlite::SqliteStore;
@@ -28,6 +29,8 @@ struct ServeConfig {
     data_dir: PathBuf,
     account: Account,
     concurrency_limit: u32,
+    idle_timeout: std::time::Duration,
+    async_retry_delay: std::time::Duration,
     access_key: Option<credentials::KeyPair>,
 }
 
@@ -54,6 +57,8 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         data_dir: args.data_dir,
         account: Account { region: args.region, account_id: args.account_id },
         concurrency_limit: args.concurrency_limit,
+        idle_timeout: args.idle_timeout,
+        async_retry_delay: args.async_retry_delay,
         access_key: access_key_from_env()?,
     })
 }
@@ -87,13 +92,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let blobs = FsBlobStore::open(data_dir.join("code")).context("opening the code store")?;
     let runtimes = RuntimeCatalog::detect();
     tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
+    let sandbox = SandboxManager::new(ManagerConfig {
+        data_dir: data_dir.clone(),
+        exe: std::env::current_exe().context("locating the alonzo executable")?,
+        idle_timeout: config.idle_timeout,
+        concurrency_limit: config.concurrency_limit,
+    })
+    .map_err(|e| anyhow::anyhow!("function isolation is unavailable on this host: {e}"))?;
     let control_config = ControlConfig {
         account: config.account.clone(),
         package_limits: PackageLimits::default(),
         runtimes,
         concurrency_limit: config.concurrency_limit,
+        tasks_dir: data_dir.join("tasks"),
+        async_retry_delay: config.async_retry_delay,
     };
-    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs)).await.context("starting the control plane")?;
+    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox))
+        .await
+        .context("starting the control plane")?;
+    let manager = control.sandbox().cloned();
     let state = ApiState {
         control,
         auth: AuthConfig { region: config.account.region.clone(), keys, max_skew: chrono::Duration::minutes(15) },
@@ -105,6 +122,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
     axum::serve(listener, alonzo_api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    if let Some(manager) = manager {
+        manager.shutdown();
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

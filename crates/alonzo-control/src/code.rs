@@ -1,0 +1,58 @@
+//! Unpacked packages for sandboxes: `<tasks>/<sha256>/` holds the extracted zip that
+//! sandboxes bind read-only at `/var/task`. Content-addressed, so functions with the same
+//! package share one copy; extracted into a temporary directory and renamed into place, so a
+//! crash never leaves a half-extracted package under its final name.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use alonzo_model::ValidationError;
+
+use crate::{package, Control, ControlError};
+
+impl Control {
+    /// The directory holding the package `sha256_hex` unpacked, extracting it if needed.
+    pub(crate) async fn unpacked_code(&self, sha256_hex: &str) -> Result<PathBuf, ControlError> {
+        let dest = self.inner.config.tasks_dir.join(sha256_hex);
+        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+            return Ok(dest);
+        }
+        let zip = self.code(sha256_hex).await?;
+        let tmp = self.inner.config.tasks_dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let limits = self.inner.config.package_limits;
+        let final_dir = dest.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ControlError> {
+            std::fs::create_dir(&tmp).map_err(io_error)?;
+            let extracted = package::extract(&zip, &tmp, &limits);
+            if let Err(e) = extracted {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e.into());
+            }
+            if std::fs::rename(&tmp, &final_dir).is_err() {
+                // Another task extracted the same package first; theirs is as good as ours.
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ControlError::Invalid(ValidationError::param(format!("extraction failed: {e}"))))??;
+        Ok(dest)
+    }
+
+    /// Removes unpacked packages no record refers to (and leftovers of interrupted
+    /// extractions).
+    pub(crate) async fn remove_unpacked_except(&self, referenced: &HashSet<String>) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.config.tasks_dir).await else { return };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !referenced.contains(&name) {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
+    }
+}
+
+/// A filesystem failure of the platform: logged, shown to clients as an internal error.
+pub(crate) fn io_error(e: std::io::Error) -> ControlError {
+    ControlError::Internal(alonzo_store::StoreError::Backend(e.to_string()))
+}

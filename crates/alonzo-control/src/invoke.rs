@@ -1,0 +1,221 @@
+//! Invocation: synchronous (`RequestResponse`) through the sandbox manager, asynchronous
+//! (`Event`) through the durable queue and its workers, and `DryRun`; plus the metering sink
+//! that stores every invocation's report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alonzo_model::{AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, ValidationError, LATEST};
+use alonzo_sandbox::{FunctionSpec, InvocationReport, InvokeOutcome, InvokeRequest, SandboxError};
+use bytes::Bytes;
+
+use crate::{Control, ControlError};
+
+/// How the caller wants the function run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    /// Wait for the result.
+    RequestResponse,
+    /// Queue durably and return.
+    Event,
+    /// Check everything, run nothing.
+    DryRun,
+}
+
+/// Input of `Invoke`.
+#[derive(Debug, Clone)]
+pub struct InvokeInput {
+    /// How to run it.
+    pub invocation_type: InvocationType,
+    /// Event bytes (JSON).
+    pub payload: Bytes,
+    /// `X-Amz-Log-Type: Tail`.
+    pub log_tail: bool,
+    /// Base64 client context from `X-Amz-Client-Context`.
+    pub client_context_b64: Option<String>,
+    /// `X-Amzn-Trace-Id`.
+    pub trace_id: Option<String>,
+}
+
+/// Result of `Invoke`.
+#[derive(Debug, Clone)]
+pub enum InvokeResult {
+    /// The function ran (successfully or not).
+    Completed(InvokeOutcome),
+    /// The event was durably queued under this request id.
+    Queued {
+        /// Request id of the asynchronous invocation.
+        request_id: String,
+    },
+    /// A dry run passed.
+    DryRun,
+}
+
+/// Largest asynchronous payload (Lambda: 1 MB since 2025).
+pub const ASYNC_PAYLOAD_LIMIT: usize = 1_048_576;
+
+impl Control {
+    /// `Invoke`.
+    pub async fn invoke(&self, function_name: &str, qualifier: Option<&str>, input: InvokeInput) -> Result<InvokeResult, ControlError> {
+        let (name, version, qualified) = self.resolve(function_name, qualifier)?;
+        let record = self.runnable(&name, &version).await?;
+        check_payload(&input.payload)?;
+        let client_context = decode_client_context(input.client_context_b64.as_deref())?;
+        let invoked_arn = if qualified {
+            self.account().qualified_function_arn(&name, &version)
+        } else {
+            self.account().function_arn(&name)
+        };
+        match input.invocation_type {
+            InvocationType::DryRun => Ok(InvokeResult::DryRun),
+            InvocationType::Event => {
+                if input.payload.len() > ASYNC_PAYLOAD_LIMIT {
+                    return Err(ControlError::TooLarge { limit: ASYNC_PAYLOAD_LIMIT, operation: "Invoke" });
+                }
+                let event = AsyncEvent {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    function: name,
+                    qualifier: if qualified { version } else { LATEST.to_owned() },
+                    payload: input.payload.to_vec(),
+                    received_ms: chrono::Utc::now().timestamp_millis(),
+                    attempts: 0,
+                    trace_id: input.trace_id,
+                };
+                self.inner.meta.enqueue_event(&event, event.received_ms).await?;
+                self.inner.async_wakeup.notify_one();
+                Ok(InvokeResult::Queued { request_id: event.id })
+            }
+            InvocationType::RequestResponse => {
+                let request = InvokeRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    payload: input.payload,
+                    invoked_arn,
+                    client_context,
+                    trace_id: input.trace_id,
+                    log_tail: input.log_tail,
+                };
+                let outcome = self.run(&record, request).await?;
+                Ok(InvokeResult::Completed(outcome))
+            }
+        }
+    }
+
+    /// The record a name and version resolve to, if it can run now.
+    pub(crate) async fn runnable_version(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
+        self.runnable(name, version).await
+    }
+
+    /// The record to run, if it can run now.
+    async fn runnable(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
+        let record = self.get_function(name, Some(version)).await?.record;
+        match record.state {
+            FunctionState::Active => Ok(record),
+            FunctionState::Pending => Err(ControlError::Conflict(format!(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending"
+            ))),
+            FunctionState::Failed => Err(ControlError::Conflict(format!(
+                "Lambda is unable to invoke the function because it is in the Failed state: {}",
+                record.state_reason.clone().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Runs one invocation in a sandbox.
+    pub(crate) async fn run(&self, record: &FunctionRecord, request: InvokeRequest) -> Result<InvokeOutcome, ControlError> {
+        let sandbox = self.inner.sandbox.as_ref().ok_or(ControlError::Unavailable)?;
+        let spec = self.function_spec(record).await?;
+        sandbox.invoke(Arc::new(spec), request).await.map_err(|e| match e {
+            SandboxError::Throttled => ControlError::Throttled,
+            other => {
+                tracing::error!(function = %record.name, error = %other, "cannot run the function");
+                ControlError::Unavailable
+            }
+        })
+    }
+
+    async fn function_spec(&self, record: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
+        let config = &record.config;
+        let runtime_kind = self
+            .runtimes()
+            .get(&config.runtime)
+            .cloned()
+            .ok_or_else(|| ControlError::Invalid(ValidationError::param(format!("Runtime {} is not available on this host.", config.runtime))))?;
+        let code_dir = self.unpacked_code(&record.code.sha256_hex).await?;
+        Ok(FunctionSpec {
+            name: record.name.clone(),
+            version: record.version.clone(),
+            revision_id: record.revision_id.clone(),
+            runtime: config.runtime.clone(),
+            runtime_kind,
+            handler: config.handler.clone(),
+            memory_mb: config.memory_size,
+            timeout_s: config.timeout,
+            ephemeral_mb: config.ephemeral_storage,
+            environment: config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            code_dir,
+            log_group: config.logging.log_group.clone(),
+            log_format: config.logging.log_format.clone(),
+            region: self.account().region.clone(),
+        })
+    }
+
+    /// Stores the metering record of every finished invocation, in batches.
+    pub(crate) async fn record_reports(self, mut reports: tokio::sync::mpsc::UnboundedReceiver<InvocationReport>) {
+        let mut batch = Vec::new();
+        while let Some(first) = reports.recv().await {
+            batch.push(to_record(first));
+            while let Ok(more) = reports.try_recv() {
+                batch.push(to_record(more));
+            }
+            if let Err(e) = self.inner.meta.record_invocations(&batch).await {
+                tracing::warn!(error = %e, records = batch.len(), "storing metering records failed");
+            }
+            batch.clear();
+        }
+    }
+}
+
+fn to_record(r: InvocationReport) -> InvocationRecord {
+    InvocationRecord {
+        request_id: r.request_id,
+        function: r.function,
+        version: r.version,
+        started_ms: r.started_at.timestamp_millis(),
+        duration_ms: r.duration_ms,
+        billed_ms: r.billed_ms,
+        memory_mb: r.memory_mb,
+        init_ms: r.init_ms,
+        error_type: r.error_type,
+    }
+}
+
+/// The payload must be JSON (an empty body is allowed: the AWS CLI sends one).
+fn check_payload(payload: &[u8]) -> Result<(), ControlError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+        .map(|_| ())
+        .map_err(|e| ControlError::InvalidContent(format!("Could not parse request body into json: {e}")))
+}
+
+/// `X-Amz-Client-Context`: base64 of a JSON object, handed to the runtime decoded.
+fn decode_client_context(b64: Option<&str>) -> Result<Option<String>, ControlError> {
+    use base64::Engine;
+    let Some(b64) = b64.filter(|s| !s.is_empty()) else { return Ok(None) };
+    let invalid = || ControlError::InvalidContent("Client context must be a valid Base64-encoded JSON object.".into());
+    if b64.len() > 3583 {
+        return Err(ControlError::Invalid(ValidationError::param("Client context must be at most 3583 bytes of base64.")));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| invalid())?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if !value.is_object() {
+        return Err(invalid());
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// Backoff of an asynchronous event after throttling or a platform error: 1 s doubling to 5 min.
+pub(crate) fn system_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(8)).min(Duration::from_secs(300))
+}

@@ -1,0 +1,441 @@
+//! One execution environment: a sandboxed runtime process with its Runtime API, its cgroup
+//! and its log stream, started cold, then driven one invocation at a time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alonzo_jail::cgroup::SandboxCgroup;
+use alonzo_jail::JailSpec;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::logs::{self, LogCommand, LogStream};
+use crate::runtime_api::{self, Event, RuntimeChannel, RuntimeMessage};
+use crate::{rootfs, FunctionSpec, InvokeRequest, Manager, SandboxError};
+
+/// How long a runtime may take to initialise (Lambda: 10 s for on-demand environments).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after its response a runtime may take to ask for the next event before the
+/// invocation's closing log lines are written anyway.
+const NEXT_GRACE: Duration = Duration::from_secs(2);
+
+/// How the runtime process ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExitInfo {
+    /// The exit code the jail reported (128 + signal for a signal).
+    pub(crate) code: i32,
+}
+
+impl ExitInfo {
+    fn describe(self) -> String {
+        if self.code > 128 {
+            let name = match self.code - 128 {
+                9 => "killed".to_owned(),
+                6 => "aborted".to_owned(),
+                11 => "segmentation fault".to_owned(),
+                15 => "terminated".to_owned(),
+                n => format!("signal {n}"),
+            };
+            format!("signal: {name}")
+        } else {
+            format!("exit status {}", self.code)
+        }
+    }
+}
+
+/// A running environment.
+#[derive(Debug)]
+pub(crate) struct Environment {
+    pub(crate) id: String,
+    pub(crate) spec: Arc<FunctionSpec>,
+    channel: RuntimeChannel,
+    api_task: tokio::task::JoinHandle<()>,
+    logs: mpsc::UnboundedSender<LogCommand>,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    cgroup: Option<Arc<SandboxCgroup>>,
+    root_dir: PathBuf,
+    /// Init duration, reported on the first invocation only.
+    pending_init: Option<Duration>,
+    pub(crate) last_used: Instant,
+}
+
+/// The result of one invocation as the caller sees it.
+#[derive(Debug, Clone)]
+pub struct InvokeOutcome {
+    /// Response or error body.
+    pub body: Bytes,
+    /// `Some("Unhandled")` when the function failed.
+    pub function_error: Option<String>,
+    /// Error type, for metering and logs.
+    pub error_type: Option<String>,
+    /// Last 4 KB of the invocation's log, when requested.
+    pub log_tail: Option<String>,
+    /// Version that ran.
+    pub executed_version: String,
+}
+
+/// What one invocation cost, for metering and `REPORT`.
+#[derive(Debug, Clone)]
+pub struct InvocationReport {
+    /// Request id.
+    pub request_id: String,
+    /// Function name.
+    pub function: String,
+    /// Version that ran.
+    pub version: String,
+    /// Event delivery to response, ms.
+    pub duration_ms: f64,
+    /// Billed ms (init included, rounded up to 1 ms).
+    pub billed_ms: u64,
+    /// Configured memory, MB.
+    pub memory_mb: u32,
+    /// Peak memory of the environment, MB.
+    pub max_memory_used_mb: u64,
+    /// Init duration if this was a cold start, ms.
+    pub init_ms: Option<f64>,
+    /// Error type if the invocation failed.
+    pub error_type: Option<String>,
+    /// When the invocation started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How an invocation ended, from the driver's point of view.
+enum Ending {
+    Response(Bytes),
+    FunctionError { error_type: String, body: Bytes },
+    /// The environment cannot be reused (timeout, crash, too-large response).
+    Fatal { error_type: String, message: String, log_line: Option<String> },
+}
+
+impl Environment {
+    /// Starts a sandbox for `spec` and waits for its runtime to finish initialising.
+    /// An init failure is returned as an outcome for the invocation that triggered it.
+    pub(crate) async fn start(manager: &Manager, spec: Arc<FunctionSpec>) -> Result<Result<Self, InitFailure>, SandboxError> {
+        let started = Instant::now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let root_dir = manager.inner.sandboxes_dir.join(&id);
+        std::fs::create_dir_all(&root_dir).map_err(SandboxError::io("creating the sandbox root"))?;
+        let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
+            .map_err(SandboxError::io("creating the log stream"))?;
+        let cgroup = manager.create_cgroup(&id, &spec)?;
+        let jail_spec = JailSpec {
+            root_dir: root_dir.clone(),
+            binds: rootfs::binds(&manager.inner.files, &spec),
+            tmp_size_mb: u64::from(spec.ephemeral_mb),
+            hostname: "localhost".into(),
+            uid_base: manager.next_uid_base(),
+            run_as_uid: rootfs::SANDBOX_UID,
+            run_as_gid: rootfs::SANDBOX_GID,
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+            argv: rootfs::argv(&spec),
+            env: rootfs::environment(&spec, &stream.name, "on-demand"),
+            cwd: "/var/task".into(),
+            nofile: 1024,
+            nproc: 1024,
+            runtime_api_port: rootfs::RUNTIME_API_PORT,
+        };
+        let exe = manager.inner.exe.clone();
+        let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
+            .await
+            .map_err(|e| SandboxError::Spawn(e.to_string()))?
+            .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+        jail.runtime_api.set_nonblocking(true).map_err(SandboxError::io("configuring the Runtime API listener"))?;
+        let listener = tokio::net::TcpListener::from_std(jail.runtime_api).map_err(SandboxError::io("registering the Runtime API listener"))?;
+        let (channel, api_task) = runtime_api::serve(listener);
+        let logs = logs::spawn(&stream, jail.stdout, jail.stderr).map_err(SandboxError::io("capturing logs"))?;
+        let exit = watch_exit(jail.child);
+        let _ = logs.send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
+        let mut env = Self {
+            id,
+            spec,
+            channel,
+            api_task,
+            logs,
+            exit,
+            cgroup: cgroup.map(Arc::new),
+            root_dir,
+            pending_init: None,
+            last_used: Instant::now(),
+        };
+        match env.wait_init().await {
+            Ok(()) => {
+                env.pending_init = Some(started.elapsed());
+                Ok(Ok(env))
+            }
+            Err(failure) => {
+                let failure = InitFailure { init: started.elapsed(), ..failure };
+                let _ = env.logs.send(LogCommand::Platform(format!(
+                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {}",
+                    failure.init.as_secs_f64() * 1000.0,
+                    failure.error_type
+                )));
+                env.destroy();
+                Ok(Err(failure))
+            }
+        }
+    }
+
+    /// Waits for the runtime's first `GET /next`.
+    async fn wait_init(&mut self) -> Result<(), InitFailure> {
+        let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+        let mut exit = self.exit.clone();
+        let messages = &mut self.channel.messages;
+        loop {
+            tokio::select! {
+                msg = messages.recv() => match msg {
+                    Some(RuntimeMessage::Ready) => return Ok(()),
+                    Some(RuntimeMessage::InitError { error_type, body }) => {
+                        // The runtime exits after reporting; give it a moment so its last
+                        // words reach the log.
+                        let mut exit_now = self.exit.clone();
+                        let _ = tokio::time::timeout(Duration::from_millis(200), wait_exit(&mut exit_now)).await;
+                        return Err(InitFailure::new(error_type, body));
+                    }
+                    Some(_) => continue,
+                    None => return Err(InitFailure::exited("Runtime.ExitError", "Runtime API closed")),
+                },
+                info = wait_exit(&mut exit) => {
+                    let (error_type, how) = exit_reason(self.cgroup.as_deref(), info);
+                    return Err(InitFailure::exited(&error_type, &format!("Runtime exited with error: {how}")));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(InitFailure::exited("Runtime.Unknown", &format!("Init timed out after {:.2} seconds", INIT_TIMEOUT.as_secs_f64())));
+                }
+            }
+        }
+    }
+
+    /// Runs one invocation. `reply` receives the outcome as soon as it is known (or, with
+    /// `Tail`, once the closing log lines are written). Returns whether the environment can
+    /// serve another invocation, and the report.
+    pub(crate) async fn invoke(&mut self, req: InvokeRequest, reply: oneshot::Sender<InvokeOutcome>) -> (bool, InvocationReport) {
+        let spec = Arc::clone(&self.spec);
+        let started_at = chrono::Utc::now();
+        let timeout = Duration::from_secs(u64::from(spec.timeout_s));
+        let deadline_ms = started_at.timestamp_millis() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let _ = self.logs.send(LogCommand::BeginTail);
+        let _ = self.logs.send(LogCommand::Platform(format!("START RequestId: {} Version: {}", req.request_id, spec.version)));
+        let event = Event {
+            request_id: req.request_id.clone(),
+            deadline_ms,
+            invoked_arn: req.invoked_arn.clone(),
+            trace_id: req.trace_id.clone(),
+            client_context: req.client_context.clone(),
+            cognito_identity: None,
+            payload: req.payload.clone(),
+        };
+        let began = Instant::now();
+        let ending = if self.channel.events.send(event).await.is_err() {
+            Ending::Fatal { error_type: "Runtime.ExitError".into(), message: "Runtime API closed".into(), log_line: None }
+        } else {
+            self.await_ending(&req.request_id, began + timeout, timeout).await
+        };
+        let duration = began.elapsed();
+        let reusable = !matches!(ending, Ending::Fatal { .. });
+        if reusable {
+            // The invocation ends when the runtime asks for the next event.
+            self.await_ready(began + timeout.max(NEXT_GRACE)).await;
+        }
+        let (outcome, fatal_line) = self.outcome(&req.request_id, ending);
+        let report = self.report(&req.request_id, duration, outcome.error_type.clone(), started_at);
+        let mut lines = Vec::new();
+        lines.extend(fatal_line);
+        lines.push(format!("END RequestId: {}", req.request_id));
+        lines.push(report_line(&report));
+        if req.log_tail {
+            let (tail_tx, tail_rx) = oneshot::channel();
+            let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
+            let tail = tail_rx.await.unwrap_or_default();
+            let _ = reply.send(InvokeOutcome { log_tail: Some(tail), ..outcome });
+        } else {
+            let _ = reply.send(outcome);
+            let (tail_tx, _) = oneshot::channel();
+            let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
+        }
+        self.last_used = Instant::now();
+        (reusable, report)
+    }
+
+    async fn await_ending(&mut self, request_id: &str, deadline: Instant, timeout: Duration) -> Ending {
+        let mut exit = self.exit.clone();
+        let messages = &mut self.channel.messages;
+        let cgroup = self.cgroup.as_deref();
+        loop {
+            tokio::select! {
+                msg = messages.recv() => match msg {
+                    Some(RuntimeMessage::Response { request_id: id, body }) if id == request_id => return Ending::Response(body),
+                    Some(RuntimeMessage::Error { request_id: id, error_type, body }) if id == request_id => {
+                        return Ending::FunctionError { error_type, body }
+                    }
+                    Some(RuntimeMessage::ResponseTooLarge { request_id: id, size }) if id == request_id => {
+                        return Ending::Fatal {
+                            error_type: "Function.ResponseSizeTooLarge".into(),
+                            message: format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({} bytes).", runtime_api::MAX_RESPONSE_BYTES),
+                            log_line: None,
+                        }
+                    }
+                    Some(_) => continue,
+                    None => return Ending::Fatal { error_type: "Runtime.ExitError".into(), message: "Runtime API closed".into(), log_line: None },
+                },
+                info = wait_exit(&mut exit) => {
+                    let (error_type, how) = exit_reason(cgroup, info);
+                    let message = format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
+                    return Ending::Fatal { log_line: Some(message.clone()), error_type, message };
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if let Some(cgroup) = cgroup {
+                        cgroup.kill_all();
+                    }
+                    let secs = format!("{:.2}", timeout.as_secs_f64());
+                    return Ending::Fatal {
+                        error_type: "Sandbox.Timedout".into(),
+                        message: format!("RequestId: {request_id} Error: Task timed out after {secs} seconds"),
+                        log_line: Some(format!("{} {request_id} Task timed out after {secs} seconds", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"))),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for the runtime's next `GET /next`.
+    async fn await_ready(&mut self, until: Instant) {
+        let wait = async {
+            while let Some(msg) = self.channel.messages.recv().await {
+                if matches!(msg, RuntimeMessage::Ready) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(until.into(), wait).await;
+    }
+
+    fn outcome(&self, request_id: &str, ending: Ending) -> (InvokeOutcome, Option<String>) {
+        let executed_version = self.spec.version.clone();
+        match ending {
+            Ending::Response(body) => {
+                (InvokeOutcome { body, function_error: None, error_type: None, log_tail: None, executed_version }, None)
+            }
+            Ending::FunctionError { error_type, body } => (
+                InvokeOutcome { body, function_error: Some("Unhandled".into()), error_type: Some(error_type), log_tail: None, executed_version },
+                None,
+            ),
+            Ending::Fatal { error_type, message, log_line } => {
+                let message = if message.starts_with("RequestId:") { message } else { format!("RequestId: {request_id} Error: {message}") };
+                let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+                let outcome = InvokeOutcome {
+                    body: Bytes::from(body.to_string()),
+                    function_error: Some("Unhandled".into()),
+                    error_type: Some(error_type),
+                    log_tail: None,
+                    executed_version,
+                };
+                (outcome, log_line)
+            }
+        }
+    }
+
+    fn report(&mut self, request_id: &str, duration: Duration, error_type: Option<String>, started_at: chrono::DateTime<chrono::Utc>) -> InvocationReport {
+        let init = self.pending_init.take();
+        let duration_ms = duration.as_secs_f64() * 1000.0;
+        let init_ms = init.map(|d| d.as_secs_f64() * 1000.0);
+        let billed_ms = (duration_ms + init_ms.unwrap_or(0.0)).ceil().max(1.0) as u64;
+        let max_memory_used_mb = self
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.memory_peak_bytes())
+            .map_or(0, |b| b.div_ceil(1024 * 1024));
+        InvocationReport {
+            request_id: request_id.to_owned(),
+            function: self.spec.name.clone(),
+            version: self.spec.version.clone(),
+            duration_ms,
+            billed_ms,
+            memory_mb: self.spec.memory_mb,
+            max_memory_used_mb,
+            init_ms,
+            error_type,
+            started_at,
+        }
+    }
+
+    /// Kills every process of the environment.
+    pub(crate) fn kill(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
+    }
+
+    /// Kills the environment and removes what it used, in the background.
+    pub(crate) fn destroy(self) {
+        self.kill();
+        self.api_task.abort();
+        let mut exit = self.exit;
+        let cgroup = self.cgroup;
+        let root_dir = self.root_dir;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), wait_exit(&mut exit)).await;
+            if let Some(cgroup) = cgroup.and_then(|c| Arc::try_unwrap(c).ok()) {
+                tokio::task::spawn_blocking(move || cgroup.remove());
+            }
+            let _ = tokio::fs::remove_dir_all(&root_dir).await;
+        });
+    }
+}
+
+/// Waits until the runtime process has exited and returns how (the watch's borrow is not
+/// held across an await, so the future stays `Send`).
+async fn wait_exit(exit: &mut watch::Receiver<Option<ExitInfo>>) -> ExitInfo {
+    exit.wait_for(Option::is_some).await.ok().and_then(|r| *r).unwrap_or(ExitInfo { code: -1 })
+}
+
+/// Whether the runtime died of memory exhaustion or otherwise, and how it exited.
+fn exit_reason(cgroup: Option<&SandboxCgroup>, info: ExitInfo) -> (String, String) {
+    let oom = cgroup.is_some_and(SandboxCgroup::oom_killed);
+    let error_type = if oom { "Runtime.OutOfMemory" } else { "Runtime.ExitError" };
+    (error_type.to_owned(), info.describe())
+}
+
+/// `REPORT` line, tab-separated with a trailing tab, as Lambda writes it.
+fn report_line(r: &InvocationReport) -> String {
+    let mut line = format!(
+        "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+        r.request_id, r.duration_ms, r.billed_ms, r.memory_mb, r.max_memory_used_mb
+    );
+    if let Some(init) = r.init_ms {
+        line.push_str(&format!("Init Duration: {init:.2} ms\t"));
+    }
+    line
+}
+
+/// Why an environment failed to initialise.
+#[derive(Debug, Clone)]
+pub(crate) struct InitFailure {
+    pub(crate) error_type: String,
+    pub(crate) body: Bytes,
+    pub(crate) init: Duration,
+}
+
+impl InitFailure {
+    fn new(error_type: String, body: Bytes) -> Self {
+        Self { error_type, body, init: Duration::ZERO }
+    }
+
+    fn exited(error_type: &str, message: &str) -> Self {
+        let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+        Self { error_type: error_type.to_owned(), body: Bytes::from(body.to_string()), init: Duration::ZERO }
+    }
+}
+
+/// Waits for the jail process on a blocking thread and publishes its exit.
+fn watch_exit(mut child: std::process::Child) -> watch::Receiver<Option<ExitInfo>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::task::spawn_blocking(move || {
+        let code = match child.wait() {
+            Ok(status) => status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+            Err(_) => -1,
+        };
+        let _ = tx.send(Some(ExitInfo { code }));
+    });
+    rx
+}

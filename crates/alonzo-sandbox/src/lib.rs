@@ -1,0 +1,343 @@
+//! Execution environments: the pool of sandboxes per function version, their lifecycle
+//! (cold start, warm reuse, idle reclaim, kill on timeout or crash), the per-sandbox Runtime
+//! API, and log capture.
+//!
+//! [`Manager::invoke`] is the one entry point: it takes an idle environment of the function
+//! version or starts one, hands it the event, and returns what the runtime answered. All
+//! privileged work (namespaces, mounts, cgroup attach, dropping privileges) happens in
+//! `alonzo-jail`'s re-executed process, never here: this crate has no `unsafe`.
+
+mod environment;
+mod logs;
+mod rootfs;
+mod runtime_api;
+pub mod runtimes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+pub use environment::{InvocationReport, InvokeOutcome};
+pub use logs::group_dir_name;
+pub use runtimes::{RuntimeCatalog, RuntimeKind};
+
+use environment::Environment;
+
+/// What the manager needs to know to run a function version.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// Function name.
+    pub name: String,
+    /// `$LATEST` or a version number.
+    pub version: String,
+    /// Changes whenever code or configuration change: environments of an older revision are
+    /// never reused.
+    pub revision_id: String,
+    /// Runtime id (`python3.11`).
+    pub runtime: String,
+    /// How to start it.
+    pub runtime_kind: RuntimeKind,
+    /// Handler.
+    pub handler: String,
+    /// Memory limit, MB.
+    pub memory_mb: u32,
+    /// Timeout, seconds.
+    pub timeout_s: u32,
+    /// `/tmp` size, MB.
+    pub ephemeral_mb: u32,
+    /// The function's own variables.
+    pub environment: Vec<(String, String)>,
+    /// The unpacked package, bound at `/var/task`.
+    pub code_dir: PathBuf,
+    /// Log group.
+    pub log_group: String,
+    /// `Text` or `JSON`.
+    pub log_format: String,
+    /// Region for `AWS_REGION`.
+    pub region: String,
+}
+
+/// One invocation.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Request id.
+    pub request_id: String,
+    /// Event bytes.
+    pub payload: Bytes,
+    /// ARN the caller used.
+    pub invoked_arn: String,
+    /// Decoded client context JSON.
+    pub client_context: Option<String>,
+    /// X-Ray trace header.
+    pub trace_id: Option<String>,
+    /// Whether the caller wants the log tail.
+    pub log_tail: bool,
+}
+
+/// Why the manager could not run an invocation at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox could not be created.
+    #[error("sandbox could not be started: {0}")]
+    Spawn(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The account's concurrency is exhausted.
+    #[error("concurrency limit reached")]
+    Throttled,
+    /// Isolation is unavailable on this host.
+    #[error("isolation unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl SandboxError {
+    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// Settings of the manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Data directory (holds `runtime/`, `sandboxes/`, `logs/`).
+    pub data_dir: PathBuf,
+    /// The executable re-executed as the jail (`alonzo` itself).
+    pub exe: PathBuf,
+    /// Idle environments older than this are reclaimed.
+    pub idle_timeout: Duration,
+    /// Account-wide limit of concurrently running environments.
+    pub concurrency_limit: u32,
+}
+
+/// The pool of execution environments. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    exe: PathBuf,
+    files: rootfs::RuntimeFiles,
+    sandboxes_dir: PathBuf,
+    logs_dir: PathBuf,
+    cgroups: Option<CgroupParent>,
+    idle_timeout: Duration,
+    concurrency_limit: u32,
+    pool: Mutex<Pool>,
+    uid_counter: AtomicU32,
+    reports: mpsc::UnboundedSender<InvocationReport>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    idle: HashMap<(String, String, String), Vec<Environment>>,
+    busy: u32,
+}
+
+impl Manager {
+    /// Prepares the data directories and the cgroup parent. Reports of finished
+    /// invocations are delivered on the returned receiver.
+    pub fn new(config: ManagerConfig) -> Result<(Self, mpsc::UnboundedReceiver<InvocationReport>), SandboxError> {
+        let files = rootfs::RuntimeFiles::install(&config.data_dir.join("runtime"))
+            .map_err(SandboxError::io("installing runtime files"))?;
+        let sandboxes_dir = config.data_dir.join("sandboxes");
+        let _ = std::fs::remove_dir_all(&sandboxes_dir);
+        std::fs::create_dir_all(&sandboxes_dir).map_err(SandboxError::io("creating the sandboxes directory"))?;
+        let logs_dir = config.data_dir.join("logs");
+        std::fs::create_dir_all(&logs_dir).map_err(SandboxError::io("creating the logs directory"))?;
+        let layout = CgroupLayout::detect().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+        let cgroups = CgroupParent::create(&layout, &format!("alonzo-{}", std::process::id()))
+            .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+        let (reports, report_rx) = mpsc::unbounded_channel();
+        let inner = Inner {
+            exe: config.exe,
+            files,
+            sandboxes_dir,
+            logs_dir,
+            cgroups: Some(cgroups),
+            idle_timeout: config.idle_timeout,
+            concurrency_limit: config.concurrency_limit,
+            pool: Mutex::new(Pool::default()),
+            uid_counter: AtomicU32::new(0),
+            reports,
+        };
+        let manager = Self { inner: Arc::new(inner) };
+        tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
+        Ok((manager, report_rx))
+    }
+
+    /// Where log streams are stored (`<data>/logs`).
+    pub fn logs_dir(&self) -> &std::path::Path {
+        &self.inner.logs_dir
+    }
+
+    /// Runs one invocation of `spec`, warm if an idle environment exists, cold otherwise.
+    pub async fn invoke(&self, spec: Arc<FunctionSpec>, req: InvokeRequest) -> Result<InvokeOutcome, SandboxError> {
+        let key = (spec.name.clone(), spec.version.clone(), spec.revision_id.clone());
+        let warm = self.take_idle(&key)?;
+        let mut env = match warm {
+            Some(env) => env,
+            None => match Environment::start(self, Arc::clone(&spec)).await {
+                Ok(Ok(env)) => env,
+                Ok(Err(failure)) => {
+                    self.release_slot();
+                    return Ok(self.init_failed(&spec, &req, failure));
+                }
+                Err(e) => {
+                    self.release_slot();
+                    return Err(e);
+                }
+            },
+        };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let (reusable, report) = env.invoke(req, reply_tx).await;
+            let _ = this.inner.reports.send(report);
+            this.give_back(key, env, reusable);
+        });
+        reply_rx.await.map_err(|_| SandboxError::Spawn("the environment stopped unexpectedly".into()))
+    }
+
+    /// Kills every idle environment of a function (its code or configuration changed, or it
+    /// was deleted); busy ones are not reused after they finish.
+    pub fn retire(&self, function: &str) {
+        let retired: Vec<Environment> = match self.inner.pool.lock() {
+            Ok(mut pool) => {
+                let keys: Vec<_> = pool.idle.keys().filter(|k| k.0 == function).cloned().collect();
+                keys.into_iter().filter_map(|k| pool.idle.remove(&k)).flatten().collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for env in retired {
+            env.destroy();
+        }
+    }
+
+    /// Takes an idle environment for `key`, or a concurrency slot for a new one.
+    fn take_idle(&self, key: &(String, String, String)) -> Result<Option<Environment>, SandboxError> {
+        let mut pool = self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
+        let env = pool.idle.get_mut(key).and_then(Vec::pop);
+        if env.is_none() && pool.busy >= self.inner.concurrency_limit {
+            return Err(SandboxError::Throttled);
+        }
+        pool.busy += 1;
+        Ok(env)
+    }
+
+    fn release_slot(&self) {
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            pool.busy = pool.busy.saturating_sub(1);
+        }
+    }
+
+    fn give_back(&self, key: (String, String, String), env: Environment, reusable: bool) {
+        self.release_slot();
+        if !reusable {
+            env.destroy();
+            return;
+        }
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            pool.idle.entry(key).or_default().push(env);
+        }
+    }
+
+    fn init_failed(&self, spec: &FunctionSpec, req: &InvokeRequest, failure: environment::InitFailure) -> InvokeOutcome {
+        let report = InvocationReport {
+            request_id: req.request_id.clone(),
+            function: spec.name.clone(),
+            version: spec.version.clone(),
+            duration_ms: 0.0,
+            billed_ms: failure.init.as_millis().try_into().unwrap_or(u64::MAX).max(1),
+            memory_mb: spec.memory_mb,
+            max_memory_used_mb: 0,
+            init_ms: Some(failure.init.as_secs_f64() * 1000.0),
+            error_type: Some(failure.error_type.clone()),
+            started_at: chrono::Utc::now(),
+        };
+        let _ = self.inner.reports.send(report);
+        InvokeOutcome {
+            body: failure.body,
+            function_error: Some("Unhandled".into()),
+            error_type: Some(failure.error_type),
+            log_tail: req.log_tail.then(String::new),
+            executed_version: spec.version.clone(),
+        }
+    }
+
+    fn create_cgroup(&self, id: &str, spec: &FunctionSpec) -> Result<Option<SandboxCgroup>, SandboxError> {
+        let Some(parent) = &self.inner.cgroups else { return Ok(None) };
+        let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
+        // Lambda's ratio (1 vCPU at 1769 MB), with a floor of one core so that small
+        // functions start as fast as large ones; see docs/sandbox.md.
+        let cpu_quota_us = (u64::from(spec.memory_mb) * 100_000 / 1769).max(100_000);
+        let limits = CgroupLimits { memory_bytes, cpu_quota_us, pids_max: 1024 };
+        SandboxCgroup::create(parent, id, &limits).map(Some).map_err(|e| SandboxError::Spawn(format!("cgroup: {e}")))
+    }
+
+    /// A distinct 65536-id range on the host for each new sandbox's user namespace.
+    fn next_uid_base(&self) -> u32 {
+        let n = self.inner.uid_counter.fetch_add(1, Ordering::Relaxed) % 16_384;
+        1_000_000 + n * 65_536
+    }
+
+    /// Kills every environment (shutdown).
+    pub fn shutdown(&self) {
+        let all: Vec<Environment> = match self.inner.pool.lock() {
+            Ok(mut pool) => pool.idle.drain().flat_map(|(_, envs)| envs).collect(),
+            Err(_) => Vec::new(),
+        };
+        for env in all {
+            env.destroy();
+        }
+    }
+}
+
+/// Reclaims environments idle for longer than the timeout, until the manager is dropped.
+async fn reap_idle(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let expired: Vec<Environment> = match inner.pool.lock() {
+            Ok(mut pool) => {
+                let now = Instant::now();
+                let mut out = Vec::new();
+                for envs in pool.idle.values_mut() {
+                    let (old, keep): (Vec<_>, Vec<_>) =
+                        envs.drain(..).partition(|e| now.duration_since(e.last_used) > inner.idle_timeout);
+                    *envs = keep;
+                    out.extend(old);
+                }
+                pool.idle.retain(|_, envs| !envs.is_empty());
+                out
+            }
+            Err(_) => Vec::new(),
+        };
+        for env in expired {
+            tracing::debug!(env = %env.id, function = %env.spec.name, "reclaiming idle environment");
+            env.destroy();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(parent) = &self.cgroups {
+            parent.remove();
+        }
+    }
+}
