@@ -193,6 +193,8 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(server_factory):
             assert not t.is_alive()
         assert not errors, "\n".join(errors[:10])
         total_acks += ledger.acks - acks_before
+        in_doubt = sum(1 for f in ledger.fns.values() if f.pending)
+        print(f"round {round_no}: {ledger.acks - acks_before} acknowledged writes, {in_doubt} in doubt at SIGKILL")
 
         srv.start()
         verify(srv, ledger)

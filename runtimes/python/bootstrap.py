@@ -24,7 +24,6 @@ import sys
 import time
 
 import _socket
-import json
 
 _RUNTIME_FILE = os.path.abspath(__file__)
 _API_PREFIX = "/2018-06-01"
@@ -253,16 +252,64 @@ class _IncompleteResponse(Exception):
 
 
 # --------------------------------------------------------------------------------------
-# JSON (AWS's runtime uses simplejson; Decimal is written as a JSON number).
+# JSON.  ``import json`` costs more than the rest of the runtime's start-up (it imports
+# ``re`` and ``enum``), so the fast path drives the ``_json`` C accelerator directly; the
+# ``json`` module is imported only when something unusual happens (an error message to
+# build, an interpreter without the accelerator).  AWS's runtime uses simplejson and
+# writes ``Decimal`` as a JSON number; so does this one.
 # --------------------------------------------------------------------------------------
 
+_WHITESPACE = " \t\n\r"
 _DECIMAL_TAG = "\x00alonzo-decimal-%d-%%d\x00" % (os.getpid() ^ int(time.time() * 1e6))
+# AWS's python3.12 runtime alone writes non-ASCII characters unescaped.
+_ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
+
+try:
+    import _json as _cjson
+
+    class _ScanContext(object):
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        memo = None
+
+        @staticmethod
+        def parse_constant(name):
+            return {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}[name]
+
+    _scan_once = _cjson.make_scanner(_ScanContext())
+    _c_make_encoder = _cjson.make_encoder
+    _c_encode_ascii = _cjson.encode_basestring_ascii
+    _c_encode = _cjson.encode_basestring
+except Exception:  # pragma: no cover - interpreters without the accelerator
+    _scan_once = None
+    _c_make_encoder = None
 
 
-class _Encoder(json.JSONEncoder):
+def json_loads(text):
+    """``json.loads`` for str or bytes, through the C scanner when possible."""
+    if _scan_once is not None:
+        try:
+            s = text.decode("utf-8") if isinstance(text, bytes) else text
+            if s.startswith("\ufeff"):
+                raise ValueError("BOM")
+            start = len(s) - len(s.lstrip(_WHITESPACE))
+            value, end = _scan_once(s, start)
+            if not s[end:].strip(_WHITESPACE):
+                return value
+        except Exception:
+            pass  # the json module below raises the proper error (or copes)
+    import json
+
+    return json.loads(text)
+
+
+class _Encoding(object):
+    """One encoding: the ``default`` hook with Decimal support, and its placeholders."""
+
     def __init__(self):
-        # AWS's python3.12 runtime alone writes non-ASCII characters unescaped.
-        json.JSONEncoder.__init__(self, ensure_ascii=os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12")
         self.decimals = None
 
     def default(self, obj):
@@ -275,15 +322,30 @@ class _Encoder(json.JSONEncoder):
             tag = _DECIMAL_TAG % len(self.decimals)
             self.decimals.append((tag, str(obj)))
             return tag
-        return json.JSONEncoder.default(self, obj)
+        raise TypeError("Object of type %s is not JSON serializable" % obj.__class__.__name__)
 
 
 def to_json(obj):
-    encoder = _Encoder()
-    text = encoder.encode(obj)
-    if encoder.decimals:
-        for tag, number in encoder.decimals:
-            text = text.replace(encoder.encode(tag), number)
+    """Serialise like AWS's runtime: compact separators (", ", ": "), NaN allowed."""
+    encoding = _Encoding()
+    text = None
+    quote = _c_encode_ascii if _ENSURE_ASCII else _c_encode
+    if _c_make_encoder is not None:
+        try:
+            encoder = _c_make_encoder({}, encoding.default, quote, None, ": ", ", ", False, False, True)
+        except Exception:  # pragma: no cover - a C API this code does not know
+            encoder = None
+        if encoder is not None:
+            text = "".join(encoder(obj, 0))
+    if text is None:  # pragma: no cover
+        import json
+
+        quote = None
+        text = json.JSONEncoder(ensure_ascii=_ENSURE_ASCII, default=encoding.default).encode(obj)
+    if encoding.decimals:
+        for tag, number in encoding.decimals:
+            encoded = quote(tag) if quote else '"%s"' % tag.replace("\x00", "\\u0000")
+            text = text.replace(encoded, number)
     return text
 
 
@@ -372,7 +434,7 @@ class LambdaContext(object):
 
 def _parse_json_header(value, name):
     try:
-        return json.loads(value)
+        return json_loads(value)
     except Exception as e:
         raise FaultException(FaultException.LAMBDA_CONTEXT_UNMARSHAL_ERROR,
                              "Unable to parse %s JSON: %s" % (name, e))
@@ -457,6 +519,8 @@ def _make_json_formatter(logging):
                 if key not in _JSON_RESERVED_FIELDS and key not in result:
                     result[key] = value
             result = {k: v for k, v in result.items() if v is not None}
+            import json
+
             return json.dumps(result, ensure_ascii=False, default=str) + "\n"
 
     return JsonFormatter()
@@ -492,6 +556,10 @@ class _ConfiguringLoader(object):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        # The module keeps the real loader; this wrapper only runs the configuration.
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         _configure_logging(module)
 
@@ -626,9 +694,9 @@ def get_handler(handler):
         if modname.split(".")[0] in sys.builtin_module_names:
             raise FaultException(FaultException.BUILT_IN_MODULE_CONFLICT,
                                  "Cannot use built-in module %s as a handler module" % modname)
-        import importlib
-
-        module = importlib.import_module(modname.replace("/", "."))
+        name = modname.replace("/", ".")
+        __import__(name)
+        module = sys.modules[name]
     except ImportError as e:
         raise FaultException(FaultException.IMPORT_MODULE_ERROR,
                              "Unable to import module '%s': %s" % (modname, e))
@@ -654,7 +722,7 @@ def _unmarshal_event(body, content_type):
     if not body.strip():
         return {}  # an invoke without payload is the empty object, as on Lambda
     try:
-        return json.loads(body)
+        return json_loads(body)
     except Exception as e:
         raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: %s" % e)
 

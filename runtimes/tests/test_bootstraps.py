@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ARN, FUNCTION_NAME, NODE
+from bootstrap_harness import ARN, FUNCTION_NAME, NODE, PYTHON_BOOTSTRAP
 
 CLIENT_CONTEXT = {
     "client": {"installation_id": "inst-1", "app_title": "Demo", "app_version_name": "1.0",
@@ -684,7 +684,7 @@ exports.handler = async (event) => {
     rt.invoke({}, request_id="req-con")
     out = rt.wait_stdout("multi\rline")
     lines = {}
-    for line in out.splitlines():
+    for line in out.split("\n")[:-1]:  # (str.splitlines would also split at \r)
         ts, rid, level, msg = line.split("\t", 3)
         assert re.match(ISO_MS + "$", ts)
         assert rid == "req-con"
@@ -798,3 +798,41 @@ def test_start_up_time(start, lang):
 
 if NODE is None:  # pragma: no cover - informative only
     sys.stderr.write("node not found: the Node.js tests are skipped\n")
+
+
+def test_python_json_fast_path_matches_stdlib():
+    """The bootstrap's ``_json``-based encoder/decoder agree with the json module."""
+    import decimal
+    import importlib.util
+    import json
+    import math
+
+    spec = importlib.util.spec_from_file_location("alonzo_python_bootstrap", PYTHON_BOOTSTRAP)
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)  # defines things only; main() runs as __main__
+
+    values = [
+        None, True, 0, -1, 2 ** 70, 1.5, -0.0, 1e300, "", "plain", "h\u00e9llo \u2603 \U0001f600",
+        "quote\" back\\ nl\n tab\t nul\x00", [], {}, [1, [2, [3, {"a": None}]]],
+        {"k": "v", "n": [1.25, False], "nested": {"x": {"y": []}}}, (1, 2), {1: "int key"},
+    ]
+    for value in values:
+        assert bootstrap.to_json(value) == json.dumps(value), value
+        text = json.dumps(value)
+        assert bootstrap.json_loads(text) == json.loads(text), text
+        assert bootstrap.json_loads(text.encode()) == json.loads(text), text
+    assert bootstrap.to_json(float("nan")) == "NaN"
+    assert math.isnan(bootstrap.json_loads(" NaN "))
+    assert bootstrap.json_loads(' \n{"a": [1, 2]}\r\n') == {"a": [1, 2]}
+    assert bootstrap.json_loads(b"-Infinity") == float("-inf")
+    assert bootstrap.to_json({"d": decimal.Decimal("3.14159265358979323846")}) == '{"d": 3.14159265358979323846}'
+    assert bootstrap.to_json([decimal.Decimal("NaN")]) == "[NaN]"
+    for bad in ["", "{", "[1,]", "1 2", "{'a': 1}", "\ufeff{}"]:
+        with pytest.raises(ValueError):
+            bootstrap.json_loads(bad)
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        bootstrap.to_json({"s": {1}})
+    circular = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular reference"):
+        bootstrap.to_json(circular)

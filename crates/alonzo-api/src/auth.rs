@@ -83,7 +83,8 @@ async fn verified_request(state: &ApiState, req: Request) -> Result<Request, Api
         body: &bytes,
     };
     let auth = &state.auth;
-    let verified = sigv4::verify(&to_verify, chrono::Utc::now(), auth.max_skew, &auth.region, &["lambda"], |key| {
+    let service = crate::targets::signing_service(&parts.headers, parts.uri.path());
+    let verified = sigv4::verify(&to_verify, chrono::Utc::now(), auth.max_skew, &auth.region, &[service], |key| {
         auth.keys.get(key).cloned()
     });
     if let Err(e) = verified {

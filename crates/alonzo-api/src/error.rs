@@ -115,6 +115,7 @@ impl From<crate::sigv4::SigV4Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::Map::new();
+        body.insert("__type".into(), self.code.into());
         body.insert("Type".into(), (if self.status.is_server_error() { "Service" } else { "User" }).into());
         body.insert((if self.capital_message { "Message" } else { "message" }).into(), self.message.into());
         for (key, value) in self.extra {

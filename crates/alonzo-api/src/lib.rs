@@ -10,8 +10,10 @@ mod code;
 mod error;
 mod functions;
 mod invoke;
+mod logs_api;
 mod query;
 pub mod sigv4;
+mod targets;
 mod unimplemented;
 mod wire;
 
@@ -62,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/2019-09-30/functions/{name}/concurrency", get(functions::function_concurrency))
         .route("/2021-07-20/functions/{name}/runtime-management-config", get(functions::runtime_management_config))
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
+        .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), auth::authenticate));
     Router::new()

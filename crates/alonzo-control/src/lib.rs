@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, RwLock};
 pub use error::ControlError;
 pub use functions::{AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode};
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
-pub use alonzo_sandbox::{InvocationReport, InvokeOutcome, Manager as SandboxManager};
+pub use alonzo_sandbox::{InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager, MAX_EVENTS as MAX_LOG_EVENTS};
 pub use package::PackageLimits;
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
 
@@ -107,6 +107,14 @@ impl Control {
             tokio::spawn(Self::run_async_workers(Arc::downgrade(&control.inner), parallelism));
         }
         Ok(control)
+    }
+
+    /// Read access to the stored function logs (empty without a sandbox manager).
+    pub fn log_store(&self) -> alonzo_sandbox::LogStore {
+        match &self.inner.sandbox {
+            Some(sandbox) => alonzo_sandbox::LogStore::new(sandbox.logs_dir()),
+            None => alonzo_sandbox::LogStore::new(self.inner.config.tasks_dir.join("no-logs")),
+        }
     }
 
     /// The sandbox manager, if this control plane runs functions.

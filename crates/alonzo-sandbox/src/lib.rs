@@ -8,6 +8,7 @@
 //! `alonzo-jail`'s re-executed process, never here: this crate has no `unsafe`.
 
 mod environment;
+mod log_store;
 mod logs;
 mod rootfs;
 mod runtime_api;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use environment::{InvocationReport, InvokeOutcome};
+pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, MAX_EVENTS};
 pub use logs::group_dir_name;
 pub use runtimes::{RuntimeCatalog, RuntimeKind};
 

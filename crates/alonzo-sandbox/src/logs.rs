@@ -47,14 +47,32 @@ impl LogStream {
             uuid::Uuid::new_v4().simple()
         );
         let dir = logs_root.join(group_dir_name(group));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self { path: dir.join(format!("{}.log", name.replace('/', "-"))), name })
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(GROUP_NAME_FILE), group)?;
+        }
+        Ok(Self { path: dir.join(stream_file_name(&name)), name })
     }
 }
+
+/// File in a group's directory holding the group's real name.
+pub(crate) const GROUP_NAME_FILE: &str = ".group";
 
 /// A log group (`/aws/lambda/name`) as one directory name.
 pub fn group_dir_name(group: &str) -> String {
     group.trim_start_matches('/').replace('/', "-")
+}
+
+/// A stream name (`2026/11/29/[$LATEST]hex`) as a file name, reversibly: the date's three
+/// slashes become dashes.
+pub(crate) fn stream_file_name(stream: &str) -> String {
+    format!("{}.log", stream.replacen('/', "-", 3))
+}
+
+/// The stream name a file name stands for.
+pub(crate) fn stream_name_of(file_name: &str) -> Option<String> {
+    let base = file_name.strip_suffix(".log")?;
+    Some(base.replacen('-', "/", 3))
 }
 
 /// Spawns the task that owns an environment's output; returns its command channel.

@@ -31,6 +31,26 @@ pub(crate) enum Command {
     Functions(ClientArgs),
     /// Show which Lambda runtimes this host can run, and with what.
     Runtimes,
+    /// Print a function's logs (its log group), optionally following new lines.
+    Logs(LogsArgs),
+}
+
+/// Settings of `alonzo logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Function name (or ARN).
+    pub(crate) function: String,
+    /// Keep printing new lines as they arrive.
+    #[arg(long, short)]
+    pub(crate) follow: bool,
+    /// Only lines newer than this (e.g. `10m`, `1h`).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<std::time::Duration>,
+    /// Only lines matching this CloudWatch filter pattern.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 /// Settings of `alonzo serve`.

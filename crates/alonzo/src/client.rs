@@ -64,11 +64,24 @@ impl Client {
     /// the error code and message.
     pub(crate) async fn call(&self, method: &str, path_and_query: &str, body: Option<serde_json::Value>) -> anyhow::Result<Reply> {
         let body_bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
+        self.send(method, path_and_query, body_bytes, "lambda", None).await
+    }
+
+    /// Calls an AWS JSON 1.1 operation (`X-Amz-Target: <target>`) of another service on the
+    /// same endpoint, e.g. `logs`.
+    pub(crate) async fn call_target(&self, service: &str, target: &str, body: serde_json::Value) -> anyhow::Result<Reply> {
+        self.send("POST", "/", serde_json::to_vec(&body)?, service, Some(target)).await
+    }
+
+    async fn send(&self, method: &str, path_and_query: &str, body_bytes: Vec<u8>, service: &str, target: Option<&str>) -> anyhow::Result<Reply> {
         let uri: http::Uri = format!("{}{}", self.endpoint.to_string().trim_end_matches('/'), path_and_query).parse()?;
         let mut headers = http::HeaderMap::new();
         let host = uri.authority().context("endpoint has no host")?.as_str().to_owned();
         headers.insert(http::header::HOST, host.parse()?);
-        if !body_bytes.is_empty() {
+        if let Some(target) = target {
+            headers.insert("x-amz-target", target.parse()?);
+            headers.insert(http::header::CONTENT_TYPE, "application/x-amz-json-1.1".parse()?);
+        } else if !body_bytes.is_empty() {
             headers.insert(http::header::CONTENT_TYPE, "application/json".parse()?);
         }
         let creds = sigv4::Credentials {
@@ -76,7 +89,7 @@ impl Client {
             secret_access_key: self.keys.secret_access_key.clone(),
             session_token: None,
         };
-        sigv4::sign(method, uri.path(), uri.query(), &mut headers, &body_bytes, &creds, &self.region, "lambda", chrono::Utc::now());
+        sigv4::sign(method, uri.path(), uri.query(), &mut headers, &body_bytes, &creds, &self.region, service, chrono::Utc::now());
         let mut request = http::Request::builder().method(method).uri(uri.clone());
         for (name, value) in &headers {
             request = request.header(name, value);
@@ -134,4 +147,12 @@ fn profile_region(profile: &str) -> Option<String> {
 
 fn home_file(rel: &str) -> Option<PathBuf> {
     std::env::var("HOME").ok().map(|h| PathBuf::from(h).join(rel))
+}
+
+/// Percent-encodes a path segment or query value as the AWS SDKs do (unreserved characters
+/// kept).
+pub(crate) fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }

@@ -11,7 +11,7 @@ pub(crate) async fn run(args: &ClientArgs) -> anyhow::Result<()> {
     let mut marker: Option<String> = None;
     loop {
         let path = match &marker {
-            Some(m) => format!("/2015-03-31/functions?Marker={}", percent_encode(m)),
+            Some(m) => format!("/2015-03-31/functions?Marker={}", crate::client::percent_encode(m)),
             None => "/2015-03-31/functions".to_owned(),
         };
         let reply = client.call("GET", &path, None).await?;
@@ -64,8 +64,3 @@ fn header(column: &str) -> &str {
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}

@@ -1,6 +1,7 @@
 //! Dispatch of the subcommands; one module per client command.
 
 mod functions;
+mod logs;
 mod runtimes;
 
 use crate::cli::{Cli, Command};
@@ -11,6 +12,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve::run(args),
         Command::Functions(args) => client_runtime()?.block_on(functions::run(&args)),
         Command::Runtimes => runtimes::run(),
+        Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
     }
 }
 
