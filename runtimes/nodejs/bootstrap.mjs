@@ -440,11 +440,15 @@ class RuntimeClient {
       'Content-Type': 'application/json',
       ...headers,
     });
-    if (res.status !== 202) {
-      throw new Error(
-        `Request to Lambda Runtime '${path}' endpoint failed. Reason: '${res.status}'. Response body: '${res.body}'`,
-      );
+    if (res.status === 202) return;
+    const message = `Request to Lambda Runtime '${path}' endpoint failed. Reason: '${res.status}'. Response body: '${res.body}'`;
+    if (res.status >= 400 && res.status < 500) {
+      // The platform refused this answer (unknown request id, response too large...): it
+      // has failed the invocation itself; carry on with the next one.
+      process.stderr.write(message + '\n');
+      return;
     }
+    throw new Error(message);
   }
 
   async nextInvocation() {
@@ -702,7 +706,7 @@ class Runtime {
 
   /** The fields of the context that come from the environment and the invoke headers. */
   static contextData(headers) {
-    const deadline = parseInt(headers['lambda-runtime-deadline-ms'], 10);
+    const deadline = parseInt(headers['lambda-runtime-deadline-ms'], 10) || 0;
     return {
       functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
       functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,

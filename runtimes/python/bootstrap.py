@@ -196,8 +196,17 @@ class RuntimeClient(object):
         return status, headers, body
 
     def _read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
+        if len(self.buf) < n:
+            # Collect and join once: a multi-megabyte event arrives in many pieces.
+            parts = [self.buf]
+            have = len(self.buf)
+            while have < n:
+                chunk = self.sock.recv(max(65536, n - have))
+                if not chunk:
+                    raise EOFError
+                parts.append(chunk)
+                have += len(chunk)
+            self.buf = b"".join(parts)
         body, self.buf = self.buf[:n], self.buf[n:]
         return body
 
@@ -220,10 +229,16 @@ class RuntimeClient(object):
 
     def _post(self, path, body, headers):
         status, _, resp = self.request("POST", path, body, headers)
-        if status != 202:
-            raise RuntimeApiError(
-                "Request to Lambda Runtime '%s' endpoint failed. Reason: '%d'. Response body: '%s'"
-                % (path, status, resp.decode("utf-8", "replace")))
+        if status == 202:
+            return
+        message = ("Request to Lambda Runtime '%s' endpoint failed. Reason: '%d'. Response body: '%s'"
+                   % (path, status, resp.decode("utf-8", "replace")))
+        if 400 <= status < 500:
+            # The platform refused this answer (unknown request id, response too large…):
+            # it has failed the invocation itself; carry on with the next one.
+            sys.stderr.write("alonzo: %s\n" % message)
+            return
+        raise RuntimeApiError(message)
 
     def next_invocation(self):
         status, headers, body = self.request("GET", "/runtime/invocation/next")

@@ -59,6 +59,7 @@ class FakeRuntimeApi(object):
         self.connections = 0
         self.next_calls = 0
         self.stopping = False
+        self.refuse_posts = []  # statuses to answer the next posts with, instead of 202
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,6 +123,9 @@ class FakeRuntimeApi(object):
                     api.posted.put(Posted(parts[5], parts[4], headers, body))
                 else:
                     return self._reply(404, {"errorType": "NotFound"})
+                if api.refuse_posts:
+                    status = api.refuse_posts.pop(0)
+                    return self._reply(status, {"errorMessage": "refused by the test", "errorType": "Refused"})
                 self._reply(202, {"status": "OK"})
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)

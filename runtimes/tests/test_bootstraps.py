@@ -786,6 +786,33 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream, cont
 # Both
 # =======================================================================================
 
+ECHO = {"app.py": "def handler(e, c):\n    return e\n", "app.js": "exports.handler = async (e) => e;\n"}
+
+
+@pytest.mark.parametrize("lang", ["python", "node"])
+def test_large_payloads(start, lang):
+    rt = start(lang, ECHO, "app.handler")
+    event = {"blob": "x" * (3 << 20), "items": list(range(20000))}
+    posted = rt.invoke(event)
+    assert posted.kind == "response"
+    assert posted.json() == event
+    assert rt.invoke({"small": True}).json() == {"small": True}
+
+
+@pytest.mark.parametrize("lang", ["python", "node"])
+def test_refused_post_is_not_fatal(start, lang):
+    # The platform answers 413 (response too large) or 400 (unknown request id): the
+    # runtime reports it on stderr and serves the next invocation.
+    rt = start(lang, ECHO, "app.handler")
+    rt.api.refuse_posts = [413]
+    assert rt.invoke({"n": 1}).kind == "response"
+    assert rt.invoke({"n": 2}).json() == {"n": 2}
+    assert rt.proc.poll() is None
+    deadline = time.time() + 5
+    while "413" not in rt.stderr and time.time() < deadline:
+        time.sleep(0.01)
+    assert "413" in rt.stderr
+
 @pytest.mark.parametrize("lang", ["python", "node"])
 def test_start_up_time(start, lang):
     """Start to first response stays well within Lambda's budget (loose bound for CI)."""

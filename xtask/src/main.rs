@@ -26,7 +26,7 @@ fn test() -> anyhow::Result<()> {
     check_python_deps()?;
     run("cargo", &["build", "--release", "--bin", "alonzo"])?;
     run("cargo", &["test", "--workspace", "--release"])?;
-    run("python3", &["-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"])
+    run("python3", &["-m", "pytest", "runtimes/tests", "tests", "-q", "-p", "no:cacheprovider"])
 }
 
 /// The black-box suite needs real clients; say how to get them rather than failing deep in
