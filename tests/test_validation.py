@@ -34,10 +34,9 @@ from alonzo_helpers import (
 )
 
 IPVE = "InvalidParameterValueException"
-# The contract: every validation failure is InvalidParameterValueException (400).
-# Real AWS answers model-constraint violations (min/max/pattern) with the unmodelled
-# ValidationException (400) instead; add "ValidationException" here if the contract moves.
-VALIDATION_CODES = {IPVE}
+# Real Lambda answers violations of the API model's own constraints (patterns, lengths, minimums)
+# with ValidationException and its own checks with InvalidParameterValueException; Alonzo does too.
+VALIDATION_CODES = {IPVE, "ValidationException"}
 
 
 @functools.lru_cache(maxsize=None)

@@ -66,6 +66,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
         .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)
+        .method_not_allowed_fallback(unimplemented::fallback)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), auth::authenticate));
     Router::new()
         .route("/_alonzo/health", get(|| async { "ok" }))

@@ -147,17 +147,22 @@ pub(crate) struct TagResourceRequest {
     pub(crate) tags: Option<BTreeMap<String, String>>,
 }
 
-/// Checks an integer member against the range the model allows before it is narrowed.
-fn to_u32(field: &str, value: Option<i64>) -> Result<Option<u32>, ApiError> {
+/// Checks an integer member against the model's minimum before it is narrowed (the model's
+/// other bounds are checked with the rest of the configuration).
+fn to_u32(field: &str, value: Option<i64>, min: i64) -> Result<Option<u32>, ApiError> {
     value
         .map(|v| {
-            u32::try_from(v).map_err(|_| {
+            let too_small = || {
                 ApiError::from(alonzo_control::ControlError::Invalid(alonzo_model::ValidationError::constraint(
                     &v.to_string(),
                     field,
-                    "Member must have value greater than or equal to 1",
+                    &format!("Member must have value greater than or equal to {min}"),
                 )))
-            })
+            };
+            if v < min {
+                return Err(too_small());
+            }
+            Ok(u32::try_from(v).unwrap_or(u32::MAX))
         })
         .transpose()
 }
@@ -196,10 +201,10 @@ impl WireConfig {
             handler: self.handler,
             role: self.role,
             description: self.description,
-            timeout: to_u32("timeout", self.timeout)?,
-            memory_size: to_u32("memorySize", self.memory_size)?,
+            timeout: to_u32("timeout", self.timeout, 1)?,
+            memory_size: to_u32("memorySize", self.memory_size, 128)?,
             environment: self.environment.map(|e| e.variables.unwrap_or_default()),
-            ephemeral_storage: to_u32("ephemeralStorage.size", self.ephemeral_storage.and_then(|e| e.size))?,
+            ephemeral_storage: to_u32("ephemeralStorage.size", self.ephemeral_storage.and_then(|e| e.size), 512)?,
             tracing_mode,
             log_format: logging.log_format,
             application_log_level: logging.application_log_level,

@@ -69,7 +69,10 @@ impl FunctionRef {
                 &format!("Member must satisfy regular expression pattern: {NAME_PATTERN}"),
             )
         };
-        if raw.is_empty() || raw.len() > MAX_FUNCTION_PARAM_LEN {
+        if raw.is_empty() {
+            return Err(ValidationError::constraint(raw, "functionName", "Member must have length greater than or equal to 1"));
+        }
+        if raw.len() > MAX_FUNCTION_PARAM_LEN {
             return Err(ValidationError::constraint(
                 raw,
                 "functionName",

@@ -159,11 +159,12 @@ fn server_keys(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<std::col
             let file = data_dir.join(credentials::FILE_NAME);
             if generated {
                 eprintln!(
-                    "Generated root credentials (access key {}) in {} (mode 0600).\nTo use them with the AWS CLI or SDKs:\n  export AWS_ENDPOINT_URL=http://{} AWS_SHARED_CREDENTIALS_FILE={} AWS_REGION={}",
+                    "Generated root credentials (access key {}) in {} (mode 0600).\nTo use them with the AWS CLI or SDKs:\n  export AWS_ENDPOINT_URL=http://{} AWS_SHARED_CREDENTIALS_FILE={} AWS_REGION={} AWS_DEFAULT_REGION={}",
                     pair.access_key_id,
                     file.display(),
                     config.listen,
                     file.display(),
+                    config.account.region,
                     config.account.region
                 );
             }
