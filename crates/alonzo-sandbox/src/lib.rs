@@ -162,8 +162,16 @@ impl Manager {
         let logs_dir = config.data_dir.join("logs");
         std::fs::create_dir_all(&logs_dir).map_err(SandboxError::io("creating the logs directory"))?;
         let layout = CgroupLayout::detect().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
-        let cgroups = CgroupParent::create(&layout, &format!("alonzo-{}", std::process::id()))
+        // One parent per data directory (which only one server can hold), so sandboxes a
+        // crashed server left behind are found and removed by its successor, and servers with
+        // other data directories are never touched.
+        let cgroups = CgroupParent::create(&layout, &cgroup_name(&config.data_dir))
             .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+        match cgroups.clean_up_leftovers() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed sandboxes left by a previous server"),
+            Err(e) => tracing::warn!(error = %e, "cleaning up leftover sandboxes failed"),
+        }
         let (reports, report_rx) = mpsc::unbounded_channel();
         let inner = Inner {
             exe: config.exe,
@@ -307,6 +315,17 @@ impl Manager {
             env.destroy();
         }
     }
+}
+
+/// The cgroup parent's name for a data directory: a stable hash (FNV-1a) of its path, the
+/// same across restarts and upgrades.
+fn cgroup_name(data_dir: &std::path::Path) -> String {
+    let hash = data_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 /// Reclaims environments idle for longer than the timeout, until the manager is dropped.

@@ -1,0 +1,286 @@
+//! `SandboxCgroup`: one sandbox's cgroup below the `CgroupParent`: its limits, the
+//! `cgroup.procs` files the jail process joins, memory and OOM read-outs, kill-all and removal.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cgroup::{
+    check_name, keyed_value, limit_or, read, rmdir_patiently, write, CgroupError, CgroupLimits,
+    CgroupParent, Dirs, CPU_PERIOD_US,
+};
+
+/// How long `kill_all` waits for the processes to be gone.
+const KILL_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long `remove` retries `rmdir` while the last processes exit.
+const REMOVE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// One sandbox's cgroup (a directory per hierarchy used). Dropping it does not remove it:
+/// call `kill_all` and `remove`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SandboxCgroup {
+    dirs: Dirs,
+}
+
+impl SandboxCgroup {
+    /// Creates `<parent>/<id>` in every hierarchy and writes the limits. v1: memory
+    /// (`memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` if swap accounting exists,
+    /// `memory.swappiness` 0), cpu (`cpu.cfs_period_us`, `cpu.cfs_quota_us`), pids (`pids.max`),
+    /// plus a directory in the hybrid host's v2 tree. v2: `memory.max`, `memory.swap.max` 0,
+    /// `cpu.max`, `pids.max`. Fails with `Exists` if the cgroup exists already; on any failure
+    /// nothing is left behind.
+    pub fn create(
+        parent: &CgroupParent,
+        id: &str,
+        limits: &CgroupLimits,
+    ) -> Result<Self, CgroupError> {
+        check_name(id)?;
+        let dirs = parent.dirs.child(id);
+        let mut created: Vec<&Path> = Vec::new();
+        for dir in dirs.all() {
+            if let Err(err) = std::fs::create_dir(dir) {
+                for done in created.iter().rev() {
+                    let _ = std::fs::remove_dir(done);
+                }
+                return Err(if err.kind() == std::io::ErrorKind::AlreadyExists {
+                    CgroupError::Exists(dir.to_owned())
+                } else {
+                    CgroupError::io("mkdir", dir, err)
+                });
+            }
+            created.push(dir);
+        }
+        let sandbox = SandboxCgroup { dirs: dirs.clone() };
+        if let Err(err) = sandbox.apply(limits) {
+            sandbox.remove();
+            return Err(err);
+        }
+        Ok(sandbox)
+    }
+
+    /// Takes charge of an existing sandbox cgroup (for clean-up).
+    pub(crate) fn adopt(dirs: Dirs) -> Self {
+        SandboxCgroup { dirs }
+    }
+
+    fn apply(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
+        match &self.dirs {
+            Dirs::V1 { memory, cpu, pids, .. } => {
+                let bytes = limit_or(limits.memory_bytes, "-1");
+                write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+                // memory+swap: equal to the memory limit means no swap at all.
+                let memsw = memory.join("memory.memsw.limit_in_bytes");
+                if memsw.exists() {
+                    write(&memsw, &bytes)?;
+                }
+                write(&memory.join("memory.swappiness"), "0")?;
+                write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(&cpu.join("cpu.cfs_quota_us"), &limit_or(limits.cpu_quota_us, "-1"))?;
+                write(&pids.join("pids.max"), &limit_or(limits.pids_max, "max"))
+            }
+            Dirs::V2 { dir } => {
+                write(&dir.join("memory.max"), &limit_or(limits.memory_bytes, "max"))?;
+                let swap = dir.join("memory.swap.max");
+                if swap.exists() {
+                    write(&swap, "0")?;
+                }
+                write(
+                    &dir.join("cpu.max"),
+                    &format!("{} {CPU_PERIOD_US}", limit_or(limits.cpu_quota_us, "max")),
+                )?;
+                write(&dir.join("pids.max"), &limit_or(limits.pids_max, "max"))
+            }
+        }
+    }
+
+    /// The `cgroup.procs` files to put into `JailSpec::cgroup_procs`, one per hierarchy.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.all().into_iter().map(|dir| dir.join("cgroup.procs")).collect()
+    }
+
+    /// The most memory the sandbox used (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`,
+    /// which needs Linux 5.19).
+    pub fn memory_peak_bytes(&self) -> Option<u64> {
+        let file = match &self.dirs {
+            Dirs::V1 { memory, .. } => memory.join("memory.max_usage_in_bytes"),
+            Dirs::V2 { dir } => dir.join("memory.peak"),
+        };
+        read(&file).ok()?.trim().parse().ok()
+    }
+
+    /// Whether the OOM killer killed a process of the sandbox (`oom_kill` in v1
+    /// `memory.oom_control` or v2 `memory.events`).
+    pub fn oom_killed(&self) -> bool {
+        let file = match &self.dirs {
+            Dirs::V1 { memory, .. } => memory.join("memory.oom_control"),
+            Dirs::V2 { dir } => dir.join("memory.events"),
+        };
+        read(&file).ok().and_then(|text| keyed_value(&text, "oom_kill")).is_some_and(|n| n > 0)
+    }
+
+    /// The pids in the sandbox (as seen from the host).
+    pub fn pids(&self) -> Vec<Pid> {
+        let file = self.dirs.primary().join("cgroup.procs");
+        read(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Pid::from_raw)
+            .collect()
+    }
+
+    /// Kills every process in the sandbox and waits (up to two seconds) until none is left.
+    /// Uses `cgroup.kill` (Linux 5.14) where a v2 directory exists (pure v2, or the hybrid
+    /// host's unified tree); otherwise freezes the cgroup if it can, SIGKILLs every pid in
+    /// `cgroup.procs` until it is empty, and thaws it. Never panics.
+    pub fn kill_all(&self) {
+        let killed_by_kernel =
+            self.dirs.v2_core().is_some_and(|dir| write(&dir.join("cgroup.kill"), "1").is_ok());
+        if !killed_by_kernel {
+            self.freeze_and_kill();
+        }
+        // Dying processes need CPU time to exit; a throttled cgroup would delay that by up to
+        // a CFS period, so the quota is lifted once everything has been signalled.
+        self.lift_cpu_quota();
+        let deadline = Instant::now() + KILL_PATIENCE;
+        let mut pause = Duration::from_micros(50);
+        while !self.pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    fn lift_cpu_quota(&self) {
+        let _ = match &self.dirs {
+            Dirs::V1 { cpu, .. } => write(&cpu.join("cpu.cfs_quota_us"), "-1"),
+            Dirs::V2 { dir } => write(&dir.join("cpu.max"), "max"),
+        };
+    }
+
+    /// The fallback of `kill_all` for kernels without `cgroup.kill`. Freezing (v2 only) stops
+    /// a fork bomb from outrunning the kill loop; on v1 without a v2 tree `pids.max` bounds it.
+    fn freeze_and_kill(&self) {
+        let freezer =
+            self.dirs.v2_core().map(|dir| dir.join("cgroup.freeze")).filter(|f| f.exists());
+        if let Some(freezer) = &freezer {
+            let _ = write(freezer, "1");
+        }
+        let deadline = Instant::now() + KILL_PATIENCE;
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            for pid in pids {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Some(freezer) = &freezer {
+            let _ = write(freezer, "0");
+        }
+    }
+
+    /// Removes every directory of the sandbox cgroup, retrying briefly while the last
+    /// processes exit. Never panics; see `try_remove` for the error.
+    pub fn remove(self) {
+        let _ = self.try_remove();
+    }
+
+    /// Like `remove`, reporting the first directory that could not be removed.
+    pub fn try_remove(self) -> Result<(), CgroupError> {
+        let mut first_error = None;
+        for dir in self.dirs.all() {
+            if let Err(err) = rmdir_patiently(dir, REMOVE_PATIENCE) {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cgroup::layout::OwnCgroups;
+    use crate::cgroup::{CgroupLayout, CgroupMount};
+
+    fn limits() -> CgroupLimits {
+        CgroupLimits { memory_bytes: 128 << 20, cpu_quota_us: 50_000, pids_max: 64 }
+    }
+
+    #[track_caller]
+    fn check_files(dir: &Path, expected: &[(&str, &str)]) {
+        for (file, value) in expected {
+            assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), *value, "{file}");
+        }
+    }
+
+    #[test]
+    fn v1_limits_are_written_per_controller() {
+        let fs = tempfile::tempdir().unwrap();
+        let mut controllers = BTreeMap::new();
+        for c in ["memory", "cpu", "pids"] {
+            std::fs::create_dir(fs.path().join(c)).unwrap();
+            controllers.insert(
+                c.to_owned(),
+                CgroupMount { mount_point: fs.path().join(c), root: "/".into() },
+            );
+        }
+        let layout = CgroupLayout::V1 { controllers, unified: None };
+        let own = OwnCgroups::parse("3:pids:/\n2:memory:/\n1:cpu:/\n").unwrap();
+        let parent = CgroupParent::create_for(&layout, &own, "t").unwrap();
+        let sandbox = SandboxCgroup::create(&parent, "sb1", &limits()).unwrap();
+        let memory = fs.path().join("memory/alonzo-t/sb1");
+        check_files(&memory, &[("memory.limit_in_bytes", "134217728"), ("memory.swappiness", "0")]);
+        check_files(
+            &fs.path().join("cpu/alonzo-t/sb1"),
+            &[("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "50000")],
+        );
+        check_files(&fs.path().join("pids/alonzo-t/sb1"), &[("pids.max", "64")]);
+        assert_eq!(sandbox.procs_files()[0], memory.join("cgroup.procs"));
+        assert!(matches!(
+            SandboxCgroup::create(&parent, "sb1", &limits()),
+            Err(CgroupError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn v2_limits_and_no_limits() {
+        let fs = tempfile::tempdir().unwrap();
+        let parent = CgroupParent { dirs: Dirs::V2 { dir: fs.path().to_owned() } };
+        let no_limits = CgroupLimits { memory_bytes: 0, cpu_quota_us: 0, pids_max: 0 };
+        let sandbox = SandboxCgroup::create(&parent, "a", &no_limits).unwrap();
+        check_files(
+            &fs.path().join("a"),
+            &[("memory.max", "max"), ("cpu.max", "max 100000"), ("pids.max", "max")],
+        );
+        assert_eq!(sandbox.procs_files(), vec![fs.path().join("a/cgroup.procs")]);
+        SandboxCgroup::create(&parent, "b", &limits()).unwrap();
+        check_files(
+            &fs.path().join("b"),
+            &[("memory.max", "134217728"), ("cpu.max", "50000 100000"), ("pids.max", "64")],
+        );
+    }
+
+    #[test]
+    fn read_outs_parse_the_kernel_files() {
+        let fs = tempfile::tempdir().unwrap();
+        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() } };
+        assert_eq!(sandbox.memory_peak_bytes(), None);
+        assert!(!sandbox.oom_killed());
+        std::fs::write(fs.path().join("memory.peak"), "67108864\n").unwrap();
+        std::fs::write(
+            fs.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 40\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(sandbox.memory_peak_bytes(), Some(64 << 20));
+        assert!(sandbox.oom_killed());
+    }
+}

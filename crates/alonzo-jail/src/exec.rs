@@ -1,0 +1,87 @@
+//! R's last steps, inside the finished sandbox: become the unprivileged program user, apply
+//! rlimits and a umask, replace stdin and inherited descriptors, and execve the program with exactly the
+//! spec's environment.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid};
+
+use crate::error::{Context, JailError};
+use crate::spawn::JailSpec;
+
+/// The exit status when the program cannot be executed (shell convention).
+pub(crate) const EXEC_FAILED: i32 = 127;
+
+/// Drops every privilege: a new session, the rlimits, no supplementary groups, the program's
+/// gid and uid (which clears every capability, as they are no longer 0), no_new_privs and a
+/// parent-death signal.
+pub(crate) fn drop_privileges(spec: &JailSpec) -> Result<(), JailError> {
+    // A new session, so the program is not in the jail's process group and has no controlling
+    // terminal.
+    nix::unistd::setsid().context(|| "setsid".to_owned())?;
+    // The server's umask is not the program's business; 022 is what Lambda programs expect.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    // Limits come before the uid change: RLIMIT_NPROC is checked against the new uid at
+    // setresuid, and only lowering (which needs no privilege) is done.
+    for (resource, value) in [
+        (Resource::RLIMIT_NOFILE, spec.nofile),
+        (Resource::RLIMIT_NPROC, spec.nproc),
+        (Resource::RLIMIT_CORE, 0),
+    ] {
+        setrlimit(resource, value, value).context(|| format!("set {resource:?} to {value}"))?;
+    }
+    nix::unistd::setgroups(&[]).context(|| "drop supplementary groups".to_owned())?;
+    let gid = Gid::from_raw(spec.run_as_gid);
+    nix::unistd::setresgid(gid, gid, gid).context(|| format!("become gid {gid}"))?;
+    let uid = Uid::from_raw(spec.run_as_uid);
+    nix::unistd::setresuid(uid, uid, uid).context(|| format!("become uid {uid}"))?;
+    // No setuid binary or file capability can give privileges back.
+    nix::sys::prctl::set_no_new_privs().context(|| "set no_new_privs".to_owned())?;
+    // The kernel clears the parent-death signal on a credential change, so it is set after
+    // setresuid. Our parent is pid 1 of the sandbox; its death kills everything anyway, this
+    // only makes it immediate.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .context(|| "set the parent-death signal".to_owned())
+}
+
+/// Converts argv and env, replaces stdin with /dev/null, closes every descriptor but 0, 1 and
+/// 2, enters `cwd` and execs. Returns only on a set-up failure; an exec failure is reported
+/// on stderr and exits with `EXEC_FAILED`.
+pub(crate) fn exec_program(spec: &JailSpec) -> Result<Infallible, JailError> {
+    let cstring = |s: &str| {
+        CString::new(s).map_err(|_| JailError::InvalidSpec(format!("{s:?} contains NUL")))
+    };
+    let argv = spec.argv.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&format!("{k}={v}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(program) = argv.first() else {
+        return Err(JailError::InvalidSpec("argv is empty".to_owned()));
+    };
+    let null = std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?;
+    nix::unistd::dup2_stdin(&null).context(|| "make /dev/null stdin".to_owned())?;
+    drop(null);
+    // SAFETY: this process owns no descriptor above 2 any more: the jail sequence dropped its
+    // sockets before forking us and /dev/null was just closed. Everything else (the server's
+    // leaks, if any) is closed here so the program inherits nothing.
+    unsafe { crate::sys::close_fds_from(3) }
+        .context(|| "close inherited descriptors".to_owned())?;
+    nix::unistd::chdir(spec.cwd.as_str()).context(|| format!("chdir {}", spec.cwd))?;
+
+    // ---- SECCOMP INSTALL POINT (not in scope yet) ----
+    // The seccomp filter goes here: after no_new_privs (which lets an unprivileged process
+    // install it) and after every set-up syscall, right before execve, so that the filter only
+    // has to allow what the program and execve itself need.
+
+    let err = match nix::unistd::execve(program, &argv, &env) {
+        Err(err) => err,
+        Ok(never) => match never {},
+    };
+    eprintln!("alonzo-jail: cannot execute {}: {err}", spec.argv[0]);
+    crate::sys::exit_now(EXEC_FAILED)
+}

@@ -1,0 +1,189 @@
+//! The jail sequence: what `exe __jail` does, top to bottom, in one function.
+//!
+//! Four processes take part, each forked from the previous one and each continuing down the
+//! same function:
+//!
+//! - J, the jail process the server started (and holds as `Jail::child`). Root on the host; it
+//!   reads the spec, joins the cgroups, maps the user namespace's ids, then waits.
+//! - C, root of a new user namespace; it creates the other namespaces and the Runtime API
+//!   listener, then waits.
+//! - G, pid 1 of the new PID namespace; it builds the filesystem and pivots into it, then acts
+//!   as a minimal init.
+//! - R, which drops every privilege and execs the program.
+//!
+//! Each waiting stage exits with its child's status, so the program's status reaches the
+//! server; each stage dies when its parent dies, so killing J kills the sandbox. A set-up
+//! failure prints `alonzo-jail: <what>: <why>` on stderr and exits with 125.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::error::{Context, JailError};
+use crate::spawn::SPEC_FD;
+use crate::sys::{fork, SingleThreaded};
+use crate::{exec, init, mounts, net, userns};
+
+/// The exit status of a set-up failure (as `env`, `chroot` and container runtimes use it).
+pub(crate) const SETUP_FAILED: i32 = 125;
+
+/// Runs the sequence in this process and exits with its status; never returns.
+pub(crate) fn run_and_exit() -> ! {
+    let code = sequence().unwrap_or_else(|err| {
+        eprintln!("alonzo-jail: {err}");
+        SETUP_FAILED
+    });
+    // _exit: a forked stage must not run exit handlers or flush buffers it inherited.
+    crate::sys::exit_now(code)
+}
+
+fn sequence() -> Result<i32, JailError> {
+    // 0. The sequence forks three times; fork is only sound while this process has a single
+    //    thread, which main_if_jail's contract guarantees and this check proves.
+    let single = SingleThreaded::check()
+        .context(|| "check the jail process is single-threaded".to_owned())?;
+
+    // 1. Read the spec from the socket spawn() put on fd 3, and close every other descriptor we
+    //    inherited: the server's are close-on-exec, but a library's might not be, and nothing
+    //    of the server may reach the sandbox.
+    let mut channel = take_spec_socket()?;
+    // SAFETY: this fresh process owns only stdio and fd 3 (the channel); nothing above 3 has
+    // an owner here.
+    unsafe { crate::sys::close_fds_from(4) }
+        .context(|| "close inherited descriptors".to_owned())?;
+    let spec = crate::spawn::decode_spec(&mut channel)?;
+    spec.validate()?;
+    // Resolve root_dir and the bind sources now, while root on the host: inside the user
+    // namespace a host directory that is not world-searchable could not be traversed. A
+    // missing source fails here, before spawn() returns.
+    let host_paths = mounts::HostPaths::open(&spec)?;
+    // Hold SIGTERM/SIGINT until each stage knows whom to forward them to.
+    init::prepare_forwarding()?;
+
+    // 2. Join the sandbox's cgroups before anything is created: every process and page of the
+    //    sandbox is then accounted to them, and the cgroup namespace of step 4 is rooted there.
+    join_cgroups(&spec.cgroup_procs)?;
+
+    // 3. Fork C, which unshares a user namespace; J, root on the host, writes C's uid and gid
+    //    maps (an unprivileged process could only map itself), and C becomes root inside.
+    let (mut j_sync, mut c_sync) =
+        UnixStream::pair().context(|| "create the sync socket".to_owned())?;
+    let j_pid = nix::unistd::getpid();
+    if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
+        drop((c_sync, channel, host_paths));
+        init::forward_to(child)?;
+        if let Err(err) = userns::map_child(&mut j_sync, child, spec.uid_base) {
+            // C cannot go on unmapped; make sure it does not linger, and report its own message
+            // if it failed first.
+            let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+            let _ = init::wait_for(child);
+            return Err(err);
+        }
+        drop(j_sync);
+        // 8 (J). J lives as long as the sandbox and exits with the program's status.
+        return init::wait_for(child);
+    }
+    drop(j_sync);
+    userns::enter_mapped(&mut c_sync)?;
+    drop(c_sync);
+    // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
+    die_with_parent(Some(j_pid))?;
+
+    // 4. Create the remaining namespaces, owned by the new user namespace. Mounts become
+    //    private so nothing we mount propagates to the host. The loopback interface and the
+    //    Runtime API listener are created here, in the new network namespace, and the listener
+    //    goes to the server, which can accept on it from its own namespace.
+    let namespaces = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    nix::sched::unshare(namespaces).context(|| "unshare the namespaces".to_owned())?;
+    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
+        .context(|| "make all mounts private".to_owned())?;
+    net::listen_and_hand_over(spec.runtime_api_port, &channel)?;
+    drop(channel);
+
+    // 5. Fork G, pid 1 of the new PID namespace (unshare only moves children into it). G
+    //    builds the filesystem: a tmpfs root, binds, /proc of the new PID namespace, /tmp,
+    //    /dev; then pivots into it, so the host's filesystem is no longer reachable, seals /
+    //    read-only, and sets the hostname in the new UTS namespace.
+    if let ForkResult::Parent { child } = fork(&single).context(|| "fork G".to_owned())? {
+        drop(host_paths);
+        init::forward_to(child)?;
+        // 8 (C). C exits with G's status.
+        return init::wait_for(child);
+    }
+    // pid 1's parent is outside its namespace, so getppid() says 0 and the race check is moot.
+    die_with_parent(None)?;
+    // The program runs under a different uid and cannot ptrace G anyway; not dumpable also
+    // hides G's /proc entries (memory maps, environment) from it.
+    nix::sys::prctl::set_dumpable(false).context(|| "make G non-dumpable".to_owned())?;
+    mounts::build_root(&spec, &host_paths)?;
+    // R closes every descriptor above 2; none may still have an owner then.
+    drop(host_paths);
+    mounts::pivot_into_cwd()?;
+    mounts::seal_root()?;
+    nix::unistd::sethostname(&spec.hostname).context(|| "set the hostname".to_owned())?;
+
+    // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
+    //    status. When pid 1 exits, the kernel kills everything left in the namespace.
+    if let ForkResult::Parent { child } = fork(&single).context(|| "fork R".to_owned())? {
+        init::forward_to(child)?;
+        return init::reap_until(child);
+    }
+
+    // 7. R: restore default signal handling, drop every privilege and exec the program (the
+    //    seccomp install point is in exec_program, right before execve).
+    init::reset_for_exec()?;
+    exec::drop_privileges(&spec)?;
+    match exec::exec_program(&spec)? {}
+}
+
+/// Adopts fd 3, checking that it is the socket `spawn` put there.
+fn take_spec_socket() -> Result<UnixStream, JailError> {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    if unsafe { libc::fcntl(SPEC_FD, libc::F_GETFD) } == -1 {
+        return Err(JailError::Protocol(
+            "fd 3 is not open: the jail is started through spawn()".to_owned(),
+        ));
+    }
+    // SAFETY: fd 3 is open (checked above) and, by the spawn protocol, is the socket spawn()
+    // placed there for this process alone; nothing else in this fresh process refers to it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SPEC_FD) };
+    let stat = nix::sys::stat::fstat(&fd).context(|| "fstat fd 3".to_owned())?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(JailError::Protocol(
+            "fd 3 is not a socket: the jail is started through spawn()".to_owned(),
+        ));
+    }
+    Ok(UnixStream::from(fd))
+}
+
+fn join_cgroups(procs_files: &[PathBuf]) -> Result<(), JailError> {
+    let pid = nix::unistd::getpid().to_string();
+    for path in procs_files {
+        std::fs::write(path, &pid).context(|| format!("join the cgroup {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Asks for SIGKILL when the parent dies; with `parent`, also checks that it has not died
+/// already (in which case we were re-parented and the signal will never come).
+fn die_with_parent(parent: Option<Pid>) -> Result<(), JailError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .context(|| "set the parent-death signal".to_owned())?;
+    match parent {
+        Some(parent) if nix::unistd::getppid() != parent => {
+            Err(JailError::Protocol("the jail process died during set-up".to_owned()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,240 @@
+//! The raw system calls that `nix` does not wrap safely: fork, closing fd ranges, signal
+//! dispositions, the loopback ioctl, `mount_setattr` and the fd-based mount API. Each `unsafe`
+//! block of the jail sequence lives here behind a function whose contract callers can see;
+//! file-descriptor passing has its own in `fdpass.rs` and the spawn hook in `spawn.rs`.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+use nix::unistd::ForkResult;
+
+/// Proof that the current process has exactly one thread, which makes `fork` sound.
+///
+/// It is created once at the start of the jail process; every process forked from a
+/// single-threaded process is single-threaded too, and the jail sequence never starts a
+/// thread, so the proof stays valid in C, G and R.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SingleThreaded(());
+
+impl SingleThreaded {
+    /// Counts the entries of `/proc/self/task`.
+    pub(crate) fn check() -> Result<Self, std::io::Error> {
+        let threads = std::fs::read_dir("/proc/self/task")?.count();
+        if threads == 1 {
+            Ok(SingleThreaded(()))
+        } else {
+            Err(std::io::Error::other(format!(
+                "the jail process has {threads} threads: main_if_jail must run before any thread starts"
+            )))
+        }
+    }
+}
+
+/// `fork(2)` in a process proven single-threaded.
+pub(crate) fn fork(_proof: &SingleThreaded) -> nix::Result<ForkResult> {
+    // SAFETY: fork is unsound only when other threads exist, because the child could inherit
+    // locks (allocator, stdio) that those threads hold. `SingleThreaded` proves there are none.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Closes every file descriptor numbered `first` or higher.
+///
+/// # Safety
+///
+/// The caller must not own any `OwnedFd` (or type wrapping one) numbered `first` or higher
+/// that it will use or drop afterwards; dropping one would close a number that may have been
+/// reused.
+pub(crate) unsafe fn close_fds_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range only closes descriptors; the caller guarantees that no live owner
+    // refers to them.
+    let res = unsafe { libc::close_range(first, u32::MAX, 0) };
+    Errno::result(res).map(drop)
+}
+
+/// Sets `signal` back to its default disposition.
+pub(crate) fn default_disposition(signal: Signal) -> nix::Result<()> {
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context, so none of the
+    // handler-safety rules apply.
+    unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }.map(drop)
+}
+
+/// Sets every signal that can be changed back to its default disposition: the standard ones
+/// and the real-time ones from `SIGRTMIN()` (glibc reserves the two below it for itself and
+/// refuses to change them).
+pub(crate) fn default_dispositions() -> nix::Result<()> {
+    for signal in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        default_disposition(signal)?;
+    }
+    for raw in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        if unsafe { libc::signal(raw, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Installs `handler` for `signal` with `SA_RESTART`, so that interrupted `waitpid` calls
+/// resume.
+///
+/// # Safety
+///
+/// `handler` must only do async-signal-safe work and must preserve `errno`.
+pub(crate) unsafe fn install_handler(
+    signal: Signal,
+    handler: extern "C" fn(libc::c_int),
+) -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigSet};
+    let action = SigAction::new(SigHandler::Handler(handler), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the caller guarantees the handler is async-signal-safe.
+    unsafe { nix::sys::signal::sigaction(signal, &action) }.map(drop)
+}
+
+/// `kill(2)` for use inside a signal handler: async-signal-safe and preserves `errno`.
+pub(crate) fn kill_from_handler(pid: libc::pid_t, signal: libc::c_int) {
+    let saved = Errno::last_raw();
+    // SAFETY: kill takes two integers and touches no memory of ours; it is async-signal-safe.
+    unsafe { libc::kill(pid, signal) };
+    Errno::set_raw(saved);
+}
+
+/// Brings the loopback interface of the current network namespace up (`ip link set lo up`).
+pub(crate) fn loopback_up() -> nix::Result<()> {
+    let sock: OwnedFd =
+        socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: ifreq is a plain C struct of byte arrays and integers; all zeroes is a valid
+    // value (an empty name and zero flags).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the flags into the ifreq
+    // we own; the pointer is valid for the whole call.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: after SIOCGIFFLAGS the flags member of the union is the initialised one.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let up = libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING)
+        .expect("IFF_UP|IFF_RUNNING fit in a short");
+    req.ifr_ifru.ifru_flags = flags | up;
+    // SAFETY: SIOCSIFFLAGS only reads the ifreq we own.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// `mount_setattr(2)` with `AT_RECURSIVE`: adds the `MOUNT_ATTR_*` bits in `set` to the mount
+/// at `path` and every mount below it. Unlike a `MS_REMOUNT`, it leaves all other flags alone,
+/// so the flags the kernel locked on mounts inherited from the host are kept.
+pub(crate) fn mount_setattr_recursive(path: &CStr, set: u64) -> nix::Result<()> {
+    let attr = libc::mount_attr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: the path is NUL-terminated and the attr struct lives for the whole call; its
+    // size is passed alongside so the kernel reads exactly that much.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// `_exit(2)`: ends the process at once, without exit handlers or stdio flushing, which a
+/// forked stage must not run twice.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an integer and never returns; it is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+// From include/uapi/linux/mount.h (stable kernel ABI), which not every libc 0.2 release
+// exports.
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// Creates a tmpfs with `options` (key, value) as a detached mount with the `MOUNT_ATTR_*`
+/// bits `attrs`, and returns a descriptor of its root (`fsopen`, `fsconfig`, `fsmount`;
+/// Linux 5.2). Nothing is attached to any path yet.
+pub(crate) fn detached_tmpfs(options: &[(&CStr, &CStr)], attrs: u64) -> nix::Result<OwnedFd> {
+    // SAFETY: the name is a NUL-terminated literal; on success the kernel returns a new
+    // descriptor that nothing else owns.
+    let fs =
+        unsafe { owned_fd(libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC))? };
+    for (key, value) in options {
+        // SAFETY: key and value are NUL-terminated and outlive the call; aux must be 0 for
+        // FSCONFIG_SET_STRING.
+        let res = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        };
+        Errno::result(res)?;
+    }
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, null, null, 0)
+    })?;
+    // SAFETY: fsmount takes the filesystem context descriptor and two flag words; on success
+    // it returns a new descriptor that nothing else owns.
+    unsafe { owned_fd(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)) }
+}
+
+/// Adopts the descriptor a raw `syscall` returned.
+///
+/// # Safety
+///
+/// `res` must be the return value of a system call that returns a new descriptor (or -1).
+unsafe fn owned_fd(res: libc::c_long) -> nix::Result<OwnedFd> {
+    let fd = Errno::result(res)?;
+    let fd = std::os::fd::RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: by the caller's contract, the kernel just created this descriptor for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A detached copy of the mount tree at `fd` (the whole tree below it: `AT_RECURSIVE`), as
+/// `mount --rbind` would attach it (`open_tree`; Linux 5.2).
+pub(crate) fn clone_tree(fd: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: the empty path with AT_EMPTY_PATH names `fd` itself; on success the kernel
+    // returns a new descriptor that nothing else owns.
+    unsafe { owned_fd(libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags)) }
+}
+
+/// Attaches the detached mount `mount` at `target`, a path relative to the working
+/// directory, or the working directory itself if `target` is empty (`move_mount`).
+pub(crate) fn attach_at(mount: BorrowedFd<'_>, target: &CStr) -> nix::Result<()> {
+    let mut flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+    if target.is_empty() {
+        flags |= MOVE_MOUNT_T_EMPTY_PATH;
+    }
+    // SAFETY: both paths are NUL-terminated and outlive the call; the empty from-path with
+    // MOVE_MOUNT_F_EMPTY_PATH names `mount` itself.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(res).map(drop)
+}
