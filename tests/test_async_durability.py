@@ -79,6 +79,7 @@ def test_accepted_events_survive_sigkill(server_factory):
     ids = [send_event(client, name, {"i": i, "tag": "durable"}) for i in range(30)]
     srv.kill9()  # immediately after the last 202
     assert len(set(ids)) == 30, "request ids are not unique"
+    ran_before_kill = sum(1 for i in ids if start_counts(srv, name)[i])
     srv.start()
 
     def all_started():
@@ -90,7 +91,10 @@ def test_accepted_events_survive_sigkill(server_factory):
     except AssertionError:
         counts = start_counts(srv, name)
         missing = [i for i in ids if counts[i] == 0]
-        raise AssertionError(f"{len(missing)} of 30 accepted events never ran after SIGKILL + restart: {missing}")
+        raise AssertionError(
+            f"{len(missing)} of 30 accepted events never ran after SIGKILL + restart "
+            f"({ran_before_kill} had started before the kill): {missing}"
+        )
     assert all(counts[i] >= 1 for i in ids)
     # Only our events ran.
     assert set(counts) <= set(ids), f"unknown request ids started: {set(counts) - set(ids)}"

@@ -86,6 +86,13 @@ while true; do
   rm -f "$HEADERS"
   echo "shell handling $REQUEST_ID"
   case "$EVENT_DATA" in
+    *'"raw"'*)
+      curl -sS -X POST "$API/invocation/$REQUEST_ID/response" --data-binary 'plain text, not JSON' >/dev/null ;;
+    *'"misuse"'*)
+      BOGUS=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/invocation/00000000-0000-0000-0000-000000000000/response" -d '{"stolen":true}')
+      curl -sS -X POST "$API/invocation/$REQUEST_ID/response" -d "{\"bogus_status\":$BOGUS}" >/dev/null
+      AGAIN=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$API/invocation/$REQUEST_ID/response" -d '{"twice":true}')
+      echo "second-post-status $AGAIN" ;;
     *'"fail"'*)
       curl -sS -X POST "$API/invocation/$REQUEST_ID/error" \
         -H "Lambda-Runtime-Function-Error-Type: Custom.ShellFailure" \
@@ -135,6 +142,24 @@ def test_shell_bootstrap(lambda_client, server, runtime):
     assert err["errorType"] == "Custom.ShellFailure", err
     _, after = invoke_ok(lambda_client, name, {"after": "error"})
     assert after["echo"] == {"after": "error"}
+
+
+def test_shell_raw_response_and_runtime_api_misuse(lambda_client):
+    need_curl()
+    name = create_provided(lambda_client, make_zip([(exe("bootstrap"), SHELL_BOOTSTRAP)]))
+    resp, body = invoke(lambda_client, name, {"raw": True})
+    assert "FunctionError" not in resp, body
+    assert body == b"plain text, not JSON", "the response bytes were not passed through unchanged"
+    # A response for a request id that is not the current one is refused with 400, and
+    # answering twice is refused too; the real answer still goes through.
+    resp, out = invoke_ok(lambda_client, name, {"misuse": True}, LogType="Tail")
+    assert out == {"bogus_status": 400}, out
+    _, nxt = invoke_ok(lambda_client, name, {"next": 1})  # the second POST was logged before this /next
+    assert nxt["echo"] == {"next": 1}
+    log = base64.b64decode(resp["LogResult"]).decode()
+    m = re.search(r"second-post-status (\d+)", log)
+    assert m, log
+    assert m.group(1) in {"400", "403"}, f"a second response for the same request id answered {m.group(1)}"
 
 
 def test_bootstrap_that_exits_without_serving(lambda_client):

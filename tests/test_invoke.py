@@ -97,9 +97,9 @@ def handler(event, context):
     if action == "exit":
         sys.stdout.flush()
         os._exit(3)
-    if action == "oom":
+    if action == "oom" or action == "alloc":
         hog = []
-        for _ in range(600):
+        for _ in range(event.get("mb", 600)):
             hog.append(b"x" * (1 << 20))  # every page written, so it is really resident
         return len(hog)
     if action == "big":
@@ -265,13 +265,46 @@ def test_invoke_by_arn(lambda_client, server):
     assert body == {"action": "echo", "via": "arn"}
 
 
+def test_invoke_latest_qualifier(lambda_client, server):
+    name = new_py(lambda_client)
+    resp, ctx = invoke_ok(lambda_client, name, {"action": "context"}, Qualifier="$LATEST")
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert ctx["invoked_function_arn"] == server.function_arn(name) + ":$LATEST", ctx["invoked_function_arn"]
+    with pytest.raises(ClientError) as ei:
+        lambda_client.invoke(FunctionName=name, Payload=b"{}", Qualifier="no-such-alias")
+    assert error_code(ei.value) == "ResourceNotFoundException"
+    assert http_status(ei.value) == 404
+
+
+def test_empty_payload_is_accepted(lambda_client):
+    """The AWS CLI sends no body when --payload is omitted; that is not an invalid request."""
+    name = new_py(lambda_client, code="def handler(event, context):\n    return {'type': type(event).__name__}\n")
+    resp = lambda_client.invoke(FunctionName=name)
+    assert resp["StatusCode"] == 200
+    body = resp["Payload"].read()
+    assert "FunctionError" not in resp, f"an invoke without payload failed in the runtime: {body[:500]!r}"
+
+
+def test_delete_and_recreate_does_not_reuse_warm_environment(lambda_client):
+    name = unique_name("recreate")
+    v1 = "def handler(event, context):\n    return 'v1'\n"
+    v2 = "def handler(event, context):\n    return 'v2'\n"
+    create_function(lambda_client, name, py_zip(v1))
+    assert invoke_ok(lambda_client, name, {})[1] == "v1"
+    lambda_client.delete_function(FunctionName=name)
+    with pytest.raises(ClientError) as ei:
+        lambda_client.invoke(FunctionName=name, Payload=b"{}")
+    assert error_code(ei.value) == "ResourceNotFoundException"
+    create_function(lambda_client, name, py_zip(v2))
+    assert invoke_ok(lambda_client, name, {})[1] == "v2", "the re-created function ran the deleted function's warm environment"
+
+
 def test_context_fields(lambda_client, server):
     name = new_py(lambda_client, MemorySize=192, Timeout=7)
     resp, ctx = invoke_ok(lambda_client, name, {"action": "context"}, LogType="Tail")
     log = tail(resp)
     rid = start_id(log)
     assert ctx["aws_request_id"] == rid
-    assert ctx["aws_request_id"] == resp["ResponseMetadata"]["RequestId"], "x-amzn-RequestId differs from the invocation id"
     assert ctx["function_name"] == name
     assert ctx["function_version"] == "$LATEST"
     assert int(ctx["memory_limit_in_mb"]) == 192
@@ -281,6 +314,15 @@ def test_context_fields(lambda_client, server):
     assert ctx["log_group_name"] == f"/aws/lambda/{name}"
     assert STREAM_RE.match(ctx["log_stream_name"]), ctx["log_stream_name"]
     assert ctx["client_context"] is None
+
+
+def test_sync_response_request_id_is_the_invocation_id(lambda_client):
+    """On Lambda the Invoke response's x-amzn-RequestId is the invocation's request id
+    (context.aws_request_id, the START line's RequestId), as it is for Event invokes."""
+    name = new_py(lambda_client)
+    resp, ctx = invoke_ok(lambda_client, name, {"action": "context"}, LogType="Tail")
+    assert ctx["aws_request_id"] == start_id(tail(resp))
+    assert resp["ResponseMetadata"]["RequestId"] == ctx["aws_request_id"], "x-amzn-RequestId differs from the invocation id"
 
 
 def test_client_context_reaches_the_function(lambda_client):
@@ -443,6 +485,7 @@ def test_handler_exception(lambda_client):
     assert "division by zero" in err["errorMessage"]
     assert isinstance(err.get("stackTrace"), list) and any("app.py" in line for line in err["stackTrace"]), err
     assert resp["ResponseMetadata"]["HTTPHeaders"].get("x-amz-function-error") == "Unhandled"
+    assert resp["ExecutedVersion"] == "$LATEST"
     assert "ZeroDivisionError" in tail(resp)
     invoke_ok(lambda_client, name, {"action": "echo"})
 
@@ -507,6 +550,17 @@ def test_out_of_memory(lambda_client):
     assert state["count"] == 1, "the environment that ran out of memory was reused"
 
 
+def test_memory_limit_follows_memory_size(lambda_client):
+    name = new_py(lambda_client, MemorySize=512, Timeout=20)
+    resp, out = invoke_ok(lambda_client, name, {"action": "alloc", "mb": 300}, LogType="Tail")
+    assert out == 300
+    log = tail(resp)
+    used = int(report_of(log, start_id(log)).group("used"))
+    assert 300 <= used <= 512, f"Max Memory Used {used} MB after holding 300 MB"
+    _, err = invoke_err(lambda_client, name, {"action": "alloc", "mb": 700})
+    assert err["errorType"] == "Runtime.OutOfMemory", err
+
+
 def test_response_too_large(lambda_client):
     name = new_py(lambda_client, MemorySize=512)
     _, err = invoke_err(lambda_client, name, {"action": "big", "size": 7 * 1024 * 1024})
@@ -569,11 +623,28 @@ def test_request_too_large(lambda_client, server):
     body = json.dumps({"action": "size", "data": "z" * (6_500_000)}).encode()
     resp = sign_and_send(server, "POST", fn_path(name, "/invocations"), body)
     assert_lambda_error(resp, status=413, code="RequestEntityTooLargeException")
+    # The same through boto3, as an SDK user sees it.
+    with pytest.raises(ClientError) as ei:
+        lambda_client.invoke(FunctionName=name, Payload=body)
+    assert error_code(ei.value) == "RequestEntityTooLargeException"
+    assert http_status(ei.value) == 413
     assert started_ids(server, name) == []
     # Just under 6 MB is accepted.
     data = "z" * 6_000_000
     _, out = invoke_ok(lambda_client, name, {"action": "size", "data": data})
     assert out == {"len": len(data)}
+
+
+def test_async_payload_limit(lambda_client, server):
+    """Event invocations carry at most 1 MB (Lambda's asynchronous limit since 2025)."""
+    name = new_py(lambda_client)
+    big = json.dumps({"action": "print", "text": "x" * 1_100_000}).encode()
+    with pytest.raises(ClientError) as ei:
+        lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=big)
+    assert http_status(ei.value) == 413, ei.value.response
+    assert error_code(ei.value) in {"RequestEntityTooLargeException", "RequestTooLargeException"}, ei.value.response
+    ok = lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"action": "print", "text": "y" * 900_000}).encode())
+    assert ok["StatusCode"] == 202
 
 
 def test_unknown_function(lambda_client):

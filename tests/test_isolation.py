@@ -218,6 +218,16 @@ def probe_steal_next(event):
     return {"response": data.decode("utf-8", "replace")}
 
 
+def probe_fds(event):
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError as e:
+            out[fd] = _err(e)
+    return out
+
+
 def probe_env(event):
     return {"env": dict(os.environ)}
 
@@ -264,8 +274,8 @@ def prober(lambda_client):
     return name
 
 
-def run_probe(client, name, probe, **event):
-    resp = client.invoke(FunctionName=name, Payload=json.dumps({"probe": probe, **event}).encode())
+def run_probe(client, fn, probe, **event):
+    resp = client.invoke(FunctionName=fn, Payload=json.dumps({"probe": probe, **event}).encode())
     body = resp["Payload"].read()
     assert resp["StatusCode"] == 200, resp
     assert "FunctionError" not in resp, f"probe {probe} failed: {body[:3000]!r}"
@@ -355,6 +365,9 @@ def test_tmp_is_private_and_writable(lambda_client, prober, victim, healthy):
     assert out["back"] == "private"
     assert name in out["listing"]
     assert not any(victim["marker"] in f for f in out["listing"]), f"another function's /tmp is visible: {out['listing']}"
+    # /tmp persists across invocations of the same (warm) environment.
+    again = run_probe(lambda_client, prober, "paths", paths=["/tmp/" + name])
+    assert (again["/tmp/" + name]["read"] or {}).get("ok") == "private", again
 
 
 def test_tmp_is_limited_to_ephemeral_storage(lambda_client, prober, healthy):
@@ -383,6 +396,23 @@ def test_sensitive_host_files_absent(lambda_client, prober, healthy):
         host_users = {line.split(":")[0] for line in fh if line.strip()} - {"root", "nobody"}
     sandbox_users = {line.split(":")[0] for line in passwd.splitlines() if line.strip()}
     assert not host_users & sandbox_users, f"the host's /etc/passwd is visible in the sandbox: {sorted(host_users & sandbox_users)}"
+
+
+def test_dev_is_minimal(lambda_client, prober, healthy):
+    out = run_probe(lambda_client, prober, "paths", paths=["/dev"])
+    listing = set(out["/dev"]["list"].get("ok", []))
+    allowed = {"null", "zero", "full", "random", "urandom", "shm", "fd", "stdin", "stdout", "stderr", "pts", "ptmx", "tty"}
+    assert {"null", "zero", "urandom"} <= listing, listing
+    assert listing <= allowed, f"unexpected devices in the sandbox: {sorted(listing - allowed)}"
+
+
+def test_no_inherited_descriptors(lambda_client, server, prober, healthy):
+    fds = run_probe(lambda_client, prober, "fds")
+    assert len(fds) <= 12, f"{len(fds)} open descriptors: {fds}"
+    for fd, target in fds.items():
+        assert str(server.root) not in target and "/data" not in target, f"fd {fd} -> {target}"
+        assert not target.endswith((".db", ".db-wal", "credentials", ".lock")), f"fd {fd} -> {target}"
+    assert fds.get("0") == "/dev/null", f"stdin is {fds.get('0')}"
 
 
 def test_pids_limit(lambda_client, server, prober, healthy):

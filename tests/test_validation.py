@@ -190,7 +190,7 @@ def test_create_rejects_invalid_parameters(raw_client, unchanged, case):
     if name and "/" not in name:
         with pytest.raises(ClientError) as ei:
             raw_client.get_function(FunctionName=name)
-        assert error_code(ei.value) in ("ResourceNotFoundException", IPVE)
+        assert error_code(ei.value) in ("ResourceNotFoundException", "ValidationException", IPVE)
 
 
 def test_unknown_runtime_message_lists_available(raw_client, unchanged):

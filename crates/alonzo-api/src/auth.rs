@@ -39,9 +39,15 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// The id of the request being served: sent back in `x-amzn-RequestId`, and used as the
+/// invocation's request id by `Invoke`, as Lambda does.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Adds `x-amzn-RequestId` to every response, errors included.
-pub(crate) async fn request_id(req: Request, next: Next) -> Response {
+pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(req).await;
     if !response.headers().contains_key("x-amzn-RequestId") {
         if let Ok(value) = HeaderValue::from_str(&id) {

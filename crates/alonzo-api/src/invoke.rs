@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use alonzo_control::{InvocationType, InvokeInput, InvokeResult};
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use crate::auth::RequestId;
 use crate::error::ApiError;
 use crate::{query, ApiState};
 
@@ -34,6 +35,7 @@ fn invocation_type(headers: &HeaderMap) -> Result<InvocationType, ApiError> {
 /// `POST /2015-03-31/functions/{name}/invocations`
 pub(crate) async fn invoke(
     State(state): State<Arc<ApiState>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -47,6 +49,7 @@ pub(crate) async fn invoke(
         Some(other) => return Err(ApiError::invalid_parameter(format!("Invalid LogType: {other}"))),
     };
     let input = InvokeInput {
+        request_id,
         invocation_type: invocation_type(&headers)?,
         payload: body,
         log_tail,
@@ -91,10 +94,12 @@ fn render(result: InvokeResult) -> Response {
 /// `POST /2014-11-13/functions/{name}/invoke-async` (deprecated): an `Event` invocation.
 pub(crate) async fn invoke_async(
     State(state): State<Arc<ApiState>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = InvokeInput {
+        request_id,
         invocation_type: InvocationType::Event,
         payload: body,
         log_tail: false,

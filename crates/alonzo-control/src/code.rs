@@ -17,6 +17,12 @@ impl Control {
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
             return Ok(dest);
         }
+        // Held shared while extracting, so the collector (which takes it exclusively) never
+        // removes a half-written temporary directory.
+        let _gate = self.inner.code_gate.read().await;
+        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+            return Ok(dest);
+        }
         let zip = self.code(sha256_hex).await?;
         let tmp = self.inner.config.tasks_dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         let limits = self.inner.config.package_limits;

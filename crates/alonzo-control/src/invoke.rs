@@ -25,6 +25,8 @@ pub enum InvocationType {
 /// Input of `Invoke`.
 #[derive(Debug, Clone)]
 pub struct InvokeInput {
+    /// The invocation's request id (the API request's id, as on Lambda).
+    pub request_id: String,
     /// How to run it.
     pub invocation_type: InvocationType,
     /// Event bytes (JSON).
@@ -73,7 +75,7 @@ impl Control {
                     return Err(ControlError::TooLarge { limit: ASYNC_PAYLOAD_LIMIT, operation: "Invoke" });
                 }
                 let event = AsyncEvent {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: input.request_id,
                     function: name,
                     qualifier: if qualified { version } else { LATEST.to_owned() },
                     payload: input.payload.to_vec(),
@@ -87,7 +89,7 @@ impl Control {
             }
             InvocationType::RequestResponse => {
                 let request = InvokeRequest {
-                    request_id: uuid::Uuid::new_v4().to_string(),
+                    request_id: input.request_id,
                     payload: input.payload,
                     invoked_arn,
                     client_context,

@@ -94,7 +94,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
     let sandbox = SandboxManager::new(ManagerConfig {
         data_dir: data_dir.clone(),
-        exe: std::env::current_exe().context("locating the alonzo executable")?,
+        // The kernel's link to our own image keeps working even if the file is replaced
+        // (an in-place upgrade), where the path would name the new binary or nothing.
+        exe: std::path::PathBuf::from("/proc/self/exe"),
         idle_timeout: config.idle_timeout,
         concurrency_limit: config.concurrency_limit,
     })

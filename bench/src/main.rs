@@ -1,0 +1,149 @@
+//! `alonzo-bench`: runs the release `alonzo` server on loopback and measures, in one run,
+//! the loopback HTTP floor, warm invoke latency (Python and Rust no-ops), warm throughput at
+//! 1 and 32 clients, and cold starts (back to back and after an idle gap); prints a table
+//! and writes the same figures to `target/bench/latest.json`. This module owns the order of
+//! the phases and their sizes; `report` renders, `scenarios` measures.
+//!
+//! Environment: `ALONZO_BIN` (server binary, default `target/release/alonzo`),
+//! `ALONZO_BENCH_SERVER_LOG` (the server's `RUST_LOG`, default `warn`).
+//! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
+//! 2 when the bench could not run.
+
+mod fixtures;
+mod http;
+mod report;
+mod scenarios;
+mod server;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::fixtures::Fixture;
+use crate::http::Conn;
+use crate::report::Results;
+use crate::scenarios::{Kind, Op};
+use crate::server::Server;
+
+/// Sequential requests per latency figure (after the warm-up).
+const LATENCY_N: usize = 3000;
+const LATENCY_WARMUP: usize = 300;
+/// Cold starts per runtime and mode.
+const COLD_N: usize = 25;
+/// The idle gap before each "after idle" cold start.
+const IDLE_GAP: Duration = Duration::from_millis(200);
+const FLOOR_SECONDS: Duration = Duration::from_secs(3);
+const INVOKE_SECONDS: Duration = Duration::from_secs(5);
+const HIGH_CONCURRENCY: usize = 32;
+
+const PY_WARM: &str = "bench-python-warm";
+const RS_WARM: &str = "bench-rust-warm";
+const PY_COLD: &str = "bench-python-cold";
+const RS_COLD: &str = "bench-rust-cold";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(results) if results.failures() == 0 => ExitCode::SUCCESS,
+        Ok(results) => {
+            eprintln!("bench: {} request(s) failed; see ERRORS above", results.failures());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<Results> {
+    let root = project_root();
+    let bin = std::env::var_os("ALONZO_BIN").map_or_else(|| root.join("target/release/alonzo"), PathBuf::from);
+    server::stop_on_signal()?;
+    let python = fixtures::python_noop()?;
+    let rust = fixtures::rust_noop(&root)?;
+
+    let server = Server::start(&bin)?;
+    eprintln!("bench: server {} on {}", bin.display(), server.addr);
+    let started = Instant::now();
+    let measured = measure(&server, &python, &rust);
+    let elapsed = started.elapsed();
+    let results = match measured {
+        Ok(mut results) => {
+            results.bin = bin.display().to_string();
+            results.seconds = elapsed.as_secs_f64();
+            results
+        }
+        Err(e) => return Err(e.context(format!("server log tail:\n{}", server.log_tail()))),
+    };
+    drop(server);
+
+    print!("{}", results.table());
+    let out = root.join("target/bench/latest.json");
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    std::fs::write(&out, serde_json::to_string_pretty(&results.to_json())? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("\nwritten to {}", out.display());
+    Ok(results)
+}
+
+/// All phases, in an order that keeps each undisturbed by the previous: the floor first,
+/// then single-connection latency, cold starts, and the concurrency runs (which leave 32
+/// environments behind) last. Latency phases run on a single-threaded runtime (no
+/// cross-thread wake-ups in the client); throughput phases on a two-worker runtime.
+fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<Results> {
+    let addr = server.addr;
+    let single = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let py_warm = Op::Invoke { name: PY_WARM.into(), kind: Kind::Python };
+    let rs_warm = Op::Invoke { name: RS_WARM.into(), kind: Kind::Rust };
+    let mut r = Results::default();
+
+    single.block_on(async {
+        let mut conn = Conn::open(addr).await?;
+        for (name, f) in [(PY_WARM, python), (RS_WARM, rust), (PY_COLD, python), (RS_COLD, rust)] {
+            conn.create_function(name, f.runtime, f.handler, &f.zip).await.with_context(|| format!("creating {name}"))?;
+        }
+        anyhow::Ok(())
+    })?;
+
+    eprintln!("bench: loopback floor");
+    r.floor_latency = single.block_on(scenarios::sequential(addr, &Op::Health, LATENCY_WARMUP, LATENCY_N))?;
+    let warm_floor = Duration::from_millis(500);
+    r.floor_c1 = Some(multi.block_on(scenarios::throughput(addr, &Op::Health, 1, warm_floor, FLOOR_SECONDS))?);
+    r.floor_cn =
+        Some(multi.block_on(scenarios::throughput(addr, &Op::Health, HIGH_CONCURRENCY, warm_floor, FLOOR_SECONDS))?);
+
+    eprintln!("bench: warm invoke latency");
+    r.warm_python = single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
+    r.warm_rust = single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
+
+    eprintln!("bench: cold starts");
+    single.block_on(async {
+        let mut conn = Conn::open(addr).await?;
+        r.cold_python = scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, None, "b2b").await;
+        r.cold_rust = scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, None, "b2b").await;
+        r.cold_python_idle = scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, Some(IDLE_GAP), "idle").await;
+        r.cold_rust_idle = scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, Some(IDLE_GAP), "idle").await;
+        anyhow::Ok(())
+    })?;
+
+    eprintln!("bench: warm throughput");
+    r.invoke_c1 = Some(multi.block_on(scenarios::throughput(addr, &py_warm, 1, Duration::from_secs(1), INVOKE_SECONDS))?);
+    // The warm-up starts the 32 environments the measured run then reuses.
+    r.invoke_cn = Some(multi.block_on(scenarios::throughput(
+        addr,
+        &py_warm,
+        HIGH_CONCURRENCY,
+        Duration::from_secs(2),
+        INVOKE_SECONDS,
+    ))?);
+    r.idle_gap_ms = IDLE_GAP.as_millis() as u64;
+    Ok(r)
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench lives in the project root").to_owned()
+}

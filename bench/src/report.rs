@@ -1,0 +1,287 @@
+//! The results of one bench run and their two renderings: the table printed to stdout and
+//! the JSON written to `target/bench/latest.json` (the same figures, in milliseconds and
+//! requests per second), with the targets judged next to the figures.
+
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::scenarios::{Cold, Kind, Throughput};
+use crate::stats::{round3, Samples};
+
+/// Target: warm invoke p50 of the Python no-op, ms.
+const TARGET_WARM_P50_MS: f64 = 1.0;
+/// Target: the platform part of a cold start (client send → function's `main`), ms.
+const TARGET_PLATFORM_MS: f64 = 10.0;
+
+/// Every figure of one run.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    pub(crate) bin: String,
+    pub(crate) seconds: f64,
+    pub(crate) idle_gap_ms: u64,
+    pub(crate) floor_latency: Samples,
+    pub(crate) floor_c1: Option<Throughput>,
+    pub(crate) floor_cn: Option<Throughput>,
+    pub(crate) warm_python: Samples,
+    pub(crate) warm_rust: Samples,
+    pub(crate) invoke_c1: Option<Throughput>,
+    pub(crate) invoke_cn: Option<Throughput>,
+    pub(crate) cold_python: Cold,
+    pub(crate) cold_rust: Cold,
+    pub(crate) cold_python_idle: Cold,
+    pub(crate) cold_rust_idle: Cold,
+}
+
+fn rps(t: &Option<Throughput>) -> f64 {
+    t.as_ref().map_or(f64::NAN, |t| t.rps)
+}
+
+fn tput_errors(t: &Option<Throughput>) -> u64 {
+    t.as_ref().map_or(0, |t| t.latency.errors)
+}
+
+fn verdict(value: f64, target: f64) -> &'static str {
+    if !value.is_finite() {
+        "NO DATA"
+    } else if value < target {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+fn f3(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+fn f1(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.1}")
+    } else {
+        "-".into()
+    }
+}
+
+fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    let digits = format!("{:.0}", x.round());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Results {
+    /// Failed requests over the whole run.
+    pub(crate) fn failures(&self) -> u64 {
+        self.floor_latency.errors
+            + self.warm_python.errors
+            + self.warm_rust.errors
+            + tput_errors(&self.floor_c1)
+            + tput_errors(&self.floor_cn)
+            + tput_errors(&self.invoke_c1)
+            + tput_errors(&self.invoke_cn)
+            + self.cold_python.errors()
+            + self.cold_rust.errors()
+            + self.cold_python_idle.errors()
+            + self.cold_rust_idle.errors()
+    }
+
+    fn floor_p50(&self) -> f64 {
+        self.floor_latency.percentile(50.0)
+    }
+
+    fn clients_high(&self) -> usize {
+        self.floor_cn.as_ref().map_or(0, |t| t.clients)
+    }
+
+    /// `(phase, errors, first error)` of every phase that had failures.
+    fn error_list(&self) -> Vec<(&'static str, u64, String)> {
+        let mut out = Vec::new();
+        let mut add = |phase: &'static str, s: &Samples| {
+            if s.errors > 0 {
+                out.push((phase, s.errors, s.first_error.clone().unwrap_or_default()));
+            }
+        };
+        add("floor latency", &self.floor_latency);
+        add("warm python3.11", &self.warm_python);
+        add("warm Rust", &self.warm_rust);
+        for (phase, t) in [
+            ("floor throughput, 1 connection", &self.floor_c1),
+            ("floor throughput, N connections", &self.floor_cn),
+            ("invoke throughput, 1 client", &self.invoke_c1),
+            ("invoke throughput, N clients", &self.invoke_cn),
+        ] {
+            if let Some(t) = t {
+                add(phase, &t.latency);
+            }
+        }
+        add("cold python3.11, back to back", &self.cold_python.total);
+        add("cold Rust, back to back", &self.cold_rust.total);
+        add("cold python3.11, after idle", &self.cold_python_idle.total);
+        add("cold Rust, after idle", &self.cold_rust_idle.total);
+        out
+    }
+
+    /// The human-readable table.
+    pub(crate) fn table(&self) -> String {
+        let mut s = String::new();
+        let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+        let n = self.clients_high();
+        let floor_p50 = self.floor_p50();
+        let _ = writeln!(s, "\nAlonzo bench, {}, {cores} cores, server {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), self.bin);
+        let _ = writeln!(s, "(times in ms; client and server share this machine's cores; measured in {:.0} s)", self.seconds);
+
+        let _ = writeln!(s, "\nLOOPBACK FLOOR  GET /_alonzo/health, keep-alive HTTP/1.1");
+        let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "", "n", "p50", "p99");
+        let l = &self.floor_latency;
+        let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "latency, 1 connection", l.len(), f3(l.percentile(50.0)), f3(l.percentile(99.0)));
+        let _ = writeln!(s, "  {:<34}{:>16} req/s", "throughput, 1 connection", thousands(rps(&self.floor_c1)));
+        let _ = writeln!(s, "  {:<34}{:>16} req/s", format!("throughput, {n} connections"), thousands(rps(&self.floor_cn)));
+
+        let _ = writeln!(s, "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}");
+        let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>14}", "", "n", "p50", "p99", "p50/floor p50");
+        for (label, w) in [("python3.11 no-op", &self.warm_python), ("Rust no-op (provided.al2023)", &self.warm_rust)] {
+            let p50 = w.percentile(50.0);
+            let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>13}x", label, w.len(), f3(p50), f3(w.percentile(99.0)), f1(p50 / floor_p50));
+        }
+
+        let _ = writeln!(s, "\nTHROUGHPUT  python3.11 no-op, warm, one connection per client");
+        let _ = writeln!(s, "  {:<34}{:>10} {:>12} {:>9} {:>9}", "", "invokes/s", "/floor same c", "p50", "p99");
+        for (label, t, floor) in [
+            ("1 client".to_owned(), &self.invoke_c1, &self.floor_c1),
+            (format!("{n} clients"), &self.invoke_cn, &self.floor_cn),
+        ] {
+            let lat = t.as_ref().map(|t| &t.latency);
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>10} {:>12} {:>9} {:>9}",
+                label,
+                thousands(rps(t)),
+                format!("{:.3}", rps(t) / rps(floor)),
+                f3(lat.map_or(f64::NAN, |l| l.percentile(50.0))),
+                f3(lat.map_or(f64::NAN, |l| l.percentile(99.0))),
+            );
+        }
+
+        let _ = writeln!(s, "\nCOLD START  a new revision per sample (UpdateFunctionConfiguration), LogType=Tail");
+        let _ = writeln!(s, "  total = client send -> response; init = REPORT Init Duration; platform = client send -> Rust main()");
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>4} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+            "", "n", "total50", "total90", "init50", "init90", "platf50", "platf90"
+        );
+        let idle = format!("after {} ms idle", self.idle_gap_ms);
+        for (label, c, kind) in [
+            ("python3.11, back to back".to_owned(), &self.cold_python, Kind::Python),
+            (format!("python3.11, {idle}"), &self.cold_python_idle, Kind::Python),
+            ("Rust, back to back".to_owned(), &self.cold_rust, Kind::Rust),
+            (format!("Rust, {idle}"), &self.cold_rust_idle, Kind::Rust),
+        ] {
+            let (p50, p90) = if kind == Kind::Rust {
+                (f3(c.platform.percentile(50.0)), f3(c.platform.percentile(90.0)))
+            } else {
+                ("-".into(), "-".into())
+            };
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>4} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+                label,
+                c.total.len(),
+                f3(c.total.percentile(50.0)),
+                f3(c.total.percentile(90.0)),
+                f3(c.init.percentile(50.0)),
+                f3(c.init.percentile(90.0)),
+                p50,
+                p90
+            );
+        }
+
+        let _ = writeln!(s, "\nTARGETS");
+        let warm = self.warm_python.percentile(50.0);
+        let _ = writeln!(s, "  {:<52} < {:>4} ms  {:>9} ms  {}", "warm invoke p50, python3.11 no-op", TARGET_WARM_P50_MS, f3(warm), verdict(warm, TARGET_WARM_P50_MS));
+        for (label, c) in [("back to back", &self.cold_rust), (idle.as_str(), &self.cold_rust_idle)] {
+            let p50 = c.platform.percentile(50.0);
+            let p90 = c.platform.percentile(90.0);
+            let _ = writeln!(
+                s,
+                "  {:<52} < {:>4} ms  {:>9} ms  {}  (p90 {} ms: {})",
+                format!("cold-start platform part p50, Rust, {label}"),
+                TARGET_PLATFORM_MS,
+                f3(p50),
+                verdict(p50, TARGET_PLATFORM_MS),
+                f3(p90),
+                verdict(p90, TARGET_PLATFORM_MS)
+            );
+        }
+
+        let errors = self.error_list();
+        if errors.is_empty() {
+            let _ = writeln!(s, "\nERRORS  none");
+        } else {
+            let _ = writeln!(s, "\nERRORS  {} failed request(s), excluded from every figure above", self.failures());
+            for (phase, count, first) in errors {
+                let _ = writeln!(s, "  {phase}: {count} failed; first: {first}");
+            }
+        }
+        s
+    }
+
+    /// The same figures as JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        let floor_p50 = self.floor_p50();
+        let warm = |w: &Samples| {
+            let mut v = w.to_json();
+            v["ratio_to_floor_p50"] = round3(w.percentile(50.0) / floor_p50);
+            v
+        };
+        let tput = |t: &Option<Throughput>, floor: &Option<Throughput>| match t {
+            Some(t) => {
+                let mut v = t.to_json();
+                v["ratio_to_floor"] = round3(t.rps / rps(floor));
+                v
+            }
+            None => Value::Null,
+        };
+        let warm_p50 = self.warm_python.percentile(50.0);
+        let platform = |c: &Cold| {
+            let p50 = c.platform.percentile(50.0);
+            json!({ "target_ms": TARGET_PLATFORM_MS, "p50_ms": round3(p50), "met": p50 < TARGET_PLATFORM_MS })
+        };
+        json!({
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "server_binary": self.bin,
+            "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            "seconds": round3(self.seconds),
+            "failures": self.failures(),
+            "units": "latencies in ms, throughput in successful requests per second",
+            "floor": {
+                "latency_ms": self.floor_latency.to_json(),
+                "throughput": { "c1": self.floor_c1.as_ref().map(Throughput::to_json), "cN": self.floor_cn.as_ref().map(Throughput::to_json) },
+            },
+            "warm_invoke": { "python": warm(&self.warm_python), "rust": warm(&self.warm_rust) },
+            "invoke_throughput_python": { "c1": tput(&self.invoke_c1, &self.floor_c1), "cN": tput(&self.invoke_cn, &self.floor_cn) },
+            "cold_start": {
+                "idle_gap_ms": self.idle_gap_ms,
+                "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },
+                "rust": { "back_to_back": self.cold_rust.to_json(Kind::Rust), "after_idle": self.cold_rust_idle.to_json(Kind::Rust) },
+            },
+            "targets": {
+                "warm_p50_python": { "target_ms": TARGET_WARM_P50_MS, "p50_ms": round3(warm_p50), "met": warm_p50 < TARGET_WARM_P50_MS },
+                "cold_platform_part_rust_back_to_back": platform(&self.cold_rust),
+                "cold_platform_part_rust_after_idle": platform(&self.cold_rust_idle),
+            },
+        })
+    }
+}
