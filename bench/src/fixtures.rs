@@ -21,7 +21,11 @@ pub(crate) struct Fixture {
 /// The Python no-op.
 pub(crate) fn python_noop() -> anyhow::Result<Fixture> {
     let source = "def handler(event, context):\n    return {}\n";
-    Ok(Fixture { runtime: "python3.11", handler: "index.handler", zip: zip_one("index.py", source.as_bytes(), 0o644)? })
+    Ok(Fixture {
+        runtime: "python3.11",
+        handler: "index.handler",
+        zip: zip_one("index.py", source.as_bytes(), 0o644)?,
+    })
 }
 
 /// The Rust no-op, built (or found up to date) by cargo first.
@@ -41,14 +45,19 @@ pub(crate) fn rust_noop(root: &Path) -> anyhow::Result<Fixture> {
     }
     let binary = target.join("release/rust-noop");
     let bytes = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
-    Ok(Fixture { runtime: "provided.al2023", handler: "bootstrap", zip: zip_one("bootstrap", &bytes, 0o755)? })
+    Ok(Fixture {
+        runtime: "provided.al2023",
+        handler: "bootstrap",
+        zip: zip_one("bootstrap", &bytes, 0o755)?,
+    })
 }
 
 /// A zip holding one file with the given unix mode.
 fn zip_one(name: &str, contents: &[u8], mode: u32) -> anyhow::Result<Vec<u8>> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(mode);
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(mode);
     zip.start_file(name, options)?;
     zip.write_all(contents)?;
     Ok(zip.finish()?.into_inner())

@@ -34,7 +34,8 @@ pub(crate) struct Reply {
 
 impl Reply {
     fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("response is not JSON: {}", self.snippet()))
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("response is not JSON: {}", self.snippet()))
     }
 
     /// The start of the body, for error messages.
@@ -48,7 +49,12 @@ impl Reply {
         if self.status.is_success() {
             return Ok(self);
         }
-        let kind = self.headers.get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+        let kind = self
+            .headers
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned();
         bail!("HTTP {} {kind}: {}", self.status, self.snippet())
     }
 }
@@ -63,9 +69,12 @@ pub(crate) struct Conn {
 impl Conn {
     /// Opens a connection; its I/O task runs on the current tokio runtime.
     pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             // Errors surface on the next `send`; the task only drives the socket.
             let _ = connection.await;
@@ -84,11 +93,20 @@ impl Conn {
 
     /// `GET /_alonzo/health` (unsigned), as a request ready to send.
     pub(crate) fn health_request(&self) -> Request<Full<Bytes>> {
-        Request::get("/_alonzo/health").header("host", self.host.clone()).body(Full::new(Bytes::new())).expect("static request")
+        Request::get("/_alonzo/health")
+            .header("host", self.host.clone())
+            .body(Full::new(Bytes::new()))
+            .expect("static request")
     }
 
     /// A SigV4-signed request for service `lambda`, ready to send; `extra` headers are signed.
-    pub(crate) fn signed(&self, method: Method, path_and_query: &str, body: Bytes, extra: &[(&'static str, &str)]) -> anyhow::Result<Request<Full<Bytes>>> {
+    pub(crate) fn signed(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        extra: &[(&'static str, &str)],
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
@@ -96,12 +114,23 @@ impl Conn {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::HOST, self.host.clone());
         if !body.is_empty() {
-            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers
+                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         for (name, value) in extra {
             headers.insert(*name, HeaderValue::from_str(value)?);
         }
-        sigv4::sign(method.as_str(), path, query, &mut headers, &body, &credentials(), REGION, "lambda", chrono::Utc::now());
+        sigv4::sign(
+            method.as_str(),
+            path,
+            query,
+            &mut headers,
+            &body,
+            &credentials(),
+            REGION,
+            "lambda",
+            chrono::Utc::now(),
+        );
         if !headers.contains_key(http::header::AUTHORIZATION) {
             bail!("signing {method} {path_and_query} failed");
         }
@@ -112,11 +141,21 @@ impl Conn {
         Ok(request.body(Full::new(body))?)
     }
 
-    async fn call(&mut self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
         let what = format!("{method} {path}");
         let request = self.signed(method, path, Bytes::from(bytes), &[])?;
-        let reply = self.send(request).await.with_context(|| what.clone())?.success().with_context(|| what.clone())?;
+        let reply = self
+            .send(request)
+            .await
+            .with_context(|| what.clone())?
+            .success()
+            .with_context(|| what.clone())?;
         if reply.body.is_empty() {
             return Ok(Value::Null);
         }
@@ -124,7 +163,13 @@ impl Conn {
     }
 
     /// `CreateFunction` with an inline zip, then waits until the function is `Active`.
-    pub(crate) async fn create_function(&mut self, name: &str, runtime: &str, handler: &str, zip: &[u8]) -> anyhow::Result<()> {
+    pub(crate) async fn create_function(
+        &mut self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+    ) -> anyhow::Result<()> {
         let body = json!({
             "FunctionName": name,
             "Runtime": runtime,
@@ -141,14 +186,27 @@ impl Conn {
     /// `UpdateFunctionConfiguration` setting one environment variable; a new revision, so the
     /// next invoke starts a new environment. Waits until `LastUpdateStatus` is `Successful`,
     /// polling every `poll`.
-    pub(crate) async fn update_env(&mut self, name: &str, key: &str, value: &str, poll: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn update_env(
+        &mut self,
+        name: &str,
+        key: &str,
+        value: &str,
+        poll: Duration,
+    ) -> anyhow::Result<()> {
         let body = json!({ "Environment": { "Variables": { key: value } } });
-        self.call(Method::PUT, &format!("/2015-03-31/functions/{name}/configuration"), Some(body)).await?;
+        self.call(Method::PUT, &format!("/2015-03-31/functions/{name}/configuration"), Some(body))
+            .await?;
         self.wait_settled(name, "LastUpdateStatus", "Successful", poll).await
     }
 
     /// Polls `GetFunctionConfiguration` until `field` is `wanted`; fails on `Failed`.
-    async fn wait_settled(&mut self, name: &str, field: &str, wanted: &str, poll: Duration) -> anyhow::Result<()> {
+    async fn wait_settled(
+        &mut self,
+        name: &str,
+        field: &str,
+        wanted: &str,
+        poll: Duration,
+    ) -> anyhow::Result<()> {
         let path = format!("/2015-03-31/functions/{name}/configuration");
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         loop {
@@ -167,7 +225,11 @@ impl Conn {
 
     /// A signed `Invoke` (`RequestResponse`) of `name` with payload `{}`, ready to send;
     /// `tail` asks for the log tail (`X-Amz-Log-Type: Tail`).
-    pub(crate) fn invoke_request(&self, name: &str, tail: bool) -> anyhow::Result<Request<Full<Bytes>>> {
+    pub(crate) fn invoke_request(
+        &self,
+        name: &str,
+        tail: bool,
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
         let path = format!("/2015-03-31/functions/{name}/invocations");
         let extra: &[(&'static str, &str)] = if tail { &[("x-amz-log-type", "Tail")] } else { &[] };
         self.signed(Method::POST, &path, Bytes::from_static(b"{}"), extra)
@@ -187,7 +249,8 @@ pub(crate) struct Invoked {
 /// `X-Amz-Function-Error` and a JSON body.
 pub(crate) fn check_invoke(reply: &Reply) -> anyhow::Result<Invoked> {
     if reply.status != StatusCode::OK {
-        let kind = reply.headers.get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).unwrap_or("?");
+        let kind =
+            reply.headers.get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).unwrap_or("?");
         bail!("invoke answered HTTP {} {kind}: {}", reply.status, reply.snippet());
     }
     if let Some(error) = reply.headers.get("x-amz-function-error") {
@@ -196,7 +259,9 @@ pub(crate) fn check_invoke(reply: &Reply) -> anyhow::Result<Invoked> {
     let payload = reply.json()?;
     let log_tail = match reply.headers.get("x-amz-log-result") {
         Some(v) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).context("X-Amz-Log-Result is not base64")?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .context("X-Amz-Log-Result is not base64")?;
             Some(String::from_utf8_lossy(&bytes).into_owned())
         }
         None => None,

@@ -60,7 +60,8 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<Results> {
     let root = project_root();
-    let bin = std::env::var_os("ALONZO_BIN").map_or_else(|| root.join("target/release/alonzo"), PathBuf::from);
+    let bin = std::env::var_os("ALONZO_BIN")
+        .map_or_else(|| root.join("target/release/alonzo"), PathBuf::from);
     server::stop_on_signal()?;
     let python = fixtures::python_noop()?;
     let rust = fixtures::rust_noop(&root)?;
@@ -92,11 +93,13 @@ fn run() -> anyhow::Result<Results> {
 /// All phases, in an order that keeps each undisturbed by the previous: the floor first,
 /// then single-connection latency, cold starts, and the concurrency runs (which leave 32
 /// environments behind) last. Latency phases run on a single-threaded runtime (no
-/// cross-thread wake-ups in the client); throughput phases on a two-worker runtime.
+/// cross-thread wake-ups in the client), and so do the one-client throughput runs; the
+/// 32-client runs use a two-worker runtime.
 fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<Results> {
     let addr = server.addr;
     let single = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let multi =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let py_warm = Op::Invoke { name: PY_WARM.into(), kind: Kind::Python };
     let rs_warm = Op::Invoke { name: RS_WARM.into(), kind: Kind::Rust };
     let mut r = Results::default();
@@ -104,34 +107,68 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
         for (name, f) in [(PY_WARM, python), (RS_WARM, rust), (PY_COLD, python), (RS_COLD, rust)] {
-            conn.create_function(name, f.runtime, f.handler, &f.zip).await.with_context(|| format!("creating {name}"))?;
+            conn.create_function(name, f.runtime, f.handler, &f.zip)
+                .await
+                .with_context(|| format!("creating {name}"))?;
         }
         anyhow::Ok(())
     })?;
 
     eprintln!("bench: loopback floor");
-    r.floor_latency = single.block_on(scenarios::sequential(addr, &Op::Health, LATENCY_WARMUP, LATENCY_N))?;
+    r.floor_latency =
+        single.block_on(scenarios::sequential(addr, &Op::Health, LATENCY_WARMUP, LATENCY_N))?;
     let warm_floor = Duration::from_millis(500);
-    r.floor_c1 = Some(multi.block_on(scenarios::throughput(addr, &Op::Health, 1, warm_floor, FLOOR_SECONDS))?);
-    r.floor_cn =
-        Some(multi.block_on(scenarios::throughput(addr, &Op::Health, HIGH_CONCURRENCY, warm_floor, FLOOR_SECONDS))?);
+    r.floor_c1 = Some(single.block_on(scenarios::throughput(
+        addr,
+        &Op::Health,
+        1,
+        warm_floor,
+        FLOOR_SECONDS,
+    ))?);
+    r.floor_cn = Some(multi.block_on(scenarios::throughput(
+        addr,
+        &Op::Health,
+        HIGH_CONCURRENCY,
+        warm_floor,
+        FLOOR_SECONDS,
+    ))?);
 
     eprintln!("bench: warm invoke latency");
-    r.warm_python = single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
-    r.warm_rust = single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
+    r.warm_python =
+        single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
+    r.warm_rust =
+        single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
 
     eprintln!("bench: cold starts");
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
-        r.cold_python = scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, None, "b2b").await;
-        r.cold_rust = scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, None, "b2b").await;
-        r.cold_python_idle = scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, Some(IDLE_GAP), "idle").await;
-        r.cold_rust_idle = scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, Some(IDLE_GAP), "idle").await;
+        r.cold_python =
+            scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, None, "b2b").await;
+        r.cold_rust =
+            scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, None, "b2b").await;
+        r.cold_python_idle = scenarios::cold_starts(
+            &mut conn,
+            PY_COLD,
+            Kind::Python,
+            COLD_N,
+            Some(IDLE_GAP),
+            "idle",
+        )
+        .await;
+        r.cold_rust_idle =
+            scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, Some(IDLE_GAP), "idle")
+                .await;
         anyhow::Ok(())
     })?;
 
     eprintln!("bench: warm throughput");
-    r.invoke_c1 = Some(multi.block_on(scenarios::throughput(addr, &py_warm, 1, Duration::from_secs(1), INVOKE_SECONDS))?);
+    r.invoke_c1 = Some(single.block_on(scenarios::throughput(
+        addr,
+        &py_warm,
+        1,
+        Duration::from_secs(1),
+        INVOKE_SECONDS,
+    ))?);
     // The warm-up starts the 32 environments the measured run then reuses.
     r.invoke_cn = Some(multi.block_on(scenarios::throughput(
         addr,
@@ -145,5 +182,8 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
 }
 
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench lives in the project root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench lives in the project root")
+        .to_owned()
 }

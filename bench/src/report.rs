@@ -140,25 +140,68 @@ impl Results {
         let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
         let n = self.clients_high();
         let floor_p50 = self.floor_p50();
-        let _ = writeln!(s, "\nAlonzo bench, {}, {cores} cores, server {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), self.bin);
-        let _ = writeln!(s, "(times in ms; client and server share this machine's cores; measured in {:.0} s)", self.seconds);
+        let _ = writeln!(
+            s,
+            "\nAlonzo bench, {}, {cores} cores, server {}",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            self.bin
+        );
+        let _ = writeln!(
+            s,
+            "(times in ms; client and server share this machine's cores; measured in {:.0} s)",
+            self.seconds
+        );
 
         let _ = writeln!(s, "\nLOOPBACK FLOOR  GET /_alonzo/health, keep-alive HTTP/1.1");
         let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "", "n", "p50", "p99");
         let l = &self.floor_latency;
-        let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "latency, 1 connection", l.len(), f3(l.percentile(50.0)), f3(l.percentile(99.0)));
-        let _ = writeln!(s, "  {:<34}{:>16} req/s", "throughput, 1 connection", thousands(rps(&self.floor_c1)));
-        let _ = writeln!(s, "  {:<34}{:>16} req/s", format!("throughput, {n} connections"), thousands(rps(&self.floor_cn)));
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>6} {:>9} {:>9}",
+            "latency, 1 connection",
+            l.len(),
+            f3(l.percentile(50.0)),
+            f3(l.percentile(99.0))
+        );
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>16} req/s",
+            "throughput, 1 connection",
+            thousands(rps(&self.floor_c1))
+        );
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>16} req/s",
+            format!("throughput, {n} connections"),
+            thousands(rps(&self.floor_cn))
+        );
 
-        let _ = writeln!(s, "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}");
-        let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>14}", "", "n", "p50", "p99", "p50/floor p50");
-        for (label, w) in [("python3.11 no-op", &self.warm_python), ("Rust no-op (provided.al2023)", &self.warm_rust)] {
+        let _ =
+            writeln!(s, "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}");
+        let _ =
+            writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>14}", "", "n", "p50", "p99", "p50/floor p50");
+        for (label, w) in [
+            ("python3.11 no-op", &self.warm_python),
+            ("Rust no-op (provided.al2023)", &self.warm_rust),
+        ] {
             let p50 = w.percentile(50.0);
-            let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>13}x", label, w.len(), f3(p50), f3(w.percentile(99.0)), f1(p50 / floor_p50));
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>6} {:>9} {:>9} {:>13}x",
+                label,
+                w.len(),
+                f3(p50),
+                f3(w.percentile(99.0)),
+                f1(p50 / floor_p50)
+            );
         }
 
         let _ = writeln!(s, "\nTHROUGHPUT  python3.11 no-op, warm, one connection per client");
-        let _ = writeln!(s, "  {:<34}{:>10} {:>12} {:>9} {:>9}", "", "invokes/s", "/floor same c", "p50", "p99");
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>10} {:>12} {:>9} {:>9}",
+            "", "invokes/s", "/floor same c", "p50", "p99"
+        );
         for (label, t, floor) in [
             ("1 client".to_owned(), &self.invoke_c1, &self.floor_c1),
             (format!("{n} clients"), &self.invoke_cn, &self.floor_cn),
@@ -175,7 +218,10 @@ impl Results {
             );
         }
 
-        let _ = writeln!(s, "\nCOLD START  a new revision per sample (UpdateFunctionConfiguration), LogType=Tail");
+        let _ = writeln!(
+            s,
+            "\nCOLD START  a new revision per sample (UpdateFunctionConfiguration), LogType=Tail"
+        );
         let _ = writeln!(s, "  total = client send -> response; init = REPORT Init Duration; platform = client send -> Rust main()");
         let _ = writeln!(
             s,
@@ -210,8 +256,16 @@ impl Results {
 
         let _ = writeln!(s, "\nTARGETS");
         let warm = self.warm_python.percentile(50.0);
-        let _ = writeln!(s, "  {:<52} < {:>4} ms  {:>9} ms  {}", "warm invoke p50, python3.11 no-op", TARGET_WARM_P50_MS, f3(warm), verdict(warm, TARGET_WARM_P50_MS));
-        for (label, c) in [("back to back", &self.cold_rust), (idle.as_str(), &self.cold_rust_idle)] {
+        let _ = writeln!(
+            s,
+            "  {:<52} < {:>4} ms  {:>9} ms  {}",
+            "warm invoke p50, python3.11 no-op",
+            TARGET_WARM_P50_MS,
+            f3(warm),
+            verdict(warm, TARGET_WARM_P50_MS)
+        );
+        for (label, c) in [("back to back", &self.cold_rust), (idle.as_str(), &self.cold_rust_idle)]
+        {
             let p50 = c.platform.percentile(50.0);
             let p90 = c.platform.percentile(90.0);
             let _ = writeln!(
@@ -230,7 +284,11 @@ impl Results {
         if errors.is_empty() {
             let _ = writeln!(s, "\nERRORS  none");
         } else {
-            let _ = writeln!(s, "\nERRORS  {} failed request(s), excluded from every figure above", self.failures());
+            let _ = writeln!(
+                s,
+                "\nERRORS  {} failed request(s), excluded from every figure above",
+                self.failures()
+            );
             for (phase, count, first) in errors {
                 let _ = writeln!(s, "  {phase}: {count} failed; first: {first}");
             }

@@ -55,7 +55,9 @@ impl Op {
                 }
                 Ok(())
             }
-            Self::Invoke { kind, .. } => check_payload(*kind, &check_invoke(reply)?.payload).map(|_| ()),
+            Self::Invoke { kind, .. } => {
+                check_payload(*kind, &check_invoke(reply)?.payload).map(|_| ())
+            }
         }
     }
 }
@@ -95,13 +97,20 @@ async fn one(conn: &mut Conn, addr: SocketAddr, op: &Op) -> anyhow::Result<Durat
 }
 
 /// `warmup` unmeasured then `n` measured sequential requests on one keep-alive connection.
-pub(crate) async fn sequential(addr: SocketAddr, op: &Op, warmup: usize, n: usize) -> anyhow::Result<Samples> {
+pub(crate) async fn sequential(
+    addr: SocketAddr,
+    op: &Op,
+    warmup: usize,
+    n: usize,
+) -> anyhow::Result<Samples> {
     let mut conn = Conn::open(addr).await?;
-    for i in 0..warmup {
-        // A warm-up failure means the setup is broken; stop with the reason.
-        one(&mut conn, addr, op).await.with_context(|| format!("warm-up request {i} of {op:?}"))?;
-    }
     let mut samples = Samples::with_capacity(n);
+    for _ in 0..warmup {
+        // Not timed, but a failure is a failure: it is counted and reported.
+        if let Err(e) = one(&mut conn, addr, op).await {
+            samples.fail(format!("warm-up: {e:#}"));
+        }
+    }
     for _ in 0..n {
         match one(&mut conn, addr, op).await {
             Ok(d) => samples.push(ms(d)),
@@ -137,17 +146,28 @@ impl Throughput {
 /// `clients` concurrent clients, each on its own connection, send `op` back to back for
 /// `duration` (after `warmup` of the same load, unmeasured). Runs on the current runtime's
 /// workers.
-pub(crate) async fn throughput(addr: SocketAddr, op: &Op, clients: usize, warmup: Duration, duration: Duration) -> anyhow::Result<Throughput> {
-    if !warmup.is_zero() {
-        let warm = timed(addr, op, clients, warmup).await?;
-        if warm.latency.errors > 0 {
-            bail!("warm-up of {clients} clients of {op:?} failed: {}", warm.latency.first_error.unwrap_or_default());
-        }
+pub(crate) async fn throughput(
+    addr: SocketAddr,
+    op: &Op,
+    clients: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let warm = if warmup.is_zero() { None } else { Some(timed(addr, op, clients, warmup).await?) };
+    let mut measured = timed(addr, op, clients, duration).await?;
+    if let Some(warm) = warm {
+        // Warm-up requests are not timed, but their failures are counted and reported.
+        measured.latency.merge_errors(&warm.latency, "warm-up: ");
     }
-    timed(addr, op, clients, duration).await
+    Ok(measured)
 }
 
-async fn timed(addr: SocketAddr, op: &Op, clients: usize, duration: Duration) -> anyhow::Result<Throughput> {
+async fn timed(
+    addr: SocketAddr,
+    op: &Op,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
         conns.push(Conn::open(addr).await?);
@@ -199,7 +219,8 @@ impl Cold {
     }
 
     pub(crate) fn to_json(&self, kind: Kind) -> Value {
-        let mut v = json!({ "total_ms": self.total.to_json(), "init_duration_ms": self.init.to_json() });
+        let mut v =
+            json!({ "total_ms": self.total.to_json(), "init_duration_ms": self.init.to_json() });
         if kind == Kind::Rust {
             v["platform_ms"] = self.platform.to_json();
         }
@@ -211,10 +232,20 @@ impl Cold {
 /// reuses an environment), waits for `LastUpdateStatus: Successful`, optionally sleeps
 /// `idle`, then invokes with the log tail. An invocation whose `REPORT` has no
 /// `Init Duration` was not cold, and counts as a failure.
-pub(crate) async fn cold_starts(conn: &mut Conn, name: &str, kind: Kind, n: usize, idle: Option<Duration>, tag: &str) -> Cold {
+pub(crate) async fn cold_starts(
+    conn: &mut Conn,
+    name: &str,
+    kind: Kind,
+    n: usize,
+    idle: Option<Duration>,
+    tag: &str,
+) -> Cold {
     let mut cold = Cold::default();
     for i in 0..n {
-        if let Err(e) = conn.update_env(name, "BENCH_REVISION", &format!("{tag}-{i}"), Duration::from_millis(1)).await {
+        if let Err(e) = conn
+            .update_env(name, "BENCH_REVISION", &format!("{tag}-{i}"), Duration::from_millis(1))
+            .await
+        {
             cold.total.fail(format!("forcing a cold start: {e:#}"));
             continue;
         }
@@ -236,15 +267,24 @@ pub(crate) async fn cold_starts(conn: &mut Conn, name: &str, kind: Kind, n: usiz
 }
 
 /// One cold invoke: (total ms, Init Duration ms, platform part ms for Rust).
-async fn cold_once(conn: &mut Conn, name: &str, kind: Kind) -> anyhow::Result<(f64, f64, Option<f64>)> {
+async fn cold_once(
+    conn: &mut Conn,
+    name: &str,
+    kind: Kind,
+) -> anyhow::Result<(f64, f64, Option<f64>)> {
     let request = conn.invoke_request(name, true)?;
     let sent_ns = epoch_ns();
     let start = Instant::now();
     let reply = conn.send(request).await?;
     let total = ms(start.elapsed());
     let invoked = check_invoke(&reply)?;
-    let tail = invoked.log_tail.as_deref().context("no X-Amz-Log-Result although LogType=Tail was asked")?;
-    let init = init_duration_ms(tail).with_context(|| format!("not a cold start: no Init Duration in the REPORT line:\n{tail}"))?;
+    let tail = invoked
+        .log_tail
+        .as_deref()
+        .context("no X-Amz-Log-Result although LogType=Tail was asked")?;
+    let init = init_duration_ms(tail).with_context(|| {
+        format!("not a cold start: no Init Duration in the REPORT line:\n{tail}")
+    })?;
     let platform = match check_payload(kind, &invoked.payload)? {
         Some(main_ns) => {
             let part = (i128::from(main_ns) - i128::from(sent_ns)) as f64 / 1e6;
@@ -259,5 +299,7 @@ async fn cold_once(conn: &mut Conn, name: &str, kind: Kind) -> anyhow::Result<(f
 }
 
 fn epoch_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

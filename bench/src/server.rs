@@ -56,7 +56,10 @@ impl Server {
     }
 
     fn start_once(bin: &Path) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("alonzo-bench-").tempdir().context("creating a temporary data directory")?;
+        let dir = tempfile::Builder::new()
+            .prefix("alonzo-bench-")
+            .tempdir()
+            .context("creating a temporary data directory")?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = dir.path().join("server.log");
@@ -72,7 +75,10 @@ impl Server {
             .env_remove("ALONZO_IDLE_TIMEOUT")
             .env("ALONZO_ACCESS_KEY_ID", ACCESS_KEY_ID)
             .env("ALONZO_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-            .env("RUST_LOG", std::env::var("ALONZO_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("ALONZO_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -88,14 +94,20 @@ impl Server {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!("the server exited during start-up ({status}); its log:\n{}", self.log_tail());
+                bail!(
+                    "the server exited during start-up ({status}); its log:\n{}",
+                    self.log_tail()
+                );
             }
             if health_ok(self.addr) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("the server did not become healthy within {START_TIMEOUT:?}; its log:\n{}", self.log_tail())
+        bail!(
+            "the server did not become healthy within {START_TIMEOUT:?}; its log:\n{}",
+            self.log_tail()
+        )
     }
 
     /// The last lines of the server's stderr, for error messages.
@@ -139,11 +151,13 @@ fn pid_of(child: &Child) -> Pid {
 /// A blocking one-shot health probe (a fresh connection, `Connection: close`).
 fn health_ok(addr: SocketAddr) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /_alonzo/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /_alonzo/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -158,7 +172,10 @@ pub(crate) fn stop_on_signal() -> anyhow::Result<()> {
     // Register before returning, so a signal arriving right after start is caught.
     let (mut int, mut term) = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
     })?;
     std::thread::Builder::new().name("bench-signals".into()).spawn(move || {
         runtime.block_on(async {

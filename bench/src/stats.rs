@@ -39,6 +39,14 @@ impl Samples {
         }
     }
 
+    /// Counts another set's failures (not its values), their first reason marked `prefix`.
+    pub(crate) fn merge_errors(&mut self, other: &Samples, prefix: &str) {
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error.as_ref().map(|e| format!("{prefix}{e}"));
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }

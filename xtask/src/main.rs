@@ -1,8 +1,10 @@
 //! Project automation, run as `cargo xtask <task>`:
 //!
-//! - `test`: the whole gate, as CI runs it: the release build, every Rust test (unit,
-//!   in-process and the tidy checks), then the black-box suite in `tests/` against the
-//!   release binary with real clients (boto3, the AWS CLI, Terraform).
+//! - `test`: the whole gate, as CI runs it: formatting and clippy (warnings are errors), the
+//!   release build, every Rust test (unit, in-process, the jail's privileged integration
+//!   tests and the tidy checks), then the runtime bootstraps' tests and the black-box suite
+//!   in `tests/` against the release binary with real clients (boto3, the AWS CLI,
+//!   Terraform, `awslambdaric`, a `lambda_runtime` binary).
 //! - `bench`: the benchmarks in `bench/`.
 
 mod tidy;
@@ -24,6 +26,8 @@ fn main() -> anyhow::Result<()> {
 
 fn test() -> anyhow::Result<()> {
     check_python_deps()?;
+    run("cargo", &["fmt", "--all", "--check"])?;
+    run("cargo", &["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
     run("cargo", &["build", "--release", "--bin", "alonzo"])?;
     run("cargo", &["test", "--workspace", "--release"])?;
     run("python3", &["-m", "pytest", "runtimes/tests", "tests", "-q", "-p", "no:cacheprovider"])
@@ -38,14 +42,17 @@ fn check_python_deps() -> anyhow::Result<()> {
         .context("python3 is required for the black-box suite")?
         .success();
     if !ok {
-        bail!("the black-box suite needs its Python clients: pip install -r tests/requirements.txt");
+        bail!(
+            "the black-box suite needs its Python clients: pip install -r tests/requirements.txt"
+        );
     }
     Ok(())
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
-    let status = Command::new(program).args(args).status().with_context(|| format!("running {program}"))?;
+    let status =
+        Command::new(program).args(args).status().with_context(|| format!("running {program}"))?;
     if !status.success() {
         bail!("{program} {} failed ({status})", args.join(" "));
     }
@@ -53,5 +60,8 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn project_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the project root").to_owned()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the project root")
+        .to_owned()
 }

@@ -39,11 +39,16 @@ mod tests {
     fn unsafe_stays_in_the_jail() {
         let offenders: Vec<_> = sources()
             .into_iter()
-            .filter(|p| !p.components().any(|c| c.as_os_str() == "alonzo-jail") && !p.ends_with("xtask/src/tidy.rs"))
+            .filter(|p| {
+                !p.components().any(|c| c.as_os_str() == "alonzo-jail")
+                    && !p.ends_with("xtask/src/tidy.rs")
+            })
             .filter(|p| {
                 std::fs::read_to_string(p).unwrap().lines().any(|l| {
                     let code = l.split("//").next().unwrap_or("");
-                    code.contains("unsafe {") || code.contains("unsafe fn") || code.contains("unsafe impl")
+                    code.contains("unsafe {")
+                        || code.contains("unsafe fn")
+                        || code.contains("unsafe impl")
                 })
             })
             .collect();

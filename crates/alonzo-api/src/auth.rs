@@ -35,7 +35,10 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig").field("region", &self.region).field("keys", &self.keys.len()).finish()
+        f.debug_struct("AuthConfig")
+            .field("region", &self.region)
+            .field("keys", &self.keys.len())
+            .finish()
     }
 }
 
@@ -59,7 +62,11 @@ pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
 
 /// Reads the body within its limit and verifies the signature; the handler then sees the
 /// buffered body.
-pub(crate) async fn authenticate(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(
+    State(state): State<Arc<ApiState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     match verified_request(&state, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
@@ -90,9 +97,14 @@ async fn verified_request(state: &ApiState, req: Request) -> Result<Request, Api
     };
     let auth = &state.auth;
     let service = crate::targets::signing_service(&parts.headers, parts.uri.path());
-    let verified = sigv4::verify(&to_verify, chrono::Utc::now(), auth.max_skew, &auth.region, &[service], |key| {
-        auth.keys.get(key).cloned()
-    });
+    let verified = sigv4::verify(
+        &to_verify,
+        chrono::Utc::now(),
+        auth.max_skew,
+        &auth.region,
+        &[service],
+        |key| auth.keys.get(key).cloned(),
+    );
     if let Err(e) = verified {
         tracing::info!(code = e.error_code(), path = %parts.uri.path(), "request rejected by SigV4 verification");
         return Err(e.into());

@@ -34,12 +34,19 @@ pub(crate) async fn download(
     let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let expires = get("Expires").and_then(|e| e.parse::<i64>().ok());
     let valid = match (expires, get("Signature")) {
-        (Some(exp), Some(sig)) => exp >= chrono::Utc::now().timestamp() && verify(&state.code_url_key, &sha256_hex, exp, sig),
+        (Some(exp), Some(sig)) => {
+            exp >= chrono::Utc::now().timestamp()
+                && verify(&state.code_url_key, &sha256_hex, exp, sig)
+        }
         _ => false,
     };
     if !valid {
-        return ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired or its signature is invalid.")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Request has expired or its signature is invalid.",
+        )
+        .into_response();
     }
     match state.control.code(&sha256_hex).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/zip")], bytes).into_response(),
@@ -58,7 +65,8 @@ fn sign(key: &[u8], sha256_hex: &str, expires: i64) -> String {
 }
 
 fn verify(key: &[u8], sha256_hex: &str, expires: i64, signature_hex: &str) -> bool {
-    hex::decode(signature_hex).is_ok_and(|sig| mac(key, sha256_hex, expires).verify_slice(&sig).is_ok())
+    hex::decode(signature_hex)
+        .is_ok_and(|sig| mac(key, sha256_hex, expires).verify_slice(&sig).is_ok())
 }
 
 /// The `Host` the client used, if it is a plausible `host[:port]` (never echo garbage into URLs).

@@ -26,9 +26,19 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         let capital_message = matches!(
             code,
-            "ResourceNotFoundException" | "ServiceException" | "InvalidRuntimeException" | "InvalidZipFileException"
+            "ResourceNotFoundException"
+                | "ServiceException"
+                | "InvalidRuntimeException"
+                | "InvalidZipFileException"
         );
-        Self { status, code, message: message.into(), capital_message, extra: Vec::new(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            capital_message,
+            extra: Vec::new(),
+            retry_after: None,
+        }
     }
 
     /// 400 `InvalidParameterValueException`.
@@ -57,7 +67,11 @@ impl ApiError {
     /// 500 `ServiceException`; `detail` goes to the log only.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", "An internal error occurred.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            "An internal error occurred.",
+        )
     }
 
     /// The error code (for logs and tests).
@@ -116,12 +130,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::Map::new();
         body.insert("__type".into(), self.code.into());
-        body.insert("Type".into(), (if self.status.is_server_error() { "Service" } else { "User" }).into());
-        body.insert((if self.capital_message { "Message" } else { "message" }).into(), self.message.into());
+        body.insert(
+            "Type".into(),
+            (if self.status.is_server_error() { "Service" } else { "User" }).into(),
+        );
+        body.insert(
+            (if self.capital_message { "Message" } else { "message" }).into(),
+            self.message.into(),
+        );
         for (key, value) in self.extra {
             body.insert(key.into(), value.into());
         }
-        let mut response = (self.status, axum::Json(serde_json::Value::Object(body))).into_response();
+        let mut response =
+            (self.status, axum::Json(serde_json::Value::Object(body))).into_response();
         response.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(self.code));
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert("Retry-After", HeaderValue::from(secs));

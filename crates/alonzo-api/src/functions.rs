@@ -14,7 +14,9 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::query;
-use crate::wire::{self, CreateFunctionRequest, TagResourceRequest, UpdateCodeRequest, UpdateConfigurationRequest};
+use crate::wire::{
+    self, CreateFunctionRequest, TagResourceRequest, UpdateCodeRequest, UpdateConfigurationRequest,
+};
 use crate::ApiState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -37,15 +39,21 @@ fn qualifier(raw: Option<&str>) -> Option<String> {
 /// `POST /2015-03-31/functions`
 pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> ApiResult {
     let req: CreateFunctionRequest = parse_body(&body)?;
-    let name = req.function_name.ok_or_else(|| ApiError::invalid_parameter("FunctionName is required."))?;
+    let name = req
+        .function_name
+        .ok_or_else(|| ApiError::invalid_parameter("FunctionName is required."))?;
     if req.config.role.is_none() {
         return Err(ApiError::invalid_parameter("Role is required."));
     }
     if req.package_type.as_deref().is_some_and(|t| t != "Zip") {
-        return Err(ApiError::invalid_parameter("Container image functions (PackageType Image) are not supported by Alonzo yet."));
+        return Err(ApiError::invalid_parameter(
+            "Container image functions (PackageType Image) are not supported by Alonzo yet.",
+        ));
     }
     if req.publish == Some(true) {
-        return Err(ApiError::invalid_parameter("Publishing versions is not supported by Alonzo yet."));
+        return Err(ApiError::invalid_parameter(
+            "Publishing versions is not supported by Alonzo yet.",
+        ));
     }
     if req.code_signing_config_arn.is_some() {
         return Err(ApiError::invalid_parameter("Code signing is not supported by Alonzo."));
@@ -64,14 +72,17 @@ pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> A
 
 fn zip_from_code(code: wire::WireCode) -> Result<Vec<u8>, ApiError> {
     if code.image_uri.is_some() {
-        return Err(ApiError::invalid_parameter("Container images (ImageUri) are not supported by Alonzo yet."));
+        return Err(ApiError::invalid_parameter(
+            "Container images (ImageUri) are not supported by Alonzo yet.",
+        ));
     }
     if code.s3_bucket.is_some() || code.s3_key.is_some() {
         return Err(ApiError::invalid_parameter(
             "Code from S3 (S3Bucket/S3Key) is not supported by Alonzo yet; upload the package with ZipFile.",
         ));
     }
-    let b64 = code.zip_file.ok_or_else(|| ApiError::invalid_parameter("Code must contain ZipFile."))?;
+    let b64 =
+        code.zip_file.ok_or_else(|| ApiError::invalid_parameter("Code must contain ZipFile."))?;
     wire::decode_zip(&b64)
 }
 
@@ -83,7 +94,8 @@ pub(crate) async fn get(
     headers: HeaderMap,
 ) -> ApiResult {
     let view = state.control.get_function(&name, qualifier(raw.as_deref()).as_deref()).await?;
-    let tags = state.control.list_tags(&state.control.account().function_arn(&view.record.name)).await?;
+    let tags =
+        state.control.list_tags(&state.control.account().function_arn(&view.record.name)).await?;
     let mut out = json!({
         "Configuration": config_json(&state, &view),
         "Code": {
@@ -108,12 +120,23 @@ pub(crate) async fn get_configuration(
 }
 
 /// `PUT /2015-03-31/functions/{name}/code`
-pub(crate) async fn update_code(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn update_code(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: UpdateCodeRequest = parse_body(&body)?;
     if req.publish == Some(true) {
-        return Err(ApiError::invalid_parameter("Publishing versions is not supported by Alonzo yet."));
+        return Err(ApiError::invalid_parameter(
+            "Publishing versions is not supported by Alonzo yet.",
+        ));
     }
-    let code = wire::WireCode { zip_file: req.zip_file, s3_bucket: req.s3_bucket, s3_key: None, image_uri: req.image_uri };
+    let code = wire::WireCode {
+        zip_file: req.zip_file,
+        s3_bucket: req.s3_bucket,
+        s3_key: None,
+        image_uri: req.image_uri,
+    };
     let input = UpdateCode {
         zip: zip_from_code(code)?,
         architectures: req.architectures,
@@ -219,13 +242,20 @@ pub(crate) async fn account_settings(State(state): State<Arc<ApiState>>) -> ApiR
 }
 
 /// `GET /2017-03-31/tags/{arn}`
-pub(crate) async fn list_tags(State(state): State<Arc<ApiState>>, Path(arn): Path<String>) -> ApiResult {
+pub(crate) async fn list_tags(
+    State(state): State<Arc<ApiState>>,
+    Path(arn): Path<String>,
+) -> ApiResult {
     let tags = state.control.list_tags(&arn).await?;
     Ok(Json(json!({ "Tags": tags })).into_response())
 }
 
 /// `POST /2017-03-31/tags/{arn}`
-pub(crate) async fn tag(State(state): State<Arc<ApiState>>, Path(arn): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn tag(
+    State(state): State<Arc<ApiState>>,
+    Path(arn): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: TagResourceRequest = parse_body(&body)?;
     let tags = req.tags.ok_or_else(|| ApiError::invalid_parameter("Tags are required."))?;
     state.control.tag_resource(&arn, tags).await?;
@@ -238,20 +268,30 @@ pub(crate) async fn untag(
     Path(arn): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let keys: Vec<String> =
-        query::pairs(raw.as_deref().unwrap_or("")).into_iter().filter(|(k, _)| k == "tagKeys").map(|(_, v)| v).collect();
+    let keys: Vec<String> = query::pairs(raw.as_deref().unwrap_or(""))
+        .into_iter()
+        .filter(|(k, _)| k == "tagKeys")
+        .map(|(_, v)| v)
+        .collect();
     state.control.untag_resource(&arn, &keys).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /2020-06-30/functions/{name}/code-signing-config`: none is ever configured.
-pub(crate) async fn code_signing_config(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
+pub(crate) async fn code_signing_config(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> ApiResult {
     let view = state.control.get_function(&name, None).await?;
-    Ok(Json(json!({ "CodeSigningConfigArn": "", "FunctionName": view.record.name })).into_response())
+    Ok(Json(json!({ "CodeSigningConfigArn": "", "FunctionName": view.record.name }))
+        .into_response())
 }
 
 /// `GET /2019-09-30/functions/{name}/concurrency`: no reservation yet.
-pub(crate) async fn function_concurrency(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
+pub(crate) async fn function_concurrency(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> ApiResult {
     state.control.get_function(&name, None).await?;
     Ok(Json(json!({})).into_response())
 }
@@ -268,7 +308,10 @@ pub(crate) async fn runtime_management_config(
 }
 
 /// `GET /2024-08-31/functions/{name}/recursion-config`: loops are terminated (the default).
-pub(crate) async fn recursion_config(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
+pub(crate) async fn recursion_config(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> ApiResult {
     state.control.get_function(&name, None).await?;
     Ok(Json(json!({ "RecursiveLoop": "Terminate" })).into_response())
 }

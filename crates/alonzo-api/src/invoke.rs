@@ -46,7 +46,9 @@ pub(crate) async fn invoke(
     let log_tail = match header(&headers, "x-amz-log-type") {
         None | Some("None") => false,
         Some("Tail") => true,
-        Some(other) => return Err(ApiError::invalid_parameter(format!("Invalid LogType: {other}"))),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!("Invalid LogType: {other}")))
+        }
     };
     let input = InvokeInput {
         request_id,
@@ -77,7 +79,8 @@ fn render(result: InvokeResult) -> Response {
             if let Ok(v) = HeaderValue::from_str(&outcome.executed_version) {
                 headers.insert("X-Amz-Executed-Version", v);
             }
-            if let Some(error) = outcome.function_error.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            if let Some(error) = outcome.function_error.and_then(|e| HeaderValue::from_str(&e).ok())
+            {
                 headers.insert("X-Amz-Function-Error", error);
             }
             if let Some(tail) = outcome.log_tail {
@@ -108,7 +111,9 @@ pub(crate) async fn invoke_async(
     };
     match state.control.invoke(&name, None, input).await? {
         InvokeResult::Queued { request_id } => {
-            let mut response = (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "Status": 202 }))).into_response();
+            let mut response =
+                (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "Status": 202 })))
+                    .into_response();
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amzn-RequestId", v);
             }

@@ -59,10 +59,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
         .route("/2016-08-19/account-settings", get(functions::account_settings))
         .route("/2016-08-19/account-settings/", get(functions::account_settings))
-        .route("/2017-03-31/tags/{arn}", get(functions::list_tags).post(functions::tag).delete(functions::untag))
-        .route("/2020-06-30/functions/{name}/code-signing-config", get(functions::code_signing_config))
+        .route(
+            "/2017-03-31/tags/{arn}",
+            get(functions::list_tags).post(functions::tag).delete(functions::untag),
+        )
+        .route(
+            "/2020-06-30/functions/{name}/code-signing-config",
+            get(functions::code_signing_config),
+        )
         .route("/2019-09-30/functions/{name}/concurrency", get(functions::function_concurrency))
-        .route("/2021-07-20/functions/{name}/runtime-management-config", get(functions::runtime_management_config))
+        .route(
+            "/2021-07-20/functions/{name}/runtime-management-config",
+            get(functions::runtime_management_config),
+        )
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
         .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)

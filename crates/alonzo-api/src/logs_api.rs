@@ -30,10 +30,15 @@ struct LogsRequest {
 
 /// Runs one operation.
 pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let req: LogsRequest = if body.is_empty() { LogsRequest::default() } else { serde_json::from_slice(body).map_err(ApiError::bad_content)? };
+    let req: LogsRequest = if body.is_empty() {
+        LogsRequest::default()
+    } else {
+        serde_json::from_slice(body).map_err(ApiError::bad_content)?
+    };
     let store = state.control.log_store();
     let account = state.control.account();
-    let group_arn = |g: &str| format!("arn:aws:logs:{}:{}:log-group:{g}", account.region, account.account_id);
+    let group_arn =
+        |g: &str| format!("arn:aws:logs:{}:{}:log-group:{g}", account.region, account.account_id);
     match op {
         "DescribeLogGroups" => {
             let groups: Vec<Value> = store
@@ -64,20 +69,35 @@ pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, A
             store.delete_group(&group).map_err(|e| ApiError::internal(&e))?;
             Ok(json!({}))
         }
-        other => Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidAction", format!("The {other} operation is not supported by Alonzo's logs service."))),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            format!("The {other} operation is not supported by Alonzo's logs service."),
+        )),
     }
 }
 
 fn required_group(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result<String, ApiError> {
-    let group = req.log_group_name.clone().ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "InvalidParameterException", "logGroupName is required."))?;
+    let group = req.log_group_name.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "logGroupName is required.",
+        )
+    })?;
     if !store.has_group(&group) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "The specified log group does not exist."));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "The specified log group does not exist.",
+        ));
     }
     Ok(group)
 }
 
 fn event_json(e: &LogEvent, with_stream: bool) -> Value {
-    let mut v = json!({"timestamp": e.timestamp_ms, "message": e.message, "ingestionTime": e.timestamp_ms});
+    let mut v =
+        json!({"timestamp": e.timestamp_ms, "message": e.message, "ingestionTime": e.timestamp_ms});
     if with_stream {
         v["logStreamName"] = e.stream.clone().into();
         v["eventId"] = e.event_id.clone().into();
@@ -89,11 +109,18 @@ fn get_log_events(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result
     let group = required_group(store, req)?;
     let stream = req.log_stream_name.clone().unwrap_or_default();
     let events = store.stream_events(&group, &stream).ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "The specified log stream does not exist.")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "The specified log stream does not exist.",
+        )
     })?;
     let events: Vec<LogEvent> = events
         .into_iter()
-        .filter(|e| req.start_time.is_none_or(|t| e.timestamp_ms >= t) && req.end_time.is_none_or(|t| e.timestamp_ms < t))
+        .filter(|e| {
+            req.start_time.is_none_or(|t| e.timestamp_ms >= t)
+                && req.end_time.is_none_or(|t| e.timestamp_ms < t)
+        })
         .collect();
     let limit = req.limit.unwrap_or(alonzo_sandbox_max()).clamp(1, alonzo_sandbox_max());
     let (start, end) = match req.next_token.as_deref() {
@@ -109,16 +136,29 @@ fn get_log_events(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result
         _ => (events.len().saturating_sub(limit), events.len()),
     };
     let page: Vec<Value> = events[start..end].iter().map(|e| event_json(e, false)).collect();
-    Ok(json!({"events": page, "nextForwardToken": format!("f/{end:020}"), "nextBackwardToken": format!("b/{start:020}")}))
+    Ok(
+        json!({"events": page, "nextForwardToken": format!("f/{end:020}"), "nextBackwardToken": format!("b/{start:020}")}),
+    )
 }
 
-fn filter_log_events(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result<Value, ApiError> {
+fn filter_log_events(
+    store: &alonzo_control::LogStore,
+    req: &LogsRequest,
+) -> Result<Value, ApiError> {
     let group = required_group(store, req)?;
     let streams = req.log_stream_names.clone().unwrap_or_default();
     let pattern = FilterPattern::parse(req.filter_pattern.as_deref().unwrap_or(""));
-    let matching: Vec<LogEvent> =
-        store.events(&group, &streams, req.start_time, req.end_time).into_iter().filter(|e| pattern.matches(&e.message)).collect();
-    let from = req.next_token.as_deref().and_then(|t| t.parse::<usize>().ok()).unwrap_or(0).min(matching.len());
+    let matching: Vec<LogEvent> = store
+        .events(&group, &streams, req.start_time, req.end_time)
+        .into_iter()
+        .filter(|e| pattern.matches(&e.message))
+        .collect();
+    let from = req
+        .next_token
+        .as_deref()
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(matching.len());
     let limit = req.limit.unwrap_or(alonzo_sandbox_max()).clamp(1, alonzo_sandbox_max());
     let to = (from + limit).min(matching.len());
     let page: Vec<Value> = matching[from..to].iter().map(|e| event_json(e, true)).collect();
@@ -170,7 +210,11 @@ impl FilterPattern {
                 t
             };
             if !term.is_empty() {
-                if optional { pattern.any.push(term) } else { pattern.all.push(term) }
+                if optional {
+                    pattern.any.push(term)
+                } else {
+                    pattern.all.push(term)
+                }
             }
         }
         pattern
@@ -193,7 +237,8 @@ mod tests {
         assert!(FilterPattern::parse("").matches("anything"));
         assert!(FilterPattern::parse("ERROR timeout").matches("ERROR: a timeout"));
         assert!(!FilterPattern::parse("ERROR timeout").matches("ERROR only"));
-        assert!(FilterPattern::parse("\"Task timed out\"").matches("x Task timed out after 1.00 seconds"));
+        assert!(FilterPattern::parse("\"Task timed out\"")
+            .matches("x Task timed out after 1.00 seconds"));
         assert!(!FilterPattern::parse("\"Task timed out\"").matches("Task was timed out"));
         let alt = FilterPattern::parse("?ERROR ?WARN");
         assert!(alt.matches("WARN x") && alt.matches("ERROR y") && !alt.matches("INFO z"));

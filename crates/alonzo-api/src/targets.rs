@@ -23,16 +23,26 @@ pub(crate) fn signing_service(headers: &HeaderMap, path: &str) -> &'static str {
 }
 
 /// `POST /` with an `X-Amz-Target`.
-pub(crate) async fn dispatch(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn dispatch(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let result = match target.split_once('.') {
         Some(("Logs_20140328", op)) => logs_api::handle(&state, op, &body),
-        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "UnknownOperationException", "Unknown operation.")),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "Unknown operation.",
+        )),
     };
     let mut response = match result {
         Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
         Err(e) => e.into_response(),
     };
-    response.headers_mut().insert("content-type", axum::http::HeaderValue::from_static("application/x-amz-json-1.1"));
+    response
+        .headers_mut()
+        .insert("content-type", axum::http::HeaderValue::from_static("application/x-amz-json-1.1"));
     response
 }

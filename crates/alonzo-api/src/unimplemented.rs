@@ -28,11 +28,14 @@ pub(crate) fn operation_for(method: &str, path: &str) -> Option<&'static str> {
 /// Fallback handler (runs after authentication).
 pub(crate) async fn fallback(req: Request) -> Response {
     match operation_for(req.method().as_str(), req.uri().path()) {
-        Some(op) => {
-            ApiError::invalid_parameter(format!("The {op} operation is not supported by this Alonzo server yet."))
+        Some(op) => ApiError::invalid_parameter(format!(
+            "The {op} operation is not supported by this Alonzo server yet."
+        ))
+        .into_response(),
+        None => {
+            ApiError::new(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation.")
                 .into_response()
         }
-        None => ApiError::new(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation.").into_response(),
     }
 }
 
@@ -44,7 +47,10 @@ mod tests {
     fn names_operations_from_the_model() {
         assert_eq!(operation_for("POST", "/2015-03-31/functions/f/invocations"), Some("Invoke"));
         assert_eq!(operation_for("POST", "/2015-03-31/functions/f/aliases"), Some("CreateAlias"));
-        assert_eq!(operation_for("GET", "/2019-09-30/functions/f/provisioned-concurrency"), Some("GetProvisionedConcurrencyConfig"));
+        assert_eq!(
+            operation_for("GET", "/2019-09-30/functions/f/provisioned-concurrency"),
+            Some("GetProvisionedConcurrencyConfig")
+        );
         assert_eq!(operation_for("GET", "/2015-03-31/nothing"), None);
         assert_eq!(OPERATIONS.lines().filter(|l| !l.starts_with('#')).count(), 91);
     }

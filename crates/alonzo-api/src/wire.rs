@@ -153,11 +153,13 @@ fn to_u32(field: &str, value: Option<i64>, min: i64) -> Result<Option<u32>, ApiE
     value
         .map(|v| {
             let too_small = || {
-                ApiError::from(alonzo_control::ControlError::Invalid(alonzo_model::ValidationError::constraint(
-                    &v.to_string(),
-                    field,
-                    &format!("Member must have value greater than or equal to {min}"),
-                )))
+                ApiError::from(alonzo_control::ControlError::Invalid(
+                    alonzo_model::ValidationError::constraint(
+                        &v.to_string(),
+                        field,
+                        &format!("Member must have value greater than or equal to {min}"),
+                    ),
+                ))
             };
             if v < min {
                 return Err(too_small());
@@ -171,12 +173,21 @@ impl WireConfig {
     /// Rejects members Alonzo cannot honour yet, rather than silently ignoring them.
     fn check_supported(&self) -> Result<(), ApiError> {
         if self.file_system_configs.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::invalid_parameter("FileSystemConfigs (EFS) are not supported by Alonzo."));
+            return Err(ApiError::invalid_parameter(
+                "FileSystemConfigs (EFS) are not supported by Alonzo.",
+            ));
         }
-        if self.image_config.as_ref().is_some_and(|v| !v.is_null() && v.as_object().is_some_and(|o| !o.is_empty())) {
-            return Err(ApiError::invalid_parameter("ImageConfig applies to container images, which Alonzo does not support yet."));
+        if self
+            .image_config
+            .as_ref()
+            .is_some_and(|v| !v.is_null() && v.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            return Err(ApiError::invalid_parameter(
+                "ImageConfig applies to container images, which Alonzo does not support yet.",
+            ));
         }
-        if self.snap_start.as_ref().and_then(|s| s.apply_on.as_deref()).is_some_and(|a| a != "None") {
+        if self.snap_start.as_ref().and_then(|s| s.apply_on.as_deref()).is_some_and(|a| a != "None")
+        {
             return Err(ApiError::invalid_parameter("SnapStart is not supported by Alonzo."));
         }
         Ok(())
@@ -191,7 +202,11 @@ impl WireConfig {
             Some("Active") => Some(TracingMode::Active),
             Some(other) => {
                 return Err(ApiError::from(alonzo_control::ControlError::Invalid(
-                    alonzo_model::ValidationError::constraint(other, "tracingConfig.mode", "Member must satisfy enum value set: [Active, PassThrough]"),
+                    alonzo_model::ValidationError::constraint(
+                        other,
+                        "tracingConfig.mode",
+                        "Member must satisfy enum value set: [Active, PassThrough]",
+                    ),
                 )))
             }
         };
@@ -204,7 +219,11 @@ impl WireConfig {
             timeout: to_u32("timeout", self.timeout, 1)?,
             memory_size: to_u32("memorySize", self.memory_size, 128)?,
             environment: self.environment.map(|e| e.variables.unwrap_or_default()),
-            ephemeral_storage: to_u32("ephemeralStorage.size", self.ephemeral_storage.and_then(|e| e.size), 512)?,
+            ephemeral_storage: to_u32(
+                "ephemeralStorage.size",
+                self.ephemeral_storage.and_then(|e| e.size),
+                512,
+            )?,
             tracing_mode,
             log_format: logging.log_format,
             application_log_level: logging.application_log_level,
@@ -225,9 +244,11 @@ impl WireConfig {
 /// Decodes a base64 `ZipFile` member.
 pub(crate) fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|_| ApiError::invalid_parameter("Could not unzip uploaded file. Please check your file, then try to upload again."))
+    base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| {
+        ApiError::invalid_parameter(
+            "Could not unzip uploaded file. Please check your file, then try to upload again.",
+        )
+    })
 }
 
 /// `FunctionConfiguration` as Lambda returns it.
@@ -268,7 +289,8 @@ pub(crate) fn function_configuration(account: &Account, view: &FunctionView) -> 
 
 fn logging_config(record: &FunctionRecord) -> serde_json::Value {
     let logging = &record.config.logging;
-    let mut out = serde_json::json!({ "LogFormat": logging.log_format, "LogGroup": logging.log_group });
+    let mut out =
+        serde_json::json!({ "LogFormat": logging.log_format, "LogGroup": logging.log_group });
     let obj = out.as_object_mut().expect("json! object literal");
     if let Some(level) = &logging.application_log_level {
         obj.insert("ApplicationLogLevel".into(), level.clone().into());
@@ -301,7 +323,11 @@ fn optional_members(obj: &mut serde_json::Map<String, serde_json::Value>, record
         );
     }
     if !config.layers.is_empty() {
-        let layers: Vec<_> = config.layers.iter().map(|arn| serde_json::json!({ "Arn": arn, "CodeSize": 0 })).collect();
+        let layers: Vec<_> = config
+            .layers
+            .iter()
+            .map(|arn| serde_json::json!({ "Arn": arn, "CodeSize": 0 }))
+            .collect();
         obj.insert("Layers".into(), layers.into());
     }
     let reasons = [

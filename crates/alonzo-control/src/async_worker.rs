@@ -49,7 +49,11 @@ impl Control {
             if idle {
                 let wakeup = Arc::clone(&control.inner);
                 drop(control);
-                let _ = tokio::time::timeout(Duration::from_millis(250), wakeup.async_wakeup.notified()).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(250),
+                    wakeup.async_wakeup.notified(),
+                )
+                .await;
             }
         }
     }
@@ -111,7 +115,8 @@ impl Control {
     }
 
     async fn retry(&self, event: &AsyncEvent, attempts: u32, delay: Duration) {
-        let due = chrono::Utc::now().timestamp_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        let due = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         if let Err(e) = self.inner.meta.retry_event(&event.id, attempts, due).await {
             tracing::warn!(request_id = %event.id, error = %e, "rescheduling an asynchronous event failed");
         }

@@ -24,7 +24,8 @@ impl Control {
             return Ok(dest);
         }
         let zip = self.code(sha256_hex).await?;
-        let tmp = self.inner.config.tasks_dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let tmp =
+            self.inner.config.tasks_dir.join(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         let limits = self.inner.config.package_limits;
         let final_dir = dest.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ControlError> {
@@ -41,14 +42,18 @@ impl Control {
             Ok(())
         })
         .await
-        .map_err(|e| ControlError::Invalid(ValidationError::param(format!("extraction failed: {e}"))))??;
+        .map_err(|e| {
+            ControlError::Invalid(ValidationError::param(format!("extraction failed: {e}")))
+        })??;
         Ok(dest)
     }
 
     /// Removes unpacked packages no record refers to (and leftovers of interrupted
     /// extractions).
     pub(crate) async fn remove_unpacked_except(&self, referenced: &HashSet<String>) {
-        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.config.tasks_dir).await else { return };
+        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.config.tasks_dir).await else {
+            return;
+        };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !referenced.contains(&name) {

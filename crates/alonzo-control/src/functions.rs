@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use alonzo_model::{
-    validate_tags, Architecture, CodeRef, EnvironmentVars, FunctionConfig, FunctionRecord, FunctionRef,
-    FunctionState, LastUpdateStatus, Qualifier, TracingMode, ValidationError, VpcConfig, LATEST,
+    validate_tags, Architecture, CodeRef, EnvironmentVars, FunctionConfig, FunctionRecord,
+    FunctionRef, FunctionState, LastUpdateStatus, Qualifier, TracingMode, ValidationError,
+    VpcConfig, LATEST,
 };
 use alonzo_store::StoreError;
 use chrono::Utc;
@@ -122,7 +123,10 @@ pub struct AccountSettings {
 impl Control {
     /// `CreateFunction`: validates everything, stores the package, then the record
     /// (`State: Pending`), and schedules it to become `Active`.
-    pub async fn create_function(&self, input: CreateFunction) -> Result<FunctionView, ControlError> {
+    pub async fn create_function(
+        &self,
+        input: CreateFunction,
+    ) -> Result<FunctionView, ControlError> {
         let name = FunctionRef::validate_new_name(&input.function_name, self.account())?;
         let patch = input.config;
         let role = patch.role.clone().unwrap_or_default();
@@ -169,14 +173,22 @@ impl Control {
     }
 
     /// `GetFunction` / `GetFunctionConfiguration`: the record a name and qualifier resolve to.
-    pub async fn get_function(&self, function_name: &str, qualifier: Option<&str>) -> Result<FunctionView, ControlError> {
+    pub async fn get_function(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<FunctionView, ControlError> {
         let (name, version, qualified) = self.resolve(function_name, qualifier)?;
         let record = self.load(&name, &version).await?;
         Ok(FunctionView { record, qualified })
     }
 
     /// `UpdateFunctionCode`: replaces `$LATEST`'s package.
-    pub async fn update_code(&self, function_name: &str, input: UpdateCode) -> Result<FunctionView, ControlError> {
+    pub async fn update_code(
+        &self,
+        function_name: &str,
+        input: UpdateCode,
+    ) -> Result<FunctionView, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         let current = self.load(&name, LATEST).await?;
         check_revision(&current, input.revision_id.as_deref())?;
@@ -215,10 +227,17 @@ impl Control {
     /// `DeleteFunction`: removes the function with all its versions (a version qualifier
     /// deletes one version, which comes with the versions work; `$LATEST` cannot be deleted
     /// on its own).
-    pub async fn delete_function(&self, function_name: &str, qualifier: Option<&str>) -> Result<(), ControlError> {
+    pub async fn delete_function(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(), ControlError> {
         let (name, version, qualified) = self.resolve(function_name, qualifier)?;
         if qualified && version == LATEST {
-            return Err(ValidationError::param("$LATEST version cannot be deleted without deleting the function.").into());
+            return Err(ValidationError::param(
+                "$LATEST version cannot be deleted without deleting the function.",
+            )
+            .into());
         }
         self.load(&name, &version).await?;
         if let Some(sandbox) = &self.inner.sandbox {
@@ -257,11 +276,15 @@ impl Control {
         max_items: Option<usize>,
     ) -> Result<ListPage<FunctionRecord>, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
-        let all = self.inner.meta.list_versions(&name).await.map_err(|e| self.not_found(e, &name))?;
-        let start = marker.and_then(|m| all.iter().position(|r| r.version == m)).map_or(0, |i| i + 1);
+        let all =
+            self.inner.meta.list_versions(&name).await.map_err(|e| self.not_found(e, &name))?;
+        let start =
+            marker.and_then(|m| all.iter().position(|r| r.version == m)).map_or(0, |i| i + 1);
         let limit = max_items.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let items: Vec<FunctionRecord> = all.iter().skip(start).take(limit).cloned().collect();
-        let next_marker = (start + items.len() < all.len()).then(|| items.last().map(|r| r.version.clone())).flatten();
+        let next_marker = (start + items.len() < all.len())
+            .then(|| items.last().map(|r| r.version.clone()))
+            .flatten();
         Ok(ListPage { items, next_marker })
     }
 
@@ -281,24 +304,37 @@ impl Control {
     }
 
     /// `ListTags` on a function ARN.
-    pub async fn list_tags(&self, resource_arn: &str) -> Result<BTreeMap<String, String>, ControlError> {
+    pub async fn list_tags(
+        &self,
+        resource_arn: &str,
+    ) -> Result<BTreeMap<String, String>, ControlError> {
         let name = self.resolve_tag_resource(resource_arn)?;
         self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))
     }
 
     /// `TagResource`: adds or overwrites tags.
-    pub async fn tag_resource(&self, resource_arn: &str, tags: BTreeMap<String, String>) -> Result<(), ControlError> {
+    pub async fn tag_resource(
+        &self,
+        resource_arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), ControlError> {
         let name = self.resolve_tag_resource(resource_arn)?;
-        let mut current = self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;
+        let mut current =
+            self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;
         current.extend(tags);
         validate_tags(&current)?;
         self.inner.meta.put_tags(&name, &current).await.map_err(|e| self.not_found(e, &name))
     }
 
     /// `UntagResource`: removes the given keys.
-    pub async fn untag_resource(&self, resource_arn: &str, keys: &[String]) -> Result<(), ControlError> {
+    pub async fn untag_resource(
+        &self,
+        resource_arn: &str,
+        keys: &[String],
+    ) -> Result<(), ControlError> {
         let name = self.resolve_tag_resource(resource_arn)?;
-        let mut current = self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;
+        let mut current =
+            self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;
         for key in keys {
             current.remove(key);
         }
@@ -308,18 +344,28 @@ impl Control {
     /// The bytes of a stored package.
     pub async fn code(&self, sha256_hex: &str) -> Result<Vec<u8>, ControlError> {
         self.inner.blobs.get(sha256_hex).await.map_err(|e| match e {
-            StoreError::NotFound => ControlError::NotFound("The resource you requested does not exist.".into()),
+            StoreError::NotFound => {
+                ControlError::NotFound("The resource you requested does not exist.".into())
+            }
             other => other.into(),
         })
     }
 
     /// Resolves a name and an optional `Qualifier` parameter to `(name, version, qualified)`.
     /// Conflicting qualifiers are rejected; only `$LATEST` exists until versions land.
-    pub fn resolve(&self, function_name: &str, qualifier: Option<&str>) -> Result<(String, String, bool), ControlError> {
+    pub fn resolve(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(String, String, bool), ControlError> {
         let fref = FunctionRef::parse(function_name, self.account())?;
         let param = match qualifier {
             Some(q) => Some(Qualifier::parse(q).ok_or_else(|| {
-                ValidationError::constraint(q, "qualifier", "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)")
+                ValidationError::constraint(
+                    q,
+                    "qualifier",
+                    "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)",
+                )
             })?),
             None => None,
         };
@@ -351,7 +397,10 @@ impl Control {
         }
         let fref = FunctionRef::parse(arn, self.account())?;
         if fref.qualifier.is_some() {
-            return Err(ValidationError::param("Tags are not supported on a qualified function ARN.").into());
+            return Err(ValidationError::param(
+                "Tags are not supported on a qualified function ARN.",
+            )
+            .into());
         }
         Ok(fref.name)
     }
@@ -369,9 +418,10 @@ impl Control {
 
     fn not_found(&self, e: StoreError, name: &str) -> ControlError {
         match e {
-            StoreError::NotFound => {
-                ControlError::NotFound(format!("Function not found: {}", self.account().function_arn(name)))
-            }
+            StoreError::NotFound => ControlError::NotFound(format!(
+                "Function not found: {}",
+                self.account().function_arn(name)
+            )),
             other => other.into(),
         }
     }
@@ -387,7 +437,9 @@ impl Control {
         }
         config.validate()?;
         if let Some(layer) = config.layers.first() {
-            return Err(ValidationError::param(format!("Layer version {layer} does not exist.")).into());
+            return Err(
+                ValidationError::param(format!("Layer version {layer} does not exist.")).into()
+            );
         }
         Ok(())
     }
@@ -478,7 +530,11 @@ fn parse_architectures(archs: &[String]) -> Result<Vec<Architecture>, ControlErr
         .iter()
         .map(|a| {
             Architecture::parse(a).ok_or_else(|| {
-                ControlError::from(ValidationError::constraint(a, "architectures", "Member must satisfy enum value set: [x86_64, arm64]"))
+                ControlError::from(ValidationError::constraint(
+                    a,
+                    "architectures",
+                    "Member must satisfy enum value set: [x86_64, arm64]",
+                ))
             })
         })
         .collect()
@@ -529,7 +585,8 @@ fn apply_patch(config: &mut FunctionConfig, patch: ConfigPatch) {
         config.kms_key_arn = (!key.is_empty()).then_some(key);
     }
     if let Some(vpc) = vpc {
-        config.vpc = (!vpc.subnet_ids.is_empty() || !vpc.security_group_ids.is_empty()).then_some(vpc);
+        config.vpc =
+            (!vpc.subnet_ids.is_empty() || !vpc.security_group_ids.is_empty()).then_some(vpc);
     }
 }
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alonzo_model::{AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, ValidationError, LATEST};
+use alonzo_model::{
+    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, ValidationError, LATEST,
+};
 use alonzo_sandbox::{FunctionSpec, InvocationReport, InvokeOutcome, InvokeRequest, SandboxError};
 use bytes::Bytes;
 
@@ -58,7 +60,12 @@ pub const ASYNC_PAYLOAD_LIMIT: usize = 1_048_576;
 
 impl Control {
     /// `Invoke`.
-    pub async fn invoke(&self, function_name: &str, qualifier: Option<&str>, input: InvokeInput) -> Result<InvokeResult, ControlError> {
+    pub async fn invoke(
+        &self,
+        function_name: &str,
+        qualifier: Option<&str>,
+        input: InvokeInput,
+    ) -> Result<InvokeResult, ControlError> {
         let (name, version, qualified) = self.resolve(function_name, qualifier)?;
         let record = self.runnable(&name, &version).await?;
         check_payload(&input.payload)?;
@@ -72,7 +79,10 @@ impl Control {
             InvocationType::DryRun => Ok(InvokeResult::DryRun),
             InvocationType::Event => {
                 if input.payload.len() > ASYNC_PAYLOAD_LIMIT {
-                    return Err(ControlError::TooLarge { limit: ASYNC_PAYLOAD_LIMIT, operation: "Invoke" });
+                    return Err(ControlError::TooLarge {
+                        limit: ASYNC_PAYLOAD_LIMIT,
+                        operation: "Invoke",
+                    });
                 }
                 let event = AsyncEvent {
                     id: input.request_id,
@@ -103,7 +113,11 @@ impl Control {
     }
 
     /// The record a name and version resolve to, if it can run now.
-    pub(crate) async fn runnable_version(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
+    pub(crate) async fn runnable_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<FunctionRecord, ControlError> {
         self.runnable(name, version).await
     }
 
@@ -112,18 +126,22 @@ impl Control {
         let record = self.get_function(name, Some(version)).await?.record;
         match record.state {
             FunctionState::Active => Ok(record),
-            FunctionState::Pending => Err(ControlError::Conflict(format!(
-                "The operation cannot be performed at this time. The function is currently in the following state: Pending"
-            ))),
+            FunctionState::Pending => Err(ControlError::Conflict(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending".into(),
+            )),
             FunctionState::Failed => Err(ControlError::Conflict(format!(
                 "Lambda is unable to invoke the function because it is in the Failed state: {}",
-                record.state_reason.clone().unwrap_or_default()
+                record.state_reason.unwrap_or_default()
             ))),
         }
     }
 
     /// Runs one invocation in a sandbox.
-    pub(crate) async fn run(&self, record: &FunctionRecord, request: InvokeRequest) -> Result<InvokeOutcome, ControlError> {
+    pub(crate) async fn run(
+        &self,
+        record: &FunctionRecord,
+        request: InvokeRequest,
+    ) -> Result<InvokeOutcome, ControlError> {
         let sandbox = self.inner.sandbox.as_ref().ok_or(ControlError::Unavailable)?;
         let spec = self.function_spec(record).await?;
         sandbox.invoke(Arc::new(spec), request).await.map_err(|e| match e {
@@ -137,11 +155,12 @@ impl Control {
 
     async fn function_spec(&self, record: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
         let config = &record.config;
-        let runtime_kind = self
-            .runtimes()
-            .get(&config.runtime)
-            .cloned()
-            .ok_or_else(|| ControlError::Invalid(ValidationError::param(format!("Runtime {} is not available on this host.", config.runtime))))?;
+        let runtime_kind = self.runtimes().get(&config.runtime).cloned().ok_or_else(|| {
+            ControlError::Invalid(ValidationError::param(format!(
+                "Runtime {} is not available on this host.",
+                config.runtime
+            )))
+        })?;
         let code_dir = self.unpacked_code(&record.code.sha256_hex).await?;
         Ok(FunctionSpec {
             name: record.name.clone(),
@@ -162,7 +181,10 @@ impl Control {
     }
 
     /// Stores the metering record of every finished invocation, in batches.
-    pub(crate) async fn record_reports(self, mut reports: tokio::sync::mpsc::UnboundedReceiver<InvocationReport>) {
+    pub(crate) async fn record_reports(
+        self,
+        mut reports: tokio::sync::mpsc::UnboundedReceiver<InvocationReport>,
+    ) {
         let mut batch = Vec::new();
         while let Some(first) = reports.recv().await {
             batch.push(to_record(first));
@@ -196,18 +218,24 @@ fn check_payload(payload: &[u8]) -> Result<(), ControlError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(payload)
-        .map(|_| ())
-        .map_err(|e| ControlError::InvalidContent(format!("Could not parse request body into json: {e}")))
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(|_| ()).map_err(|e| {
+        ControlError::InvalidContent(format!("Could not parse request body into json: {e}"))
+    })
 }
 
 /// `X-Amz-Client-Context`: base64 of a JSON object, handed to the runtime decoded.
 fn decode_client_context(b64: Option<&str>) -> Result<Option<String>, ControlError> {
     use base64::Engine;
     let Some(b64) = b64.filter(|s| !s.is_empty()) else { return Ok(None) };
-    let invalid = || ControlError::InvalidContent("Client context must be a valid Base64-encoded JSON object.".into());
+    let invalid = || {
+        ControlError::InvalidContent(
+            "Client context must be a valid Base64-encoded JSON object.".into(),
+        )
+    };
     if b64.len() > 3583 {
-        return Err(ControlError::Invalid(ValidationError::param("Client context must be at most 3583 bytes of base64.")));
+        return Err(ControlError::Invalid(ValidationError::param(
+            "Client context must be at most 3583 bytes of base64.",
+        )));
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| invalid())?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;

@@ -20,12 +20,17 @@ use alonzo_model::Account;
 use alonzo_store::{BlobStore, MetaStore};
 use tokio::sync::{mpsc, RwLock};
 
-pub use error::ControlError;
-pub use functions::{AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode};
-pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
-pub use alonzo_sandbox::{InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager, MAX_EVENTS as MAX_LOG_EVENTS};
-pub use package::PackageLimits;
+pub use alonzo_sandbox::{
+    InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,
+    MAX_EVENTS as MAX_LOG_EVENTS,
+};
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
+pub use error::ControlError;
+pub use functions::{
+    AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode,
+};
+pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
+pub use package::PackageLimits;
 
 /// Settings of the control plane, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -102,7 +107,10 @@ impl Control {
             tokio::spawn(control.clone().record_reports(reports));
             let released = control.inner.meta.release_leases().await?;
             if released > 0 {
-                tracing::info!(released, "asynchronous events interrupted by a restart are queued again");
+                tracing::info!(
+                    released,
+                    "asynchronous events interrupted by a restart are queued again"
+                );
             }
             tokio::spawn(Self::run_async_workers(Arc::downgrade(&control.inner), parallelism));
         }

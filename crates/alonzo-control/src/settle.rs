@@ -35,7 +35,8 @@ impl Control {
             Err(e) => {
                 tracing::warn!(function = %name, error = %e, "preparing the function's code failed");
                 next.state = alonzo_model::FunctionState::Failed;
-                next.state_reason = Some("The function's code package could not be prepared.".into());
+                next.state_reason =
+                    Some("The function's code package could not be prepared.".into());
                 next.state_reason_code = Some("InternalError".into());
                 next.last_update_status = alonzo_model::LastUpdateStatus::Failed;
             }

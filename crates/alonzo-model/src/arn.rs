@@ -31,7 +31,9 @@ impl Account {
     pub fn is_valid_region(region: &str) -> bool {
         let parts: Vec<&str> = region.split('-').collect();
         parts.len() >= 3
-            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+            && parts.iter().all(|p| {
+                !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
             && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
     }
 
@@ -49,7 +51,10 @@ mod tests {
     fn arns_and_checks() {
         let acct = Account { region: "us-east-1".into(), account_id: "000000000000".into() };
         assert_eq!(acct.function_arn("f"), "arn:aws:lambda:us-east-1:000000000000:function:f");
-        assert_eq!(acct.qualified_function_arn("f", "$LATEST"), "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST");
+        assert_eq!(
+            acct.qualified_function_arn("f", "$LATEST"),
+            "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST"
+        );
         assert!(Account::is_valid_region("eu-west-3"));
         assert!(Account::is_valid_region("us-gov-west-1"));
         assert!(!Account::is_valid_region("useast1"));

@@ -186,7 +186,12 @@ impl FunctionConfig {
         }
         check_range("memorySize", "MemorySize", self.memory_size, limits::MEMORY_MB)?;
         check_range("timeout", "Timeout", self.timeout, limits::TIMEOUT_S)?;
-        check_range("ephemeralStorage.size", "EphemeralStorage.Size", self.ephemeral_storage, limits::EPHEMERAL_MB)?;
+        check_range(
+            "ephemeralStorage.size",
+            "EphemeralStorage.Size",
+            self.ephemeral_storage,
+            limits::EPHEMERAL_MB,
+        )?;
         validate_environment(&self.environment)?;
         if self.architectures.len() != 1 {
             return Err(ValidationError::param("Architectures must contain exactly one value."));
@@ -202,7 +207,12 @@ impl FunctionConfig {
 }
 
 /// Model minimums are front-door constraints; the documented maximums are Lambda's own check.
-fn check_range(field: &str, param: &str, value: u32, (min, max): (u32, u32)) -> Result<(), ValidationError> {
+fn check_range(
+    field: &str,
+    param: &str,
+    value: u32,
+    (min, max): (u32, u32),
+) -> Result<(), ValidationError> {
     if value < min {
         return Err(ValidationError::constraint(
             &value.to_string(),
@@ -341,8 +351,16 @@ mod tests {
 
     #[test]
     fn ranges() {
-        check_err(|c| c.memory_size = 127, ValidationKind::Constraint, "greater than or equal to 128");
-        check_err(|c| c.memory_size = 10_241, ValidationKind::Parameter, "less than or equal to 10240");
+        check_err(
+            |c| c.memory_size = 127,
+            ValidationKind::Constraint,
+            "greater than or equal to 128",
+        );
+        check_err(
+            |c| c.memory_size = 10_241,
+            ValidationKind::Parameter,
+            "less than or equal to 10240",
+        );
         check_err(|c| c.timeout = 0, ValidationKind::Constraint, "timeout");
         check_err(|c| c.timeout = 901, ValidationKind::Parameter, "900");
         check_err(|c| c.ephemeral_storage = 511, ValidationKind::Constraint, "ephemeralStorage");
@@ -359,9 +377,27 @@ mod tests {
 
     #[test]
     fn environment() {
-        check_err(|c| { c.environment.insert("1BAD".into(), "x".into()); }, ValidationKind::Constraint, "environment");
-        check_err(|c| { c.environment.insert("AWS_REGION".into(), "x".into()); }, ValidationKind::Parameter, "AWS_REGION");
-        check_err(|c| { c.environment.insert("BIG".into(), "x".repeat(4100)); }, ValidationKind::Parameter, "4KB");
+        check_err(
+            |c| {
+                c.environment.insert("1BAD".into(), "x".into());
+            },
+            ValidationKind::Constraint,
+            "environment",
+        );
+        check_err(
+            |c| {
+                c.environment.insert("AWS_REGION".into(), "x".into());
+            },
+            ValidationKind::Parameter,
+            "AWS_REGION",
+        );
+        check_err(
+            |c| {
+                c.environment.insert("BIG".into(), "x".repeat(4100));
+            },
+            ValidationKind::Parameter,
+            "4KB",
+        );
         let mut ok = base();
         ok.environment.insert("MY_VAR".into(), "x".repeat(4000));
         ok.validate().unwrap();

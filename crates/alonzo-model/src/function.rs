@@ -93,7 +93,8 @@ pub struct FunctionRecord {
 impl FunctionRecord {
     /// Whether a change is still being applied, so a new one must wait.
     pub fn is_busy(&self) -> bool {
-        self.state == FunctionState::Pending || self.last_update_status == LastUpdateStatus::InProgress
+        self.state == FunctionState::Pending
+            || self.last_update_status == LastUpdateStatus::InProgress
     }
 
     /// Marks the pending creation or update as applied.

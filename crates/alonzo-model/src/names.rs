@@ -70,7 +70,11 @@ impl FunctionRef {
             )
         };
         if raw.is_empty() {
-            return Err(ValidationError::constraint(raw, "functionName", "Member must have length greater than or equal to 1"));
+            return Err(ValidationError::constraint(
+                raw,
+                "functionName",
+                "Member must have length greater than or equal to 1",
+            ));
         }
         if raw.len() > MAX_FUNCTION_PARAM_LEN {
             return Err(ValidationError::constraint(
@@ -106,7 +110,9 @@ impl FunctionRef {
 }
 
 /// Splits `[..prefix.., "function", name, (q)]`; a bare `name[:q]` has an empty prefix.
-fn split_at_function_keyword<'a, 'b>(parts: &'b [&'a str]) -> Option<(&'b [&'a str], &'b [&'a str])> {
+fn split_at_function_keyword<'a, 'b>(
+    parts: &'b [&'a str],
+) -> Option<(&'b [&'a str], &'b [&'a str])> {
     match parts.iter().position(|p| *p == "function") {
         Some(idx) if idx + 1 < parts.len() => Some((&parts[..idx], &parts[idx + 1..])),
         Some(_) => None,
@@ -122,7 +128,9 @@ fn check_arn_prefix(prefix: &[&str], account: &Account, raw: &str) -> Result<(),
         [] => return Ok(()),
         [acct] => (None, *acct),
         [region, acct] => (Some(*region), *acct),
-        ["arn", partition, "lambda", region, acct] if partition.starts_with("aws") => (Some(*region), *acct),
+        ["arn", partition, "lambda", region, acct] if partition.starts_with("aws") => {
+            (Some(*region), *acct)
+        }
         _ => {
             return Err(ValidationError::constraint(
                 raw,
@@ -201,7 +209,11 @@ mod tests {
         check("my-fn:prod", "my-fn", Some(Qualifier::Alias("prod".into())));
         check("123456789012:function:my-fn", "my-fn", None);
         check("arn:aws:lambda:us-east-1:123456789012:function:my-fn", "my-fn", None);
-        check("arn:aws:lambda:us-east-1:123456789012:function:my-fn:3", "my-fn", Some(Qualifier::Version(3)));
+        check(
+            "arn:aws:lambda:us-east-1:123456789012:function:my-fn:3",
+            "my-fn",
+            Some(Qualifier::Version(3)),
+        );
         check("us-east-1:123456789012:function:f_1", "f_1", None);
     }
 
@@ -241,7 +253,8 @@ mod tests {
         assert!(validate_tags(&ok).is_ok());
         let reserved: BTreeMap<String, String> = [("aws:x".to_owned(), String::new())].into();
         assert!(validate_tags(&reserved).is_err());
-        let too_many: BTreeMap<String, String> = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
+        let too_many: BTreeMap<String, String> =
+            (0..51).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(validate_tags(&too_many).is_err());
         let bad_char: BTreeMap<String, String> = [("k".to_owned(), "v<".to_owned())].into();
         assert!(validate_tags(&bad_char).is_err());

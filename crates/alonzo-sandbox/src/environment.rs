@@ -103,19 +103,30 @@ pub struct InvocationReport {
 /// How an invocation ended, from the driver's point of view.
 enum Ending {
     Response(Bytes),
-    FunctionError { error_type: String, body: Bytes },
+    FunctionError {
+        error_type: String,
+        body: Bytes,
+    },
     /// The environment cannot be reused (timeout, crash, too-large response).
-    Fatal { error_type: String, message: String, log_line: Option<String> },
+    Fatal {
+        error_type: String,
+        message: String,
+        log_line: Option<String>,
+    },
 }
 
 impl Environment {
     /// Starts a sandbox for `spec` and waits for its runtime to finish initialising.
     /// An init failure is returned as an outcome for the invocation that triggered it.
-    pub(crate) async fn start(manager: &Manager, spec: Arc<FunctionSpec>) -> Result<Result<Self, InitFailure>, SandboxError> {
+    pub(crate) async fn start(
+        manager: &Manager,
+        spec: Arc<FunctionSpec>,
+    ) -> Result<Result<Self, InitFailure>, SandboxError> {
         let started = Instant::now();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let root_dir = manager.inner.sandboxes_dir.join(&id);
-        std::fs::create_dir_all(&root_dir).map_err(SandboxError::io("creating the sandbox root"))?;
+        std::fs::create_dir_all(&root_dir)
+            .map_err(SandboxError::io("creating the sandbox root"))?;
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
         let cgroup = manager.create_cgroup(&id, &spec)?;
@@ -140,12 +151,17 @@ impl Environment {
             .await
             .map_err(|e| SandboxError::Spawn(e.to_string()))?
             .map_err(|e| SandboxError::Spawn(e.to_string()))?;
-        jail.runtime_api.set_nonblocking(true).map_err(SandboxError::io("configuring the Runtime API listener"))?;
-        let listener = tokio::net::TcpListener::from_std(jail.runtime_api).map_err(SandboxError::io("registering the Runtime API listener"))?;
+        jail.runtime_api
+            .set_nonblocking(true)
+            .map_err(SandboxError::io("configuring the Runtime API listener"))?;
+        let listener = tokio::net::TcpListener::from_std(jail.runtime_api)
+            .map_err(SandboxError::io("registering the Runtime API listener"))?;
         let (channel, api_task) = runtime_api::serve(listener);
-        let logs = logs::spawn(&stream, jail.stdout, jail.stderr).map_err(SandboxError::io("capturing logs"))?;
+        let logs = logs::spawn(&stream, jail.stdout, jail.stderr)
+            .map_err(SandboxError::io("capturing logs"))?;
         let exit = watch_exit(jail.child);
-        let _ = logs.send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
+        let _ = logs
+            .send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
         let mut env = Self {
             id,
             spec,
@@ -209,13 +225,21 @@ impl Environment {
     /// Runs one invocation. `reply` receives the outcome as soon as it is known (or, with
     /// `Tail`, once the closing log lines are written). Returns whether the environment can
     /// serve another invocation, and the report.
-    pub(crate) async fn invoke(&mut self, req: InvokeRequest, reply: oneshot::Sender<InvokeOutcome>) -> (bool, InvocationReport) {
+    pub(crate) async fn invoke(
+        &mut self,
+        req: InvokeRequest,
+        reply: oneshot::Sender<InvokeOutcome>,
+    ) -> (bool, InvocationReport) {
         let spec = Arc::clone(&self.spec);
         let started_at = chrono::Utc::now();
         let timeout = Duration::from_secs(u64::from(spec.timeout_s));
-        let deadline_ms = started_at.timestamp_millis() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let deadline_ms =
+            started_at.timestamp_millis() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let _ = self.logs.send(LogCommand::BeginTail);
-        let _ = self.logs.send(LogCommand::Platform(format!("START RequestId: {} Version: {}", req.request_id, spec.version)));
+        let _ = self.logs.send(LogCommand::Platform(format!(
+            "START RequestId: {} Version: {}",
+            req.request_id, spec.version
+        )));
         let event = Event {
             request_id: req.request_id.clone(),
             deadline_ms,
@@ -227,7 +251,11 @@ impl Environment {
         };
         let began = Instant::now();
         let ending = if self.channel.events.send(event).await.is_err() {
-            Ending::Fatal { error_type: "Runtime.ExitError".into(), message: "Runtime API closed".into(), log_line: None }
+            Ending::Fatal {
+                error_type: "Runtime.ExitError".into(),
+                message: "Runtime API closed".into(),
+                log_line: None,
+            }
         } else {
             self.await_ending(&req.request_id, began + timeout, timeout).await
         };
@@ -257,7 +285,12 @@ impl Environment {
         (reusable, report)
     }
 
-    async fn await_ending(&mut self, request_id: &str, deadline: Instant, timeout: Duration) -> Ending {
+    async fn await_ending(
+        &mut self,
+        request_id: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Ending {
         let mut exit = self.exit.clone();
         let messages = &mut self.channel.messages;
         let cgroup = self.cgroup.as_deref();
@@ -313,15 +346,32 @@ impl Environment {
     fn outcome(&self, request_id: &str, ending: Ending) -> (InvokeOutcome, Option<String>) {
         let executed_version = self.spec.version.clone();
         match ending {
-            Ending::Response(body) => {
-                (InvokeOutcome { body, function_error: None, error_type: None, log_tail: None, executed_version }, None)
-            }
+            Ending::Response(body) => (
+                InvokeOutcome {
+                    body,
+                    function_error: None,
+                    error_type: None,
+                    log_tail: None,
+                    executed_version,
+                },
+                None,
+            ),
             Ending::FunctionError { error_type, body } => (
-                InvokeOutcome { body, function_error: Some("Unhandled".into()), error_type: Some(error_type), log_tail: None, executed_version },
+                InvokeOutcome {
+                    body,
+                    function_error: Some("Unhandled".into()),
+                    error_type: Some(error_type),
+                    log_tail: None,
+                    executed_version,
+                },
                 None,
             ),
             Ending::Fatal { error_type, message, log_line } => {
-                let message = if message.starts_with("RequestId:") { message } else { format!("RequestId: {request_id} Error: {message}") };
+                let message = if message.starts_with("RequestId:") {
+                    message
+                } else {
+                    format!("RequestId: {request_id} Error: {message}")
+                };
                 let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
                 let outcome = InvokeOutcome {
                     body: Bytes::from(body.to_string()),
@@ -335,7 +385,13 @@ impl Environment {
         }
     }
 
-    fn report(&mut self, request_id: &str, duration: Duration, error_type: Option<String>, started_at: chrono::DateTime<chrono::Utc>) -> InvocationReport {
+    fn report(
+        &mut self,
+        request_id: &str,
+        duration: Duration,
+        error_type: Option<String>,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> InvocationReport {
         let init = self.pending_init.take();
         let duration_ms = duration.as_secs_f64() * 1000.0;
         let init_ms = init.map(|d| d.as_secs_f64() * 1000.0);
@@ -423,7 +479,11 @@ impl InitFailure {
 
     fn exited(error_type: &str, message: &str) -> Self {
         let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
-        Self { error_type: error_type.to_owned(), body: Bytes::from(body.to_string()), init: Duration::ZERO }
+        Self {
+            error_type: error_type.to_owned(),
+            body: Bytes::from(body.to_string()),
+            init: Duration::ZERO,
+        }
     }
 }
 
@@ -432,7 +492,9 @@ fn watch_exit(mut child: std::process::Child) -> watch::Receiver<Option<ExitInfo
     let (tx, rx) = watch::channel(None);
     tokio::task::spawn_blocking(move || {
         let code = match child.wait() {
-            Ok(status) => status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+            Ok(status) => status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            }),
             Err(_) => -1,
         };
         let _ = tx.send(Some(ExitInfo { code }));

@@ -153,15 +153,20 @@ struct Pool {
 impl Manager {
     /// Prepares the data directories and the cgroup parent. Reports of finished
     /// invocations are delivered on the returned receiver.
-    pub fn new(config: ManagerConfig) -> Result<(Self, mpsc::UnboundedReceiver<InvocationReport>), SandboxError> {
+    pub fn new(
+        config: ManagerConfig,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<InvocationReport>), SandboxError> {
         let files = rootfs::RuntimeFiles::install(&config.data_dir.join("runtime"))
             .map_err(SandboxError::io("installing runtime files"))?;
         let sandboxes_dir = config.data_dir.join("sandboxes");
         let _ = std::fs::remove_dir_all(&sandboxes_dir);
-        std::fs::create_dir_all(&sandboxes_dir).map_err(SandboxError::io("creating the sandboxes directory"))?;
+        std::fs::create_dir_all(&sandboxes_dir)
+            .map_err(SandboxError::io("creating the sandboxes directory"))?;
         let logs_dir = config.data_dir.join("logs");
-        std::fs::create_dir_all(&logs_dir).map_err(SandboxError::io("creating the logs directory"))?;
-        let layout = CgroupLayout::detect().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+        std::fs::create_dir_all(&logs_dir)
+            .map_err(SandboxError::io("creating the logs directory"))?;
+        let layout = CgroupLayout::detect()
+            .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
         // One parent per data directory (which only one server can hold), so sandboxes a
         // crashed server left behind are found and removed by its successor, and servers with
         // other data directories are never touched.
@@ -196,7 +201,11 @@ impl Manager {
     }
 
     /// Runs one invocation of `spec`, warm if an idle environment exists, cold otherwise.
-    pub async fn invoke(&self, spec: Arc<FunctionSpec>, req: InvokeRequest) -> Result<InvokeOutcome, SandboxError> {
+    pub async fn invoke(
+        &self,
+        spec: Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeOutcome, SandboxError> {
         let key = (spec.name.clone(), spec.version.clone(), spec.revision_id.clone());
         let warm = self.take_idle(&key)?;
         let mut env = match warm {
@@ -220,7 +229,9 @@ impl Manager {
             let _ = this.inner.reports.send(report);
             this.give_back(key, env, reusable);
         });
-        reply_rx.await.map_err(|_| SandboxError::Spawn("the environment stopped unexpectedly".into()))
+        reply_rx
+            .await
+            .map_err(|_| SandboxError::Spawn("the environment stopped unexpectedly".into()))
     }
 
     /// Kills every idle environment of a function (its code or configuration changed, or it
@@ -239,8 +250,12 @@ impl Manager {
     }
 
     /// Takes an idle environment for `key`, or a concurrency slot for a new one.
-    fn take_idle(&self, key: &(String, String, String)) -> Result<Option<Environment>, SandboxError> {
-        let mut pool = self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
+    fn take_idle(
+        &self,
+        key: &(String, String, String),
+    ) -> Result<Option<Environment>, SandboxError> {
+        let mut pool =
+            self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
         let env = pool.idle.get_mut(key).and_then(Vec::pop);
         if env.is_none() && pool.busy >= self.inner.concurrency_limit {
             return Err(SandboxError::Throttled);
@@ -266,7 +281,12 @@ impl Manager {
         }
     }
 
-    fn init_failed(&self, spec: &FunctionSpec, req: &InvokeRequest, failure: environment::InitFailure) -> InvokeOutcome {
+    fn init_failed(
+        &self,
+        spec: &FunctionSpec,
+        req: &InvokeRequest,
+        failure: environment::InitFailure,
+    ) -> InvokeOutcome {
         let report = InvocationReport {
             request_id: req.request_id.clone(),
             function: spec.name.clone(),
@@ -289,14 +309,20 @@ impl Manager {
         }
     }
 
-    fn create_cgroup(&self, id: &str, spec: &FunctionSpec) -> Result<Option<SandboxCgroup>, SandboxError> {
+    fn create_cgroup(
+        &self,
+        id: &str,
+        spec: &FunctionSpec,
+    ) -> Result<Option<SandboxCgroup>, SandboxError> {
         let Some(parent) = &self.inner.cgroups else { return Ok(None) };
         let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
         // Lambda's ratio (1 vCPU at 1769 MB), with a floor of one core so that small
         // functions start as fast as large ones; see docs/sandbox.md.
         let cpu_quota_us = (u64::from(spec.memory_mb) * 100_000 / 1769).max(100_000);
         let limits = CgroupLimits { memory_bytes, cpu_quota_us, pids_max: 1024 };
-        SandboxCgroup::create(parent, id, &limits).map(Some).map_err(|e| SandboxError::Spawn(format!("cgroup: {e}")))
+        SandboxCgroup::create(parent, id, &limits)
+            .map(Some)
+            .map_err(|e| SandboxError::Spawn(format!("cgroup: {e}")))
     }
 
     /// A distinct 65536-id range on the host for each new sandbox's user namespace.
@@ -320,11 +346,10 @@ impl Manager {
 /// The cgroup parent's name for a data directory: a stable hash (FNV-1a) of its path, the
 /// same across restarts and upgrades.
 fn cgroup_name(data_dir: &std::path::Path) -> String {
-    let hash = data_dir
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let hash =
+        data_dir.as_os_str().as_encoded_bytes().iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("{hash:016x}")
 }
 
@@ -338,8 +363,9 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
                 let now = Instant::now();
                 let mut out = Vec::new();
                 for envs in pool.idle.values_mut() {
-                    let (old, keep): (Vec<_>, Vec<_>) =
-                        envs.drain(..).partition(|e| now.duration_since(e.last_used) > inner.idle_timeout);
+                    let (old, keep): (Vec<_>, Vec<_>) = envs
+                        .drain(..)
+                        .partition(|e| now.duration_since(e.last_used) > inner.idle_timeout);
                     *envs = keep;
                     out.extend(old);
                 }

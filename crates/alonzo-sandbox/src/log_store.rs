@@ -116,15 +116,26 @@ impl LogStore {
     }
 
     /// Events of the given streams (all when empty) in `[start, end)`, in time order.
-    pub fn events(&self, group: &str, streams: &[String], start_ms: Option<i64>, end_ms: Option<i64>) -> Vec<LogEvent> {
+    pub fn events(
+        &self,
+        group: &str,
+        streams: &[String],
+        start_ms: Option<i64>,
+        end_ms: Option<i64>,
+    ) -> Vec<LogEvent> {
         let mut out: Vec<LogEvent> = self
             .streams(group)
             .into_iter()
             .filter(|s| streams.is_empty() || streams.contains(&s.name))
             .flat_map(|s| self.stream_events(group, &s.name).unwrap_or_default())
-            .filter(|e| start_ms.is_none_or(|t| e.timestamp_ms >= t) && end_ms.is_none_or(|t| e.timestamp_ms < t))
+            .filter(|e| {
+                start_ms.is_none_or(|t| e.timestamp_ms >= t)
+                    && end_ms.is_none_or(|t| e.timestamp_ms < t)
+            })
             .collect();
-        out.sort_by(|a, b| a.timestamp_ms.cmp(&b.timestamp_ms).then_with(|| a.event_id.cmp(&b.event_id)));
+        out.sort_by(|a, b| {
+            a.timestamp_ms.cmp(&b.timestamp_ms).then_with(|| a.event_id.cmp(&b.event_id))
+        });
         out
     }
 
@@ -158,7 +169,9 @@ fn created_ms(path: &Path) -> i64 {
 }
 
 fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path).map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
+    })
 }
 
 #[cfg(test)]
@@ -170,16 +183,26 @@ mod tests {
     fn groups_streams_and_events_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let stream = LogStream::create(dir.path(), "/aws/lambda/my-fn", "$LATEST").unwrap();
-        std::fs::write(&stream.path, "1000 START RequestId: a\n1001 hello world\n1002 END RequestId: a\n").unwrap();
+        std::fs::write(
+            &stream.path,
+            "1000 START RequestId: a\n1001 hello world\n1002 END RequestId: a\n",
+        )
+        .unwrap();
         let store = LogStore::new(dir.path());
-        assert_eq!(store.groups("/aws/lambda/").iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["/aws/lambda/my-fn"]);
+        assert_eq!(
+            store.groups("/aws/lambda/").iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+            ["/aws/lambda/my-fn"]
+        );
         assert!(store.groups("/other").is_empty());
         let streams = store.streams("/aws/lambda/my-fn");
         assert_eq!(streams.len(), 1);
         assert_eq!(streams[0].name, stream.name);
         assert_eq!(streams[0].first_event_ms, Some(1000));
         let events = store.events("/aws/lambda/my-fn", &[], Some(1001), None);
-        assert_eq!(events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["hello world", "END RequestId: a"]);
+        assert_eq!(
+            events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["hello world", "END RequestId: a"]
+        );
         store.delete_group("/aws/lambda/my-fn").unwrap();
         assert!(!store.has_group("/aws/lambda/my-fn"));
     }

@@ -160,7 +160,10 @@ async fn run(
 }
 
 /// Reads one line (up to `MAX_LINE`) into `buf`; the byte count, 0 at end of file.
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     let n = reader.read_until(b'\n', buf).await?;
     Ok(n)
 }
@@ -188,7 +191,11 @@ fn emit(sink: &mut Sink, buf: &mut Vec<u8>, read: std::io::Result<usize>) -> boo
 }
 
 /// Consumes whatever output is already waiting in a pipe, without blocking for more.
-async fn drain<R: tokio::io::AsyncBufRead + Unpin>(sink: &mut Sink, reader: &mut R, buf: &mut Vec<u8>) {
+async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
+    sink: &mut Sink,
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) {
     loop {
         let next = tokio::time::timeout(std::time::Duration::ZERO, read_line(reader, buf)).await;
         match next {

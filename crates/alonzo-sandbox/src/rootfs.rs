@@ -47,9 +47,15 @@ impl RuntimeFiles {
             &files.etc.join("passwd"),
             "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n",
         )?;
-        write_if_changed(&files.etc.join("group"), "root:x:0:\nsbx_user1051:x:990:\nnogroup:x:65534:\n")?;
+        write_if_changed(
+            &files.etc.join("group"),
+            "root:x:0:\nsbx_user1051:x:990:\nnogroup:x:65534:\n",
+        )?;
         write_if_changed(&files.etc.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
-        write_if_changed(&files.etc.join("nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files dns\n")?;
+        write_if_changed(
+            &files.etc.join("nsswitch.conf"),
+            "passwd: files\ngroup: files\nhosts: files dns\n",
+        )?;
         Ok(files)
     }
 }
@@ -100,10 +106,18 @@ pub(crate) fn binds(files: &RuntimeFiles, spec: &FunctionSpec) -> Vec<Bind> {
 /// The program the sandbox starts.
 pub(crate) fn argv(spec: &FunctionSpec) -> Vec<String> {
     match &spec.runtime_kind {
-        RuntimeKind::Python(python) => vec![python.display().to_string(), "/var/runtime/bootstrap.py".into()],
-        RuntimeKind::Node(node) => vec![node.display().to_string(), "/var/runtime/bootstrap.mjs".into()],
+        RuntimeKind::Python(python) => {
+            vec![python.display().to_string(), "/var/runtime/bootstrap.py".into()]
+        }
+        RuntimeKind::Node(node) => {
+            vec![node.display().to_string(), "/var/runtime/bootstrap.mjs".into()]
+        }
         RuntimeKind::Provided => {
-            let bootstrap = if spec.code_dir.join("bootstrap").exists() { "/var/task/bootstrap" } else { "/opt/bootstrap" };
+            let bootstrap = if spec.code_dir.join("bootstrap").exists() {
+                "/var/task/bootstrap"
+            } else {
+                "/opt/bootstrap"
+            };
             vec![bootstrap.into()]
         }
     }
@@ -111,10 +125,17 @@ pub(crate) fn argv(spec: &FunctionSpec) -> Vec<String> {
 
 /// Lambda's environment for the function: reserved variables, defaults the function may
 /// override, then the function's own variables.
-pub(crate) fn environment(spec: &FunctionSpec, log_stream: &str, init_type: &str) -> Vec<(String, String)> {
+pub(crate) fn environment(
+    spec: &FunctionSpec,
+    log_stream: &str,
+    init_type: &str,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
-        ("LD_LIBRARY_PATH".into(), "/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into()),
+        (
+            "LD_LIBRARY_PATH".into(),
+            "/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
+        ),
         ("LANG".into(), "en_US.UTF-8".into()),
         ("TZ".into(), ":UTC".into()),
     ];
@@ -122,7 +143,10 @@ pub(crate) fn environment(spec: &FunctionSpec, log_stream: &str, init_type: &str
         env.push(("PYTHONPATH".into(), "/var/runtime".into()));
     }
     if matches!(spec.runtime_kind, RuntimeKind::Node(_)) {
-        env.push(("NODE_PATH".into(), "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task".into()));
+        env.push((
+            "NODE_PATH".into(),
+            "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task".into(),
+        ));
     }
     for (k, v) in &spec.environment {
         env.retain(|(key, _)| key != k);

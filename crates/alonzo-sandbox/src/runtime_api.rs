@@ -73,8 +73,11 @@ struct Shared {
 pub fn serve(listener: tokio::net::TcpListener) -> (RuntimeChannel, tokio::task::JoinHandle<()>) {
     let (event_tx, event_rx) = mpsc::channel(1);
     let (message_tx, message_rx) = mpsc::unbounded_channel();
-    let shared =
-        Arc::new(Shared { events: Mutex::new(event_rx), messages: message_tx, current: std::sync::Mutex::new(None) });
+    let shared = Arc::new(Shared {
+        events: Mutex::new(event_rx),
+        messages: message_tx,
+        current: std::sync::Mutex::new(None),
+    });
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
@@ -142,19 +145,27 @@ fn invalid_request_id() -> Response {
 }
 
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#).into_response()
+    (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#)
+        .into_response()
 }
 
-async fn response(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     if !claim(&shared, &id) {
         return invalid_request_id();
     }
     if body.len() > MAX_RESPONSE_BYTES {
-        let _ = shared.messages.send(RuntimeMessage::ResponseTooLarge { request_id: id, size: body.len() });
+        let _ = shared
+            .messages
+            .send(RuntimeMessage::ResponseTooLarge { request_id: id, size: body.len() });
         let msg = format!(
             r#"{{"errorMessage":"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).","errorType":"RequestEntityTooLarge"}}"#
         );
-        return (StatusCode::PAYLOAD_TOO_LARGE, [("content-type", "application/json")], msg).into_response();
+        return (StatusCode::PAYLOAD_TOO_LARGE, [("content-type", "application/json")], msg)
+            .into_response();
     }
     let _ = shared.messages.send(RuntimeMessage::Response { request_id: id, body });
     accepted()
@@ -169,15 +180,29 @@ fn error_type(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !claim(&shared, &id) {
         return invalid_request_id();
     }
-    let _ = shared.messages.send(RuntimeMessage::Error { request_id: id, error_type: error_type(&headers), body });
+    let _ = shared.messages.send(RuntimeMessage::Error {
+        request_id: id,
+        error_type: error_type(&headers),
+        body,
+    });
     accepted()
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let _ = shared.messages.send(RuntimeMessage::InitError { error_type: error_type(&headers), body });
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _ =
+        shared.messages.send(RuntimeMessage::InitError { error_type: error_type(&headers), body });
     accepted()
 }

@@ -35,7 +35,9 @@ impl RuntimeCatalog {
                 entries.insert(format!("python3.{minor}"), RuntimeKind::Python(path));
             }
         }
-        if let Some((major, path)) = find_executable("node").and_then(|p| node_major(&p).map(|m| (m, p))) {
+        if let Some((major, path)) =
+            find_executable("node").and_then(|p| node_major(&p).map(|m| (m, p)))
+        {
             if (18..=22).contains(&major) {
                 entries.insert(format!("nodejs{major}.x"), RuntimeKind::Node(path));
             }

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use alonzo_model::{AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus, LATEST};
+use alonzo_model::{
+    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus, LATEST,
+};
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -42,7 +44,8 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
+            let mut guard =
+                conn.lock().map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
             f(&mut guard)
         })
         .await
@@ -52,7 +55,11 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl MetaStore for SqliteStore {
-    async fn create_function(&self, record: &FunctionRecord, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    async fn create_function(
+        &self,
+        record: &FunctionRecord,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
         let record = record.clone();
         let tags = serde_json::to_string(tags).map_err(backend)?;
         self.with_conn(move |conn| {
@@ -88,11 +95,16 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn update_version(&self, record: &FunctionRecord, expected_revision: &str) -> Result<(), StoreError> {
+    async fn update_version(
+        &self,
+        record: &FunctionRecord,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
         let record = record.clone();
         let expected = expected_revision.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let current: Option<String> = tx
                 .query_row(
                     "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
@@ -106,8 +118,11 @@ impl MetaStore for SqliteStore {
                 Some(rev) if rev != expected => return Err(StoreError::RevisionMismatch),
                 Some(_) => {}
             }
-            tx.execute("DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![record.name, record.version])
-                .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![record.name, record.version],
+            )
+            .map_err(backend)?;
             insert_version(&tx, &record)?;
             tx.commit().map_err(backend)
         })
@@ -117,7 +132,9 @@ impl MetaStore for SqliteStore {
     async fn delete_function(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.with_conn(move |conn| {
-            let deleted = conn.execute("DELETE FROM functions WHERE name = ?1", params![name]).map_err(backend)?;
+            let deleted = conn
+                .execute("DELETE FROM functions WHERE name = ?1", params![name])
+                .map_err(backend)?;
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
@@ -126,7 +143,11 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<FunctionRecord>, StoreError> {
+    async fn list_functions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionRecord>, StoreError> {
         let after = after.unwrap_or("").to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {
@@ -145,10 +166,14 @@ impl MetaStore for SqliteStore {
         let name = name.to_owned();
         self.with_conn(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT record FROM function_versions WHERE name = ?1 ORDER BY version_num")
+                .prepare_cached(
+                    "SELECT record FROM function_versions WHERE name = ?1 ORDER BY version_num",
+                )
                 .map_err(backend)?;
-            let rows = stmt.query_map(params![name], |row| row.get::<_, String>(0)).map_err(backend)?;
-            let out: Vec<FunctionRecord> = rows.map(|doc| decode(&doc.map_err(backend)?)).collect::<Result<_, _>>()?;
+            let rows =
+                stmt.query_map(params![name], |row| row.get::<_, String>(0)).map_err(backend)?;
+            let out: Vec<FunctionRecord> =
+                rows.map(|doc| decode(&doc.map_err(backend)?)).collect::<Result<_, _>>()?;
             if out.is_empty() {
                 return Err(StoreError::NotFound);
             }
@@ -161,7 +186,9 @@ impl MetaStore for SqliteStore {
         let name = name.to_owned();
         self.with_conn(move |conn| {
             let doc: Option<String> = conn
-                .query_row("SELECT tags FROM functions WHERE name = ?1", params![name], |row| row.get(0))
+                .query_row("SELECT tags FROM functions WHERE name = ?1", params![name], |row| {
+                    row.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
             serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)
@@ -169,12 +196,17 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    async fn put_tags(
+        &self,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
         let name = name.to_owned();
         let doc = serde_json::to_string(tags).map_err(backend)?;
         self.with_conn(move |conn| {
-            let updated =
-                conn.execute("UPDATE functions SET tags = ?2 WHERE name = ?1", params![name, doc]).map_err(backend)?;
+            let updated = conn
+                .execute("UPDATE functions SET tags = ?2 WHERE name = ?1", params![name, doc])
+                .map_err(backend)?;
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
@@ -185,10 +217,13 @@ impl MetaStore for SqliteStore {
 
     async fn account_usage(&self) -> Result<AccountUsage, StoreError> {
         self.with_conn(|conn| {
-            let function_count: i64 =
-                conn.query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0)).map_err(backend)?;
+            let function_count: i64 = conn
+                .query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0))
+                .map_err(backend)?;
             let total_code_size: i64 = conn
-                .query_row("SELECT COALESCE(SUM(code_size), 0) FROM function_versions", [], |row| row.get(0))
+                .query_row("SELECT COALESCE(SUM(code_size), 0) FROM function_versions", [], |row| {
+                    row.get(0)
+                })
                 .map_err(backend)?;
             Ok(AccountUsage {
                 function_count: u64::try_from(function_count).unwrap_or(0),
@@ -217,7 +252,9 @@ impl MetaStore for SqliteStore {
 
     async fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT DISTINCT code_sha256 FROM function_versions").map_err(backend)?;
+            let mut stmt = conn
+                .prepare_cached("SELECT DISTINCT code_sha256 FROM function_versions")
+                .map_err(backend)?;
             let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(backend)?;
             rows.map(|r| r.map_err(backend)).collect()
         })
@@ -238,7 +275,12 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn lease_events(&self, now_ms: i64, lease_until_ms: i64, limit: usize) -> Result<Vec<AsyncEvent>, StoreError> {
+    async fn lease_events(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AsyncEvent>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -273,12 +315,16 @@ impl MetaStore for SqliteStore {
     async fn retry_event(&self, id: &str, attempts: u32, due_ms: i64) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let doc: Option<String> = tx
-                .query_row("SELECT event FROM async_events WHERE id = ?1", params![id], |row| row.get(0))
+                .query_row("SELECT event FROM async_events WHERE id = ?1", params![id], |row| {
+                    row.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
-            let mut event: AsyncEvent = serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)?;
+            let mut event: AsyncEvent =
+                serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)?;
             event.attempts = attempts;
             let doc = serde_json::to_string(&event).map_err(backend)?;
             tx.execute(
@@ -293,7 +339,9 @@ impl MetaStore for SqliteStore {
 
     async fn release_leases(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
-            let n = conn.execute("UPDATE async_events SET leased_until = 0 WHERE leased_until > 0", []).map_err(backend)?;
+            let n = conn
+                .execute("UPDATE async_events SET leased_until = 0 WHERE leased_until > 0", [])
+                .map_err(backend)?;
             Ok(n as u64)
         })
         .await
@@ -302,7 +350,14 @@ impl MetaStore for SqliteStore {
     async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
         let rows: Vec<(String, String, i64, String)> = records
             .iter()
-            .map(|r| Ok((r.request_id.clone(), r.function.clone(), r.started_ms, serde_json::to_string(r).map_err(backend)?)))
+            .map(|r| {
+                Ok((
+                    r.request_id.clone(),
+                    r.function.clone(),
+                    r.started_ms,
+                    serde_json::to_string(r).map_err(backend)?,
+                ))
+            })
             .collect::<Result<_, StoreError>>()?;
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
@@ -318,7 +373,10 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn invocations(&self, function: Option<&str>) -> Result<Vec<InvocationRecord>, StoreError> {
+    async fn invocations(
+        &self,
+        function: Option<&str>,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
         let function = function.map(str::to_owned);
         self.with_conn(move |conn| {
             let mut stmt = conn
@@ -331,9 +389,13 @@ impl MetaStore for SqliteStore {
     }
 }
 
-fn insert_version(tx: &rusqlite::Transaction<'_>, record: &FunctionRecord) -> Result<(), StoreError> {
+fn insert_version(
+    tx: &rusqlite::Transaction<'_>,
+    record: &FunctionRecord,
+) -> Result<(), StoreError> {
     let doc = serde_json::to_string(record).map_err(backend)?;
-    let version_num: i64 = if record.version == LATEST { 0 } else { record.version.parse().map_err(backend)? };
+    let version_num: i64 =
+        if record.version == LATEST { 0 } else { record.version.parse().map_err(backend)? };
     tx.execute(
         "INSERT INTO function_versions (name, version, version_num, revision_id, state, last_update_status, code_sha256, code_size, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -43,7 +43,10 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (idx, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", idx + 1))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            idx + 1
+        ))?;
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use alonzo_model::{CodeRef, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
+use alonzo_model::{
+    CodeRef, FunctionConfig, FunctionRecord, FunctionState, LastUpdateStatus, LATEST,
+};
 use alonzo_store::{MetaStore, StoreError};
 
 use crate::SqliteStore;
@@ -11,7 +13,12 @@ fn record(name: &str, revision: &str) -> FunctionRecord {
     FunctionRecord {
         name: name.into(),
         version: LATEST.into(),
-        config: FunctionConfig::new(name, "python3.11".into(), "app.handler".into(), "arn:aws:iam::123456789012:role/r".into()),
+        config: FunctionConfig::new(
+            name,
+            "python3.11".into(),
+            "app.handler".into(),
+            "arn:aws:iam::123456789012:role/r".into(),
+        ),
         code: CodeRef { sha256_hex: "ab".repeat(32), size: 10, unzipped_size: 20 },
         last_modified: chrono::Utc::now(),
         revision_id: revision.into(),
@@ -34,13 +41,19 @@ async fn create_get_update_delete() {
     let (_dir, store) = open();
     let tags: BTreeMap<String, String> = [("a".to_owned(), "b".to_owned())].into();
     store.create_function(&record("f", "r1"), &tags).await.unwrap();
-    assert!(matches!(store.create_function(&record("f", "r9"), &tags).await, Err(StoreError::AlreadyExists)));
+    assert!(matches!(
+        store.create_function(&record("f", "r9"), &tags).await,
+        Err(StoreError::AlreadyExists)
+    ));
     assert_eq!(store.get_version("f", LATEST).await.unwrap().revision_id, "r1");
     assert_eq!(store.get_tags("f").await.unwrap(), tags);
 
     let mut next = record("f", "r2");
     next.config.memory_size = 256;
-    assert!(matches!(store.update_version(&next, "stale").await, Err(StoreError::RevisionMismatch)));
+    assert!(matches!(
+        store.update_version(&next, "stale").await,
+        Err(StoreError::RevisionMismatch)
+    ));
     store.update_version(&next, "r1").await.unwrap();
     assert_eq!(store.get_version("f", LATEST).await.unwrap().config.memory_size, 256);
 
@@ -56,9 +69,11 @@ async fn listing_pages_and_usage() {
     for name in ["c", "a", "b"] {
         store.create_function(&record(name, "r"), &BTreeMap::new()).await.unwrap();
     }
-    let first: Vec<String> = store.list_functions(None, 2).await.unwrap().into_iter().map(|r| r.name).collect();
+    let first: Vec<String> =
+        store.list_functions(None, 2).await.unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(first, ["a", "b"]);
-    let rest: Vec<String> = store.list_functions(Some("b"), 2).await.unwrap().into_iter().map(|r| r.name).collect();
+    let rest: Vec<String> =
+        store.list_functions(Some("b"), 2).await.unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(rest, ["c"]);
     let usage = store.account_usage().await.unwrap();
     assert_eq!((usage.function_count, usage.total_code_size), (3, 30));
@@ -70,7 +85,11 @@ async fn listing_pages_and_usage() {
 async fn survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.db");
-    SqliteStore::open(&path).unwrap().create_function(&record("kept", "r"), &BTreeMap::new()).await.unwrap();
+    SqliteStore::open(&path)
+        .unwrap()
+        .create_function(&record("kept", "r"), &BTreeMap::new())
+        .await
+        .unwrap();
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.get_version("kept", LATEST).await.unwrap().name, "kept");
 }
@@ -92,7 +111,10 @@ async fn async_events_lease_retry_complete() {
     store.enqueue_event(&event("a"), 10).await.unwrap();
     let leased = store.lease_events(20, 1000, 10).await.unwrap();
     assert_eq!(leased.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a"]);
-    assert!(store.lease_events(20, 1000, 10).await.unwrap().is_empty(), "leased events are not handed out twice");
+    assert!(
+        store.lease_events(20, 1000, 10).await.unwrap().is_empty(),
+        "leased events are not handed out twice"
+    );
     store.retry_event("a", 1, 30).await.unwrap();
     let again = store.lease_events(60, 2000, 10).await.unwrap();
     assert_eq!(again.len(), 2);
@@ -117,7 +139,7 @@ async fn metering_records_round_trip() {
         init_ms: Some(30.0),
         error_type: None,
     };
-    store.record_invocations(&[rec.clone()]).await.unwrap();
+    store.record_invocations(std::slice::from_ref(&rec)).await.unwrap();
     assert_eq!(store.invocations(Some("f")).await.unwrap(), vec![rec.clone()]);
     assert_eq!(store.invocations(None).await.unwrap().len(), 1);
     assert!(store.invocations(Some("g")).await.unwrap().is_empty());

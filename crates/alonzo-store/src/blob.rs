@@ -44,7 +44,9 @@ impl FsBlobStore {
 
     /// The file a hash is stored in (hashes are validated so no path can be smuggled in).
     fn path_of(&self, sha256_hex: &str) -> Result<PathBuf, StoreError> {
-        if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if sha256_hex.len() != 64
+            || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return Err(StoreError::NotFound);
         }
         Ok(self.root.join(&sha256_hex[..2]).join(sha256_hex))

@@ -48,19 +48,31 @@ pub struct AccountUsage {
 #[async_trait::async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a new function: its `$LATEST` record and its tags.
-    async fn create_function(&self, record: &FunctionRecord, tags: &BTreeMap<String, String>) -> Result<(), StoreError>;
+    async fn create_function(
+        &self,
+        record: &FunctionRecord,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
 
     /// Reads one version of a function.
     async fn get_version(&self, name: &str, version: &str) -> Result<FunctionRecord, StoreError>;
 
     /// Replaces a version's record if its stored `revision_id` is still `expected_revision`.
-    async fn update_version(&self, record: &FunctionRecord, expected_revision: &str) -> Result<(), StoreError>;
+    async fn update_version(
+        &self,
+        record: &FunctionRecord,
+        expected_revision: &str,
+    ) -> Result<(), StoreError>;
 
     /// Deletes a function with all its versions and tags.
     async fn delete_function(&self, name: &str) -> Result<(), StoreError>;
 
     /// `$LATEST` records of functions whose name sorts after `after`, at most `limit`.
-    async fn list_functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<FunctionRecord>, StoreError>;
+    async fn list_functions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionRecord>, StoreError>;
 
     /// All versions of a function, `$LATEST` first.
     async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, StoreError>;
@@ -69,7 +81,8 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn get_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError>;
 
     /// Replaces a function's tags.
-    async fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError>;
+    async fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>)
+        -> Result<(), StoreError>;
 
     /// Totals for `GetAccountSettings`.
     async fn account_usage(&self) -> Result<AccountUsage, StoreError>;
@@ -84,7 +97,12 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn enqueue_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError>;
 
     /// Leases up to `limit` events due at `now_ms` and not leased, until `lease_until_ms`.
-    async fn lease_events(&self, now_ms: i64, lease_until_ms: i64, limit: usize) -> Result<Vec<AsyncEvent>, StoreError>;
+    async fn lease_events(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<AsyncEvent>, StoreError>;
 
     /// Removes an event that was handled (delivered, or given up on).
     async fn complete_event(&self, id: &str) -> Result<(), StoreError>;
@@ -99,5 +117,8 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
 
     /// Metering records of a function (all functions when `None`), oldest first.
-    async fn invocations(&self, function: Option<&str>) -> Result<Vec<InvocationRecord>, StoreError>;
+    async fn invocations(
+        &self,
+        function: Option<&str>,
+    ) -> Result<Vec<InvocationRecord>, StoreError>;
 }

@@ -85,7 +85,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,

@@ -43,9 +43,12 @@ impl Client {
             .or_else(|| env("AWS_ENDPOINT_URL_LAMBDA"))
             .or_else(|| env("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
-        let endpoint: http::Uri = endpoint_text.parse().with_context(|| format!("endpoint {endpoint_text:?}"))?;
+        let endpoint: http::Uri =
+            endpoint_text.parse().with_context(|| format!("endpoint {endpoint_text:?}"))?;
         if endpoint.scheme_str() != Some("http") {
-            bail!("endpoint {endpoint_text:?}: only http:// endpoints are supported by this client");
+            bail!(
+                "endpoint {endpoint_text:?}: only http:// endpoints are supported by this client"
+            );
         }
         let profile = args.profile.clone().or_else(|| env("AWS_PROFILE"));
         let region = args
@@ -62,19 +65,38 @@ impl Client {
 
     /// Sends a signed request and decodes the JSON answer; Lambda errors become `Err` with
     /// the error code and message.
-    pub(crate) async fn call(&self, method: &str, path_and_query: &str, body: Option<serde_json::Value>) -> anyhow::Result<Reply> {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<Reply> {
         let body_bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
         self.send(method, path_and_query, body_bytes, "lambda", None).await
     }
 
     /// Calls an AWS JSON 1.1 operation (`X-Amz-Target: <target>`) of another service on the
     /// same endpoint, e.g. `logs`.
-    pub(crate) async fn call_target(&self, service: &str, target: &str, body: serde_json::Value) -> anyhow::Result<Reply> {
+    pub(crate) async fn call_target(
+        &self,
+        service: &str,
+        target: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<Reply> {
         self.send("POST", "/", serde_json::to_vec(&body)?, service, Some(target)).await
     }
 
-    async fn send(&self, method: &str, path_and_query: &str, body_bytes: Vec<u8>, service: &str, target: Option<&str>) -> anyhow::Result<Reply> {
-        let uri: http::Uri = format!("{}{}", self.endpoint.to_string().trim_end_matches('/'), path_and_query).parse()?;
+    async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body_bytes: Vec<u8>,
+        service: &str,
+        target: Option<&str>,
+    ) -> anyhow::Result<Reply> {
+        let uri: http::Uri =
+            format!("{}{}", self.endpoint.to_string().trim_end_matches('/'), path_and_query)
+                .parse()?;
         let mut headers = http::HeaderMap::new();
         let host = uri.authority().context("endpoint has no host")?.as_str().to_owned();
         headers.insert(http::header::HOST, host.parse()?);
@@ -89,7 +111,17 @@ impl Client {
             secret_access_key: self.keys.secret_access_key.clone(),
             session_token: None,
         };
-        sigv4::sign(method, uri.path(), uri.query(), &mut headers, &body_bytes, &creds, &self.region, service, chrono::Utc::now());
+        sigv4::sign(
+            method,
+            uri.path(),
+            uri.query(),
+            &mut headers,
+            &body_bytes,
+            &creds,
+            &self.region,
+            service,
+            chrono::Utc::now(),
+        );
         let mut request = http::Request::builder().method(method).uri(uri.clone());
         for (name, value) in &headers {
             request = request.header(name, value);
@@ -98,13 +130,30 @@ impl Client {
             .http
             .request(request.body(Full::new(Bytes::from(body_bytes)))?)
             .await
-            .with_context(|| format!("cannot reach the Alonzo server at {} (is `alonzo serve` running?)", self.endpoint))?;
+            .with_context(|| {
+            format!(
+                "cannot reach the Alonzo server at {} (is `alonzo serve` running?)",
+                self.endpoint
+            )
+        })?;
         let status = response.status();
-        let error_type = response.headers().get("x-amzn-ErrorType").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let error_type = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.into_body().collect().await?.to_bytes();
-        let body: serde_json::Value = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null) };
+        let body: serde_json::Value = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+        };
         if let Some(code) = error_type.filter(|_| !status.is_success()) {
-            let message = body.get("message").or_else(|| body.get("Message")).and_then(|m| m.as_str()).unwrap_or("");
+            let message = body
+                .get("message")
+                .or_else(|| body.get("Message"))
+                .and_then(|m| m.as_str())
+                .unwrap_or("");
             bail!("{code}: {message}");
         }
         Ok(Reply { body })
@@ -115,10 +164,14 @@ impl Client {
 /// resort (so a fresh `alonzo serve` works with no set-up).
 fn resolve_keys(profile: Option<&str>) -> anyhow::Result<KeyPair> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(access_key_id), Some(secret_access_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+    if let (Some(access_key_id), Some(secret_access_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    {
         return Ok(KeyPair { access_key_id, secret_access_key });
     }
-    let shared = env("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from).or_else(|| home_file(".aws/credentials"));
+    let shared = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home_file(".aws/credentials"));
     if let Some(profile) = profile {
         let path = shared.context("a profile was named but there is no shared credentials file")?;
         return credentials::read_profile(&path, profile)?
@@ -140,7 +193,10 @@ fn resolve_keys(profile: Option<&str>) -> anyhow::Result<KeyPair> {
 }
 
 fn profile_region(profile: &str) -> Option<String> {
-    let path = std::env::var("AWS_CONFIG_FILE").ok().map(PathBuf::from).or_else(|| home_file(".aws/config"))?;
+    let path = std::env::var("AWS_CONFIG_FILE")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| home_file(".aws/config"))?;
     let text = std::fs::read_to_string(path).ok()?;
     credentials::parse_ini(&text).get(profile)?.get("region").cloned()
 }
@@ -153,6 +209,12 @@ fn home_file(rel: &str) -> Option<PathBuf> {
 /// kept).
 pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

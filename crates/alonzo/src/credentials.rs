@@ -19,7 +19,9 @@ pub(crate) struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -30,8 +32,9 @@ pub(crate) const FILE_NAME: &str = "credentials";
 pub(crate) fn load_or_generate(data_dir: &Path) -> anyhow::Result<(KeyPair, bool)> {
     let path = data_dir.join(FILE_NAME);
     if path.exists() {
-        let pair = read_profile(&path, "default")?
-            .with_context(|| format!("{} has no [default] profile with both keys", path.display()))?;
+        let pair = read_profile(&path, "default")?.with_context(|| {
+            format!("{} has no [default] profile with both keys", path.display())
+        })?;
         return Ok((pair, false));
     }
     let pair = generate();
@@ -88,7 +91,9 @@ pub(crate) fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>
             continue;
         }
         if let Some((key, value)) = line.split_once('=') {
-            out.entry(section.clone()).or_default().insert(key.trim().to_owned(), value.trim().to_owned());
+            out.entry(section.clone())
+                .or_default()
+                .insert(key.trim().to_owned(), value.trim().to_owned());
         }
     }
     out
@@ -96,7 +101,8 @@ pub(crate) fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>
 
 /// The key pair of `profile` in a shared-credentials file, if the file has one.
 pub(crate) fn read_profile(path: &Path, profile: &str) -> anyhow::Result<Option<KeyPair>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let sections = parse_ini(&text);
     Ok(sections.get(profile).and_then(|s| {
         Some(KeyPair {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use alonzo_api::{ApiState, AuthConfig};
 use alonzo_control::{Control, ControlConfig, PackageLimits, RuntimeCatalog};
-use alonzo_sandbox::{Manager as SandboxManager, ManagerConfig};
 use alonzo_model::Account;
+use alonzo_sandbox::{Manager as SandboxManager, ManagerConfig};
 use alonzo_store::FsBlobStore;
 use alonzo_store_sqlite::SqliteStore;
 use anyhow::Context;
@@ -36,15 +36,20 @@ struct ServeConfig {
 
 /// Checks every setting; nothing is created or bound yet.
 fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
-    let listen: SocketAddr = args
-        .listen
-        .parse()
-        .map_err(|_| ConfigError(format!("--listen/ALONZO_LISTEN {:?} is not an IP:port address", args.listen)))?;
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        ConfigError(format!("--listen/ALONZO_LISTEN {:?} is not an IP:port address", args.listen))
+    })?;
     if !Account::is_valid_region(&args.region) {
-        return Err(ConfigError(format!("ALONZO_REGION {:?} is not a region name like us-east-1", args.region)));
+        return Err(ConfigError(format!(
+            "ALONZO_REGION {:?} is not a region name like us-east-1",
+            args.region
+        )));
     }
     if !Account::is_valid_account_id(&args.account_id) {
-        return Err(ConfigError(format!("ALONZO_ACCOUNT_ID {:?} must be exactly 12 digits", args.account_id)));
+        return Err(ConfigError(format!(
+            "ALONZO_ACCOUNT_ID {:?} must be exactly 12 digits",
+            args.account_id
+        )));
     }
     if args.data_dir.as_os_str().is_empty() {
         return Err(ConfigError("--data-dir/ALONZO_DATA_DIR is empty".into()));
@@ -72,14 +77,19 @@ fn access_key_from_env() -> Result<Option<credentials::KeyPair>, ConfigError> {
             Ok(Some(credentials::KeyPair { access_key_id, secret_access_key }))
         }
         (None, None) => Ok(None),
-        _ => Err(ConfigError("set both ALONZO_ACCESS_KEY_ID and ALONZO_SECRET_ACCESS_KEY, or neither".into())),
+        _ => Err(ConfigError(
+            "set both ALONZO_ACCESS_KEY_ID and ALONZO_SECRET_ACCESS_KEY, or neither".into(),
+        )),
     }
 }
 
 /// Runs the server until a shutdown signal.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = validate(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     runtime.block_on(serve(config))
 }
 
@@ -88,7 +98,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&data_dir)?;
     let keys = server_keys(&config, &data_dir)?;
     let url_key = url_signing_key(&data_dir)?;
-    let meta = SqliteStore::open(&data_dir.join("meta.db")).context("opening the metadata database")?;
+    let meta =
+        SqliteStore::open(&data_dir.join("meta.db")).context("opening the metadata database")?;
     let blobs = FsBlobStore::open(data_dir.join("code")).context("opening the code store")?;
     let runtimes = RuntimeCatalog::detect();
     tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
@@ -115,7 +126,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let manager = control.sandbox().cloned();
     let state = ApiState {
         control,
-        auth: AuthConfig { region: config.account.region.clone(), keys, max_skew: chrono::Duration::minutes(15) },
+        auth: AuthConfig {
+            region: config.account.region.clone(),
+            keys,
+            max_skew: chrono::Duration::minutes(15),
+        },
         code_url_key: url_key,
         public_host: config.listen.to_string(),
     };
@@ -123,7 +138,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
-    axum::serve(listener, alonzo_api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, alonzo_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     if let Some(manager) = manager {
         manager.shutdown();
     }
@@ -145,7 +162,8 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Holds an exclusive lock on the data directory for the life of the server, so two servers
 /// never share one store.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let file = std::fs::File::create(dir.join("lock")).context("creating the data directory lock")?;
+    let file =
+        std::fs::File::create(dir.join("lock")).context("creating the data directory lock")?;
     file.try_lock().map_err(|_| {
         anyhow::anyhow!("another alonzo server is using data directory {}", dir.display())
     })?;
@@ -153,7 +171,10 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// The root credentials: from the environment, or generated once into the data directory.
-fn server_keys(config: &ServeConfig, data_dir: &Path) -> anyhow::Result<std::collections::HashMap<String, String>> {
+fn server_keys(
+    config: &ServeConfig,
+    data_dir: &Path,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
     let pair = match &config.access_key {
         Some(pair) => pair.clone(),
         None => {

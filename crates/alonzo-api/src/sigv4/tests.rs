@@ -174,10 +174,7 @@ fn aws_suite_post_x_www_form_urlencoded() {
 fn botocore_lambda_get_function_by_arn() {
     check_vector(&Vector {
         path: ARN_PATH,
-        headers: &[
-            ("host", "localhost:9001"),
-            ("user-agent", "Boto3/1.35.0 md/Botocore#1.35.0"),
-        ],
+        headers: &[("host", "localhost:9001"), ("user-agent", "Boto3/1.35.0 md/Botocore#1.35.0")],
         authorization:
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261129/us-east-1/lambda/aws4_request, \
             SignedHeaders=host;x-amz-date, \
@@ -320,10 +317,7 @@ fn botocore_date_header_instead_of_x_amz_date() {
         headers: &headers,
         body: b"",
     };
-    assert_eq!(
-        verify_at(&req, LAMBDA_DATE, "us-east-1", &["lambda"]).unwrap(),
-        lambda_verified()
-    );
+    assert_eq!(verify_at(&req, LAMBDA_DATE, "us-east-1", &["lambda"]).unwrap(), lambda_verified());
 }
 
 /// botocore `SigV4QueryAuth` (non-S3 presigning) signs the empty body's hash, not
@@ -418,11 +412,8 @@ impl Signed {
             ("x-amz-invocation-type", "Event"),
             ("user-agent", "alonzo-cli/0.1"),
         ]);
-        let (path, query, body) = (
-            "/2015-03-31/functions/foo/invocations",
-            Some("Qualifier=prod"),
-            &b"{\"a\":1}"[..],
-        );
+        let (path, query, body) =
+            ("/2015-03-31/functions/foo/invocations", Some("Qualifier=prod"), &b"{\"a\":1}"[..]);
         sign(
             "POST",
             path,
@@ -656,10 +647,7 @@ fn malformed_authorization_is_incomplete_signature() {
                  {requires} 'SignedHeaders' parameter."
             ),
         ),
-        (
-            v4(&format!("{cred}, SignedHeaders=host")),
-            format!("{requires} 'Signature' parameter."),
-        ),
+        (v4(&format!("{cred}, SignedHeaders=host")), format!("{requires} 'Signature' parameter.")),
         (v4(&format!("{cred}, {sig}")), format!("{requires} 'SignedHeaders' parameter.")),
         (
             v4(&format!("{cred}, SignedHeaders, {sig}")),
@@ -676,10 +664,7 @@ fn malformed_authorization_is_incomplete_signature() {
             v4(&format!("{cred}, SignedHeaders=x-amz-date, {sig}")),
             format!("'Host' or ':authority' {must_sign}"),
         ),
-        (
-            v4(&format!("{cred}, SignedHeaders=host, {sig}")),
-            format!("'x-amz-date' {must_sign}"),
-        ),
+        (v4(&format!("{cred}, SignedHeaders=host, {sig}")), format!("'x-amz-date' {must_sign}")),
         (
             v4(&format!("{cred}, SignedHeaders=host;;x-amz-date, {sig}")),
             "SignedHeaders contains an empty header name".to_owned(),
@@ -781,10 +766,9 @@ fn verify_presigned(
 #[test]
 fn presigned_round_trip_accepts_any_body_until_expiry() {
     let headers = header_map(&[("host", "localhost:9001")]);
-    for query in [
-        presigned(Some("Qualifier=%24LATEST"), None, 300),
-        presigned(None, Some("token/+="), 300),
-    ] {
+    for query in
+        [presigned(Some("Qualifier=%24LATEST"), None, 300), presigned(None, Some("token/+="), 300)]
+    {
         assert_eq!(
             verify_presigned(&query, &headers, b"any body", LAMBDA_DATE).unwrap(),
             lambda_verified()
@@ -846,8 +830,7 @@ fn presigned_tampering_and_malformed_parameters_are_rejected() {
         );
     }
     let mut with_header = headers;
-    with_header
-        .insert(AUTHORIZATION, HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=x"));
+    with_header.insert(AUTHORIZATION, HeaderValue::from_static("AWS4-HMAC-SHA256 Credential=x"));
     assert_error(
         verify_presigned(&query, &with_header, b"", LAMBDA_DATE),
         "IncompleteSignatureException",
@@ -878,10 +861,7 @@ fn sign_replaces_stale_auth_headers_and_skips_unsignable_ones() {
     );
     assert_eq!(headers[X_AMZ_DATE], LAMBDA_DATE);
     assert_eq!(headers.get_all(AUTHORIZATION).iter().count(), 1);
-    assert!(headers[AUTHORIZATION]
-        .to_str()
-        .unwrap()
-        .contains("SignedHeaders=host;x-amz-date, "));
+    assert!(headers[AUTHORIZATION].to_str().unwrap().contains("SignedHeaders=host;x-amz-date, "));
 }
 
 #[test]

@@ -64,12 +64,8 @@ fn patch_headers(bytes: &mut [u8], value: u32, local: usize, central: usize) {
 /// Replaces every occurrence of `from` with the equally long `to`.
 fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
     assert_eq!(from.len(), to.len());
-    let starts: Vec<usize> = bytes
-        .windows(from.len())
-        .enumerate()
-        .filter(|(_, w)| *w == from)
-        .map(|(i, _)| i)
-        .collect();
+    let starts: Vec<usize> =
+        bytes.windows(from.len()).enumerate().filter(|(_, w)| *w == from).map(|(i, _)| i).collect();
     assert!(!starts.is_empty(), "pattern not found");
     for start in starts {
         bytes[start..start + to.len()].copy_from_slice(to);
@@ -129,10 +125,7 @@ fn valid_package() -> Vec<u8> {
 fn valid_package_is_inspected() {
     let info = inspect(&valid_package(), &PackageLimits::default()).unwrap();
     let bytes = (BOOTSTRAP.len() + HANDLER.len() + 2 + 4) as u64;
-    assert_eq!(
-        info,
-        PackageInfo { entries: 5, unzipped_bytes: bytes, has_root_bootstrap: true }
-    );
+    assert_eq!(info, PackageInfo { entries: 5, unzipped_bytes: bytes, has_root_bootstrap: true });
 }
 
 #[test]
@@ -252,8 +245,8 @@ fn nul_in_name_is_rejected() {
 #[test]
 fn unsafe_path_message_names_only_the_entry() {
     let dest = tempfile::tempdir().unwrap();
-    let err = extract(&files(&[("../evil", b"x")]), dest.path(), &PackageLimits::default())
-        .unwrap_err();
+    let err =
+        extract(&files(&[("../evil", b"x")]), dest.path(), &PackageLimits::default()).unwrap_err();
     assert_eq!(err.to_string(), "Invalid zip entry path: ../evil");
     assert!(!err.to_string().contains(&*dest.path().to_string_lossy()));
 }
@@ -413,11 +406,8 @@ fn compression_bomb_is_rejected_by_default_ratio() {
 #[test]
 fn small_entries_are_exempt_from_ratio() {
     let zip = zeros_zip(1 << 20);
-    let compressed = ZipArchive::new(Cursor::new(&zip[..]))
-        .unwrap()
-        .by_index_raw(0)
-        .unwrap()
-        .compressed_size();
+    let compressed =
+        ZipArchive::new(Cursor::new(&zip[..])).unwrap().by_index_raw(0).unwrap().compressed_size();
     assert!((1 << 20) / compressed > 1000, "precondition: deflate ratio above 1000:1");
     assert!(inspect(&zip, &PackageLimits::default()).is_ok());
 }

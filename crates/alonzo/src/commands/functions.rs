@@ -45,7 +45,14 @@ fn print_table(functions: &[serde_json::Value]) {
         .map(|c| functions.iter().map(|f| cell(f, c).len()).max().unwrap_or(0).max(header(c).len()))
         .collect();
     let row = |cells: Vec<String>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
     };
     println!("{}", row(columns.iter().map(|c| header(c).to_owned()).collect()));
     for f in functions {
@@ -63,4 +70,3 @@ fn header(column: &str) -> &str {
         _ => "LAST MODIFIED",
     }
 }
-

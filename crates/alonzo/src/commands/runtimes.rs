@@ -8,9 +8,15 @@ pub(crate) fn run() -> anyhow::Result<()> {
     println!("{:<18}  STARTED WITH", "RUNTIME");
     for (id, kind) in catalog.iter() {
         let how = match kind {
-            RuntimeKind::Python(path) => format!("Alonzo's Python bootstrap under {}", path.display()),
-            RuntimeKind::Node(path) => format!("Alonzo's Node.js bootstrap under {}", path.display()),
-            RuntimeKind::Provided => "the function's own bootstrap (/var/task/bootstrap, then /opt/bootstrap)".to_owned(),
+            RuntimeKind::Python(path) => {
+                format!("Alonzo's Python bootstrap under {}", path.display())
+            }
+            RuntimeKind::Node(path) => {
+                format!("Alonzo's Node.js bootstrap under {}", path.display())
+            }
+            RuntimeKind::Provided => {
+                "the function's own bootstrap (/var/task/bootstrap, then /opt/bootstrap)".to_owned()
+            }
         };
         println!("{id:<18}  {how}");
     }
