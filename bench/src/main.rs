@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             eprintln!("bench: {} request(s) failed; see ERRORS above", results.failures());
             ExitCode::from(1)
         }
+        Err(_) if server::interrupted() => ExitCode::from(130),
         Err(e) => {
             eprintln!("bench: {e:#}");
             ExitCode::from(2)
@@ -66,7 +67,7 @@ fn run() -> anyhow::Result<Results> {
     let python = fixtures::python_noop()?;
     let rust = fixtures::rust_noop(&root)?;
 
-    let server = Server::start(&bin)?;
+    let mut server = Server::start(&bin)?;
     eprintln!("bench: server {} on {}", bin.display(), server.addr);
     let started = Instant::now();
     let measured = measure(&server, &python, &rust);
@@ -77,8 +78,16 @@ fn run() -> anyhow::Result<Results> {
             results.seconds = elapsed.as_secs_f64();
             results
         }
-        Err(e) => return Err(e.context(format!("server log tail:\n{}", server.log_tail()))),
+        Err(e) => {
+            let tail = server.log_tail();
+            if !tail.trim().is_empty() && !server::interrupted() {
+                eprintln!("bench: the server's last log lines:\n{tail}");
+            }
+            return Err(e);
+        }
     };
+    // Figures taken while the server was dying are not figures.
+    server.ensure_running()?;
     drop(server);
 
     print!("{}", results.table());
@@ -142,22 +151,20 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
     eprintln!("bench: cold starts");
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
-        r.cold_python =
-            scenarios::cold_starts(&mut conn, PY_COLD, Kind::Python, COLD_N, None, "b2b").await;
-        r.cold_rust =
-            scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, None, "b2b").await;
-        r.cold_python_idle = scenarios::cold_starts(
-            &mut conn,
-            PY_COLD,
-            Kind::Python,
-            COLD_N,
-            Some(IDLE_GAP),
-            "idle",
-        )
-        .await;
-        r.cold_rust_idle =
-            scenarios::cold_starts(&mut conn, RS_COLD, Kind::Rust, COLD_N, Some(IDLE_GAP), "idle")
-                .await;
+        // Interleaved, so that background load drifting during the run hits every series.
+        for i in 0..COLD_N {
+            let b2b = format!("b2b-{i}");
+            let idle = format!("idle-{i}");
+            let run = [
+                (PY_COLD, Kind::Python, &b2b, None, &mut r.cold_python),
+                (PY_COLD, Kind::Python, &idle, Some(IDLE_GAP), &mut r.cold_python_idle),
+                (RS_COLD, Kind::Rust, &b2b, None, &mut r.cold_rust),
+                (RS_COLD, Kind::Rust, &idle, Some(IDLE_GAP), &mut r.cold_rust_idle),
+            ];
+            for (name, kind, revision, gap, into) in run {
+                scenarios::cold_start(&mut conn, name, kind, revision, gap, into).await;
+            }
+        }
         anyhow::Ok(())
     })?;
 

@@ -37,6 +37,14 @@ fn rps(t: &Option<Throughput>) -> f64 {
     t.as_ref().map_or(f64::NAN, |t| t.rps)
 }
 
+/// `min–max` of a run's one-second windows, in requests.
+fn windows(t: &Option<Throughput>) -> String {
+    match t.as_ref().and_then(Throughput::window_range) {
+        Some((lo, hi)) => format!("{}-{}", thousands(lo as f64), thousands(hi as f64)),
+        None => "-".into(),
+    }
+}
+
 fn tput_errors(t: &Option<Throughput>) -> u64 {
     t.as_ref().map_or(0, |t| t.latency.errors)
 }
@@ -163,18 +171,18 @@ impl Results {
             f3(l.percentile(50.0)),
             f3(l.percentile(99.0))
         );
-        let _ = writeln!(
-            s,
-            "  {:<34}{:>16} req/s",
-            "throughput, 1 connection",
-            thousands(rps(&self.floor_c1))
-        );
-        let _ = writeln!(
-            s,
-            "  {:<34}{:>16} req/s",
-            format!("throughput, {n} connections"),
-            thousands(rps(&self.floor_cn))
-        );
+        for (label, t) in [
+            ("throughput, 1 connection".to_owned(), &self.floor_c1),
+            (format!("throughput, {n} connections"), &self.floor_cn),
+        ] {
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>16} req/s   (1-s windows {})",
+                label,
+                thousands(rps(t)),
+                windows(t)
+            );
+        }
 
         let _ =
             writeln!(s, "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}");
@@ -199,8 +207,8 @@ impl Results {
         let _ = writeln!(s, "\nTHROUGHPUT  python3.11 no-op, warm, one connection per client");
         let _ = writeln!(
             s,
-            "  {:<34}{:>10} {:>12} {:>9} {:>9}",
-            "", "invokes/s", "/floor same c", "p50", "p99"
+            "  {:<34}{:>10} {:>15} {:>9} {:>9}  1-s windows",
+            "", "invokes/s", "x floor same c", "p50", "p99"
         );
         for (label, t, floor) in [
             ("1 client".to_owned(), &self.invoke_c1, &self.floor_c1),
@@ -209,12 +217,13 @@ impl Results {
             let lat = t.as_ref().map(|t| &t.latency);
             let _ = writeln!(
                 s,
-                "  {:<34}{:>10} {:>12} {:>9} {:>9}",
+                "  {:<34}{:>10} {:>15} {:>9} {:>9}  {}",
                 label,
                 thousands(rps(t)),
                 format!("{:.3}", rps(t) / rps(floor)),
                 f3(lat.map_or(f64::NAN, |l| l.percentile(50.0))),
                 f3(lat.map_or(f64::NAN, |l| l.percentile(99.0))),
+                windows(t),
             );
         }
 
@@ -258,7 +267,7 @@ impl Results {
         let warm = self.warm_python.percentile(50.0);
         let _ = writeln!(
             s,
-            "  {:<52} < {:>4} ms  {:>9} ms  {}",
+            "  {:<56} < {:>4} ms  {:>9} ms  {}",
             "warm invoke p50, python3.11 no-op",
             TARGET_WARM_P50_MS,
             f3(warm),
@@ -270,7 +279,7 @@ impl Results {
             let p90 = c.platform.percentile(90.0);
             let _ = writeln!(
                 s,
-                "  {:<52} < {:>4} ms  {:>9} ms  {}  (p90 {} ms: {})",
+                "  {:<56} < {:>4} ms  {:>9} ms  {}  (p90 {} ms: {})",
                 format!("cold-start platform part p50, Rust, {label}"),
                 TARGET_PLATFORM_MS,
                 f3(p50),

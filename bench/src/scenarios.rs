@@ -127,17 +127,26 @@ pub(crate) struct Throughput {
     /// Successful requests per second over the run.
     pub(crate) rps: f64,
     pub(crate) seconds: f64,
+    /// Successful requests completed in each whole second of the run, to show its
+    /// steadiness (the machine is shared; a stall shows up here).
+    pub(crate) per_second: Vec<u64>,
     /// Per-request latency under this load, and the failures.
     pub(crate) latency: Samples,
 }
 
 impl Throughput {
+    /// Lowest and highest count of the whole one-second windows.
+    pub(crate) fn window_range(&self) -> Option<(u64, u64)> {
+        Some((*self.per_second.iter().min()?, *self.per_second.iter().max()?))
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "clients": self.clients,
             "rps": self.rps.round(),
             "seconds": round3(self.seconds),
             "ok": self.latency.len(),
+            "per_second": self.per_second,
             "latency_ms": self.latency.to_json(),
         })
     }
@@ -173,33 +182,47 @@ async fn timed(
         conns.push(Conn::open(addr).await?);
     }
     let barrier = Arc::new(Barrier::new(clients + 1));
+    // Every client starts at the barrier, which opens right after they are spawned; they
+    // share one origin for the deadline and the one-second windows.
+    let origin = Instant::now();
+    let deadline = origin + duration;
+    let windows = duration.as_secs() as usize;
     let mut tasks = Vec::with_capacity(clients);
     for mut conn in conns {
         let op = op.clone();
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::with_capacity(16_384);
+            let mut per_second = vec![0u64; windows];
             barrier.wait().await;
-            let deadline = Instant::now() + duration;
             let mut sent = 0u64;
             while Instant::now() < deadline && sent < MAX_REQUESTS_PER_CLIENT {
                 sent += 1;
                 match one(&mut conn, addr, &op).await {
-                    Ok(d) => samples.push(ms(d)),
+                    Ok(d) => {
+                        samples.push(ms(d));
+                        if let Some(w) = per_second.get_mut(origin.elapsed().as_secs() as usize) {
+                            *w += 1;
+                        }
+                    }
                     Err(e) => samples.fail(format!("{e:#}")),
                 }
             }
-            samples
+            (samples, per_second)
         }));
     }
     barrier.wait().await;
-    let start = Instant::now();
     let mut latency = Samples::default();
+    let mut per_second = vec![0u64; windows];
     for task in tasks {
-        latency.merge(task.await.context("a client task panicked")?);
+        let (samples, counts) = task.await.context("a client task panicked")?;
+        latency.merge(samples);
+        for (total, n) in per_second.iter_mut().zip(counts) {
+            *total += n;
+        }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(Throughput { clients, rps: latency.len() as f64 / seconds, seconds, latency })
+    let seconds = origin.elapsed().as_secs_f64();
+    Ok(Throughput { clients, rps: latency.len() as f64 / seconds, seconds, per_second, latency })
 }
 
 /// Cold starts of one function in one mode.
@@ -228,42 +251,37 @@ impl Cold {
     }
 }
 
-/// `n` cold starts of `name`: each changes an environment variable (a new revision never
-/// reuses an environment), waits for `LastUpdateStatus: Successful`, optionally sleeps
-/// `idle`, then invokes with the log tail. An invocation whose `REPORT` has no
-/// `Init Duration` was not cold, and counts as a failure.
-pub(crate) async fn cold_starts(
+/// One cold start of `name`, recorded into `into`: changes an environment variable to
+/// `revision` (a new revision never reuses an environment), waits for
+/// `LastUpdateStatus: Successful`, optionally sleeps `idle`, then invokes with the log tail.
+/// An invocation whose `REPORT` has no `Init Duration` was not cold, and counts as a
+/// failure.
+pub(crate) async fn cold_start(
     conn: &mut Conn,
     name: &str,
     kind: Kind,
-    n: usize,
+    revision: &str,
     idle: Option<Duration>,
-    tag: &str,
-) -> Cold {
-    let mut cold = Cold::default();
-    for i in 0..n {
-        if let Err(e) = conn
-            .update_env(name, "BENCH_REVISION", &format!("{tag}-{i}"), Duration::from_millis(1))
-            .await
-        {
-            cold.total.fail(format!("forcing a cold start: {e:#}"));
-            continue;
-        }
-        if let Some(gap) = idle {
-            tokio::time::sleep(gap).await;
-        }
-        match cold_once(conn, name, kind).await {
-            Ok((total, init, platform)) => {
-                cold.total.push(total);
-                cold.init.push(init);
-                if let Some(p) = platform {
-                    cold.platform.push(p);
-                }
-            }
-            Err(e) => cold.total.fail(format!("{e:#}")),
-        }
+    into: &mut Cold,
+) {
+    let poll = Duration::from_millis(1);
+    if let Err(e) = conn.update_env(name, "BENCH_REVISION", revision, poll).await {
+        into.total.fail(format!("forcing a cold start: {e:#}"));
+        return;
     }
-    cold
+    if let Some(gap) = idle {
+        tokio::time::sleep(gap).await;
+    }
+    match cold_once(conn, name, kind).await {
+        Ok((total, init, platform)) => {
+            into.total.push(total);
+            into.init.push(init);
+            if let Some(p) = platform {
+                into.platform.push(p);
+            }
+        }
+        Err(e) => into.total.fail(format!("{e:#}")),
+    }
 }
 
 /// One cold invoke: (total ms, Init Duration ms, platform part ms for Rust).

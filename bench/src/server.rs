@@ -7,7 +7,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -27,6 +27,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PID of the running server for the signal handler (0 = none).
 static SERVER_PID: AtomicI32 = AtomicI32::new(0);
+/// Set when the bench got SIGINT or SIGTERM.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the bench is being stopped by a signal (errors that follow are its echo).
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// A running `alonzo serve`; stopping it is the guard's `Drop`.
 #[derive(Debug)]
@@ -110,6 +117,16 @@ impl Server {
         )
     }
 
+    /// `Err` (with its log) if the server is no longer running, e.g. it crashed mid-run.
+    pub(crate) fn ensure_running(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => {
+                bail!("the server exited during the run ({status}); its log:\n{}", self.log_tail())
+            }
+        }
+    }
+
     /// The last lines of the server's stderr, for error messages.
     pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
@@ -184,6 +201,7 @@ pub(crate) fn stop_on_signal() -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
         });
+        INTERRUPTED.store(true, Ordering::SeqCst);
         let pid = SERVER_PID.load(Ordering::SeqCst);
         if pid > 0 {
             eprintln!("bench: interrupted; stopping the server (PID {pid})");

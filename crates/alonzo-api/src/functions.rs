@@ -50,11 +50,6 @@ pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> A
             "Container image functions (PackageType Image) are not supported by Alonzo yet.",
         ));
     }
-    if req.publish == Some(true) {
-        return Err(ApiError::invalid_parameter(
-            "Publishing versions is not supported by Alonzo yet.",
-        ));
-    }
     if req.code_signing_config_arn.is_some() {
         return Err(ApiError::invalid_parameter("Code signing is not supported by Alonzo."));
     }
@@ -65,6 +60,7 @@ pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> A
         zip,
         architectures: req.architectures,
         tags: req.tags.unwrap_or_default(),
+        publish: req.publish.unwrap_or(false),
     };
     let view = state.control.create_function(input).await?;
     Ok((StatusCode::CREATED, Json(config_json(&state, &view))).into_response())
@@ -126,11 +122,6 @@ pub(crate) async fn update_code(
     body: Bytes,
 ) -> ApiResult {
     let req: UpdateCodeRequest = parse_body(&body)?;
-    if req.publish == Some(true) {
-        return Err(ApiError::invalid_parameter(
-            "Publishing versions is not supported by Alonzo yet.",
-        ));
-    }
     let code = wire::WireCode {
         zip_file: req.zip_file,
         s3_bucket: req.s3_bucket,
@@ -142,6 +133,7 @@ pub(crate) async fn update_code(
         architectures: req.architectures,
         revision_id: req.revision_id,
         dry_run: req.dry_run.unwrap_or(false),
+        publish: req.publish.unwrap_or(false),
     };
     let view = state.control.update_code(&name, input).await?;
     Ok(Json(config_json(&state, &view)).into_response())
@@ -170,7 +162,7 @@ pub(crate) async fn delete(
 }
 
 /// Reads `Marker` and `MaxItems` (1–10000).
-fn paging(raw: Option<&str>) -> Result<(Option<String>, Option<usize>), ApiError> {
+pub(crate) fn paging(raw: Option<&str>) -> Result<(Option<String>, Option<usize>), ApiError> {
     let pairs = query::pairs(raw.unwrap_or(""));
     let marker = query::first(&pairs, "Marker").map(str::to_owned);
     let max_items = match query::first(&pairs, "MaxItems") {
@@ -196,7 +188,7 @@ pub(crate) async fn list(State(state): State<Arc<ApiState>>, RawQuery(raw): RawQ
     let functions: Vec<_> = page
         .items
         .into_iter()
-        .map(|record| config_json(&state, &FunctionView { record, qualified: false }))
+        .map(|record| config_json(&state, &FunctionView::unqualified(record)))
         .collect();
     let mut out = json!({ "Functions": functions });
     if let Some(next) = page.next_marker {
@@ -216,7 +208,7 @@ pub(crate) async fn list_versions(
     let versions: Vec<_> = page
         .items
         .into_iter()
-        .map(|record| config_json(&state, &FunctionView { record, qualified: true }))
+        .map(|record| config_json(&state, &FunctionView::of_version(record)))
         .collect();
     let mut out = json!({ "Versions": versions });
     if let Some(next) = page.next_marker {

@@ -5,6 +5,7 @@
 //! for every operation and never touches a store. [`router`] builds the whole HTTP
 //! application; `alonzo serve` binds it to a socket.
 
+mod aliases;
 mod auth;
 mod code;
 mod error;
@@ -53,7 +54,12 @@ pub fn router(state: ApiState) -> Router {
             get(functions::get_configuration).put(functions::update_configuration),
         )
         .route("/2015-03-31/functions/{name}/code", put(functions::update_code))
-        .route("/2015-03-31/functions/{name}/versions", get(functions::list_versions))
+        .route("/2015-03-31/functions/{name}/versions", get(functions::list_versions).post(aliases::publish))
+        .route("/2015-03-31/functions/{name}/aliases", get(aliases::list).post(aliases::create))
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(aliases::get).put(aliases::update).delete(aliases::delete),
+        )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
         .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use alonzo_control::{ConfigPatch, FunctionView};
-use alonzo_model::{Account, FunctionRecord, TracingMode, VpcConfig, LATEST};
+use alonzo_model::{Account, FunctionRecord, TracingMode, VpcConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -254,10 +254,9 @@ pub(crate) fn decode_zip(b64: &str) -> Result<Vec<u8>, ApiError> {
 /// `FunctionConfiguration` as Lambda returns it.
 pub(crate) fn function_configuration(account: &Account, view: &FunctionView) -> serde_json::Value {
     let record = &view.record;
-    let arn = if view.qualified || record.version != LATEST {
-        account.qualified_function_arn(&record.name, &record.version)
-    } else {
-        account.function_arn(&record.name)
+    let arn = match &view.arn_qualifier {
+        Some(q) => account.qualified_function_arn(&record.name, q),
+        None => account.function_arn(&record.name),
     };
     let mut out = serde_json::json!({
         "FunctionName": record.name,
@@ -343,4 +342,46 @@ fn optional_members(obj: &mut serde_json::Map<String, serde_json::Value>, record
     if record.last_update_status == alonzo_model::LastUpdateStatus::Failed {
         obj.insert("LastUpdateStatusReasonCode".into(), "InternalError".into());
     }
+}
+
+/// `AliasConfiguration` as Lambda returns it.
+pub(crate) fn alias_configuration(account: &Account, alias: &alonzo_model::AliasRecord) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "AliasArn": account.qualified_function_arn(&alias.function, &alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    });
+    if !alias.routing.is_empty() {
+        out["RoutingConfig"] = serde_json::json!({ "AdditionalVersionWeights": alias.routing });
+    }
+    out
+}
+
+/// `CreateAlias`/`UpdateAlias` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AliasRequest {
+    pub(crate) name: Option<String>,
+    pub(crate) function_version: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) routing_config: Option<WireRouting>,
+    pub(crate) revision_id: Option<String>,
+}
+
+/// `RoutingConfig`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct WireRouting {
+    pub(crate) additional_version_weights: Option<BTreeMap<String, f64>>,
+}
+
+/// `PublishVersion` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PublishRequest {
+    pub(crate) code_sha256: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) revision_id: Option<String>,
 }

@@ -89,13 +89,12 @@ impl Control {
 
     /// Runs the event; `Ok(Some(error type))` when the function failed.
     async fn run_event(&self, event: &AsyncEvent) -> Result<Option<String>, ControlError> {
-        let qualified = event.qualifier != alonzo_model::LATEST;
-        let record = self.runnable_version(&event.function, &event.qualifier).await?;
-        let invoked_arn = if qualified {
-            self.account().qualified_function_arn(&event.function, &event.qualifier)
+        let qualifier = if event.qualifier.is_empty() {
+            None
         } else {
-            self.account().function_arn(&event.function)
+            alonzo_model::Qualifier::parse(&event.qualifier)
         };
+        let (record, invoked_arn) = self.pick(&event.function, qualifier.as_ref()).await?;
         let request = InvokeRequest {
             request_id: event.id.clone(),
             payload: Bytes::from(event.payload.clone()),

@@ -68,6 +68,8 @@ pub struct CreateFunction {
     pub architectures: Option<Vec<String>>,
     /// Tags of the new function.
     pub tags: BTreeMap<String, String>,
+    /// Also publish version 1 (the response is then that version).
+    pub publish: bool,
 }
 
 /// Input of `UpdateFunctionCode`.
@@ -81,6 +83,8 @@ pub struct UpdateCode {
     pub revision_id: Option<String>,
     /// Validate only; change nothing.
     pub dry_run: bool,
+    /// Also publish a version (the response is then that version).
+    pub publish: bool,
 }
 
 /// A function version as an operation returns it.
@@ -88,8 +92,22 @@ pub struct UpdateCode {
 pub struct FunctionView {
     /// The stored record.
     pub record: FunctionRecord,
-    /// Whether the request named a version, so that ARNs are shown qualified.
-    pub qualified: bool,
+    /// The qualifier to show in `FunctionArn` (the version, or the alias the caller named);
+    /// `None` for the unqualified ARN.
+    pub arn_qualifier: Option<String>,
+}
+
+impl FunctionView {
+    /// A view with the unqualified ARN.
+    pub fn unqualified(record: FunctionRecord) -> Self {
+        Self { record, arn_qualifier: None }
+    }
+
+    /// A view whose ARN names the record's own version.
+    pub fn of_version(record: FunctionRecord) -> Self {
+        let arn_qualifier = Some(record.version.clone());
+        Self { record, arn_qualifier }
+    }
 }
 
 /// One page of a listing.
@@ -169,7 +187,10 @@ impl Control {
             Err(e) => return Err(e.into()),
         }
         self.schedule_settle(&record.name, &record.version);
-        Ok(FunctionView { record, qualified: false })
+        if input.publish {
+            return self.publish(record, None, false).await;
+        }
+        Ok(FunctionView::unqualified(record))
     }
 
     /// `GetFunction` / `GetFunctionConfiguration`: the record a name and qualifier resolve to.
@@ -178,9 +199,16 @@ impl Control {
         function_name: &str,
         qualifier: Option<&str>,
     ) -> Result<FunctionView, ControlError> {
-        let (name, version, qualified) = self.resolve(function_name, qualifier)?;
+        let (name, qualifier) = self.resolve(function_name, qualifier)?;
+        let Some(qualifier) = qualifier else {
+            return Ok(FunctionView::unqualified(self.load(&name, LATEST).await?));
+        };
+        let version = match &qualifier {
+            Qualifier::Alias(alias) => self.load_alias(&name, alias).await?.function_version,
+            other => other.as_string(),
+        };
         let record = self.load(&name, &version).await?;
-        Ok(FunctionView { record, qualified })
+        Ok(FunctionView { record, arn_qualifier: Some(qualifier.as_string()) })
     }
 
     /// `UpdateFunctionCode`: replaces `$LATEST`'s package.
@@ -198,13 +226,17 @@ impl Control {
             next.config.architectures = parse_architectures(&archs)?;
         }
         if input.dry_run {
-            return Ok(FunctionView { record: current, qualified: false });
+            return Ok(FunctionView::unqualified(current));
         }
         self.check_not_busy(&current)?;
         self.check_bootstrap(&next.config, info.has_root_bootstrap);
         let _gate = self.inner.code_gate.read().await;
         next.code = self.store_code(input.zip, info.unzipped_bytes).await?;
-        self.commit_update(current, next, input.revision_id.is_some()).await
+        let view = self.commit_update(current, next, input.revision_id.is_some()).await?;
+        if input.publish {
+            return self.publish(view.record, None, false).await;
+        }
+        Ok(view)
     }
 
     /// `UpdateFunctionConfiguration`: changes `$LATEST`'s settings.
@@ -232,14 +264,24 @@ impl Control {
         function_name: &str,
         qualifier: Option<&str>,
     ) -> Result<(), ControlError> {
-        let (name, version, qualified) = self.resolve(function_name, qualifier)?;
-        if qualified && version == LATEST {
-            return Err(ValidationError::param(
-                "$LATEST version cannot be deleted without deleting the function.",
-            )
-            .into());
+        let (name, qualifier) = self.resolve(function_name, qualifier)?;
+        match qualifier {
+            None => {}
+            Some(Qualifier::Version(n)) => return self.delete_version(&name, &n.to_string()).await,
+            Some(Qualifier::Latest) => {
+                return Err(ValidationError::param(
+                    "$LATEST version cannot be deleted without deleting the function.",
+                )
+                .into())
+            }
+            Some(Qualifier::Alias(_)) => {
+                return Err(ValidationError::param(
+                    "DeleteFunction does not delete aliases; use DeleteAlias.",
+                )
+                .into())
+            }
         }
-        self.load(&name, &version).await?;
+        self.load(&name, LATEST).await?;
         if let Some(sandbox) = &self.inner.sandbox {
             sandbox.retire(&name);
         }
@@ -351,13 +393,13 @@ impl Control {
         })
     }
 
-    /// Resolves a name and an optional `Qualifier` parameter to `(name, version, qualified)`.
-    /// Conflicting qualifiers are rejected; only `$LATEST` exists until versions land.
+    /// Resolves a name and an optional `Qualifier` parameter to the bare name and the one
+    /// qualifier they name together; conflicting qualifiers are rejected.
     pub fn resolve(
         &self,
         function_name: &str,
         qualifier: Option<&str>,
-    ) -> Result<(String, String, bool), ControlError> {
+    ) -> Result<(String, Option<Qualifier>), ControlError> {
         let fref = FunctionRef::parse(function_name, self.account())?;
         let param = match qualifier {
             Some(q) => Some(Qualifier::parse(q).ok_or_else(|| {
@@ -375,14 +417,10 @@ impl Control {
             }
             (a, b) => a.or(b),
         };
-        match qualifier {
-            None => Ok((fref.name, LATEST.to_owned(), false)),
-            Some(Qualifier::Latest) => Ok((fref.name, LATEST.to_owned(), true)),
-            Some(other) => Ok((fref.name, other.as_string(), true)),
-        }
+        Ok((fref.name, qualifier))
     }
 
-    fn resolve_unqualified(&self, function_name: &str) -> Result<String, ControlError> {
+    pub(crate) fn resolve_unqualified(&self, function_name: &str) -> Result<String, ControlError> {
         let fref = FunctionRef::parse(function_name, self.account())?;
         match fref.qualifier {
             None | Some(Qualifier::Latest) => Ok(fref.name),
@@ -405,7 +443,7 @@ impl Control {
         Ok(fref.name)
     }
 
-    async fn load(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
+    pub(crate) async fn load(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
         self.inner.meta.get_version(name, version).await.map_err(|e| match e {
             StoreError::NotFound if version == LATEST => self.not_found(StoreError::NotFound, name),
             StoreError::NotFound => ControlError::NotFound(format!(
@@ -452,7 +490,7 @@ impl Control {
         }
     }
 
-    fn check_not_busy(&self, record: &FunctionRecord) -> Result<(), ControlError> {
+    pub(crate) fn check_not_busy(&self, record: &FunctionRecord) -> Result<(), ControlError> {
         if record.is_busy() {
             return Err(ControlError::Conflict(format!(
                 "The operation cannot be performed at this time. An update is in progress for resource: {}",
@@ -499,11 +537,11 @@ impl Control {
         if current.code.sha256_hex != next.code.sha256_hex {
             drop(self.collect_unreferenced_code_soon());
         }
-        Ok(FunctionView { record: next, qualified: false })
+        Ok(FunctionView::unqualified(next))
     }
 
     /// Collects packages in the background so the caller does not wait for it.
-    fn collect_unreferenced_code_soon(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn collect_unreferenced_code_soon(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.collect_unreferenced_code().await {
@@ -513,7 +551,7 @@ impl Control {
     }
 }
 
-fn check_revision(record: &FunctionRecord, expected: Option<&str>) -> Result<(), ControlError> {
+pub(crate) fn check_revision(record: &FunctionRecord, expected: Option<&str>) -> Result<(), ControlError> {
     match expected {
         Some(rev) if rev != record.revision_id => Err(ControlError::PreconditionFailed(
             "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
@@ -596,6 +634,6 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
-fn new_revision() -> String {
+pub(crate) fn new_revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }

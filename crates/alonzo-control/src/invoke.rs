@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alonzo_model::{
+    Qualifier,
     AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, ValidationError, LATEST,
 };
 use alonzo_sandbox::{FunctionSpec, InvocationReport, InvokeOutcome, InvokeRequest, SandboxError};
@@ -66,15 +67,10 @@ impl Control {
         qualifier: Option<&str>,
         input: InvokeInput,
     ) -> Result<InvokeResult, ControlError> {
-        let (name, version, qualified) = self.resolve(function_name, qualifier)?;
-        let record = self.runnable(&name, &version).await?;
+        let (name, qualifier) = self.resolve(function_name, qualifier)?;
+        let (record, invoked_arn) = self.pick(&name, qualifier.as_ref()).await?;
         check_payload(&input.payload)?;
         let client_context = decode_client_context(input.client_context_b64.as_deref())?;
-        let invoked_arn = if qualified {
-            self.account().qualified_function_arn(&name, &version)
-        } else {
-            self.account().function_arn(&name)
-        };
         match input.invocation_type {
             InvocationType::DryRun => Ok(InvokeResult::DryRun),
             InvocationType::Event => {
@@ -87,7 +83,7 @@ impl Control {
                 let event = AsyncEvent {
                     id: input.request_id,
                     function: name,
-                    qualifier: if qualified { version } else { LATEST.to_owned() },
+                    qualifier: qualifier.map(|q| q.as_string()).unwrap_or_default(),
                     payload: input.payload.to_vec(),
                     received_ms: chrono::Utc::now().timestamp_millis(),
                     attempts: 0,
@@ -112,13 +108,27 @@ impl Control {
         }
     }
 
-    /// The record a name and version resolve to, if it can run now.
-    pub(crate) async fn runnable_version(
+    /// The record an invocation of `name` with `qualifier` runs (an alias picks one of its
+    /// versions by weight), and the ARN the runtime is told it was invoked as.
+    pub(crate) async fn pick(
         &self,
         name: &str,
-        version: &str,
-    ) -> Result<FunctionRecord, ControlError> {
-        self.runnable(name, version).await
+        qualifier: Option<&Qualifier>,
+    ) -> Result<(FunctionRecord, String), ControlError> {
+        let version = match qualifier {
+            None => LATEST.to_owned(),
+            Some(Qualifier::Alias(alias)) => {
+                let alias = self.load_alias(name, alias).await?;
+                alias.pick_version(rand::random::<f64>()).to_owned()
+            }
+            Some(other) => other.as_string(),
+        };
+        let record = self.runnable(name, &version).await?;
+        let invoked_arn = match qualifier {
+            None => self.account().function_arn(name),
+            Some(q) => self.account().qualified_function_arn(name, &q.as_string()),
+        };
+        Ok((record, invoked_arn))
     }
 
     /// The record to run, if it can run now.

@@ -6,6 +6,7 @@
 //! optimistic locking, the Pending→Active state machine, package validation and the
 //! collection of packages no record refers to any more.
 
+mod aliases;
 mod async_worker;
 mod code;
 mod error;
@@ -13,6 +14,7 @@ mod functions;
 mod invoke;
 pub mod package;
 mod settle;
+mod versions;
 
 use std::sync::Arc;
 
@@ -26,6 +28,8 @@ pub use alonzo_sandbox::{
 };
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
 pub use error::ControlError;
+pub use aliases::AliasInput;
+pub use versions::PublishInput;
 pub use functions::{
     AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode,
 };

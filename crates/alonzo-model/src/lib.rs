@@ -9,12 +9,14 @@
 //! in every ARN), [`FunctionConfig`] (what `$LATEST` or a version runs with) and
 //! [`FunctionRecord`] (a stored function version with its code and state).
 
+mod alias;
 mod arn;
 mod config;
 mod function;
 mod invocation;
 mod names;
 
+pub use alias::{validate_alias_name, AliasRecord};
 pub use arn::Account;
 pub use config::{
     Architecture, EnvironmentVars, FunctionConfig, LoggingConfig, TracingMode, VpcConfig,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use alonzo_model::{
+    AliasRecord,
     AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus, LATEST,
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
@@ -125,6 +126,144 @@ impl MetaStore for SqliteStore {
             .map_err(backend)?;
             insert_version(&tx, &record)?;
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn publish_version(&self, record: &FunctionRecord, latest_revision: &str) -> Result<u64, StoreError> {
+        let mut record = record.clone();
+        let latest_revision = latest_revision.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![record.name, LATEST],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            match current {
+                None => return Err(StoreError::NotFound),
+                Some(rev) if rev != latest_revision => return Err(StoreError::RevisionMismatch),
+                Some(_) => {}
+            }
+            let next: i64 = tx
+                .query_row("SELECT next_version FROM functions WHERE name = ?1", params![record.name], |row| row.get(0))
+                .map_err(backend)?;
+            record.version = next.to_string();
+            insert_version(&tx, &record)?;
+            tx.execute("UPDATE functions SET next_version = ?2 WHERE name = ?1", params![record.name, next + 1])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(u64::try_from(next).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        let (name, version) = (name.to_owned(), version.to_owned());
+        self.with_conn(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![name, version])
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(alias).map_err(backend)?;
+        let (function, name, rev) = (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
+        self.with_conn(move |conn| {
+            let exists: bool = conn
+                .query_row("SELECT COUNT(*) FROM functions WHERE name = ?1", params![function], |row| row.get::<_, i64>(0))
+                .map_err(backend)?
+                > 0;
+            if !exists {
+                return Err(StoreError::NotFound);
+            }
+            let inserted = conn
+                .execute(
+                    "INSERT INTO aliases (function, name, revision_id, record) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![function, name, rev, doc],
+                )
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_alias(&self, function: &str, name: &str) -> Result<AliasRecord, StoreError> {
+        let (function, name) = (function.to_owned(), name.to_owned());
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT record FROM aliases WHERE function = ?1 AND name = ?2", params![function, name], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)
+        })
+        .await
+    }
+
+    async fn update_alias(&self, alias: &AliasRecord, expected_revision: &str) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(alias).map_err(backend)?;
+        let (function, name, rev) = (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
+        let expected = expected_revision.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2",
+                    params![function, name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            match current {
+                None => return Err(StoreError::NotFound),
+                Some(r) if r != expected => return Err(StoreError::RevisionMismatch),
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE aliases SET revision_id = ?3, record = ?4 WHERE function = ?1 AND name = ?2",
+                params![function, name, rev, doc],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError> {
+        let (function, name) = (function.to_owned(), name.to_owned());
+        self.with_conn(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", params![function, name])
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
+        let function = function.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT record FROM aliases WHERE function = ?1 ORDER BY name").map_err(backend)?;
+            let rows = stmt.query_map(params![function], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
         })
         .await
     }

@@ -37,6 +37,15 @@ const MIGRATIONS: &[&str] = &[
         record      TEXT NOT NULL
      );
      CREATE INDEX invocations_function ON invocations (function, started_ms);",
+    // 3: published version numbering and aliases.
+    "ALTER TABLE functions ADD COLUMN next_version INTEGER NOT NULL DEFAULT 1;
+     CREATE TABLE aliases (
+        function     TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        revision_id  TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        PRIMARY KEY (function, name)
+     );",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

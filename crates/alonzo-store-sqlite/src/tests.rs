@@ -144,3 +144,36 @@ async fn metering_records_round_trip() {
     assert_eq!(store.invocations(None).await.unwrap().len(), 1);
     assert!(store.invocations(Some("g")).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn versions_are_numbered_once_and_aliases_follow_functions() {
+    let (_dir, store) = open();
+    store.create_function(&record("f", "r1"), &BTreeMap::new()).await.unwrap();
+    assert!(matches!(store.publish_version(&record("f", "v"), "stale").await, Err(StoreError::RevisionMismatch)));
+    assert_eq!(store.publish_version(&record("f", "v1"), "r1").await.unwrap(), 1);
+    assert_eq!(store.publish_version(&record("f", "v2"), "r1").await.unwrap(), 2);
+    store.delete_version("f", "2").await.unwrap();
+    assert_eq!(store.publish_version(&record("f", "v3"), "r1").await.unwrap(), 3, "numbers are never reused");
+    let versions: Vec<String> = store.list_versions("f").await.unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(versions, ["$LATEST", "1", "3"]);
+
+    let alias = alonzo_model::AliasRecord {
+        function: "f".into(),
+        name: "live".into(),
+        function_version: "1".into(),
+        description: String::new(),
+        routing: BTreeMap::new(),
+        revision_id: "a1".into(),
+    };
+    store.create_alias(&alias).await.unwrap();
+    assert!(matches!(store.create_alias(&alias).await, Err(StoreError::AlreadyExists)));
+    let moved = alonzo_model::AliasRecord { function_version: "3".into(), revision_id: "a2".into(), ..alias.clone() };
+    assert!(matches!(store.update_alias(&moved, "stale").await, Err(StoreError::RevisionMismatch)));
+    store.update_alias(&moved, "a1").await.unwrap();
+    assert_eq!(store.get_alias("f", "live").await.unwrap().function_version, "3");
+    assert_eq!(store.list_aliases("f").await.unwrap().len(), 1);
+    store.delete_function("f").await.unwrap();
+    assert!(matches!(store.get_alias("f", "live").await, Err(StoreError::NotFound)));
+    let orphan = alonzo_model::AliasRecord { function: "gone".into(), ..alias };
+    assert!(matches!(store.create_alias(&orphan).await, Err(StoreError::NotFound)));
+}

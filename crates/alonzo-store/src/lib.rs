@@ -14,7 +14,7 @@ mod blob;
 
 use std::collections::BTreeMap;
 
-use alonzo_model::{AsyncEvent, FunctionRecord, InvocationRecord};
+use alonzo_model::{AliasRecord, AsyncEvent, FunctionRecord, InvocationRecord};
 
 pub use blob::{BlobStore, FsBlobStore};
 
@@ -63,6 +63,28 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
         record: &FunctionRecord,
         expected_revision: &str,
     ) -> Result<(), StoreError>;
+
+    /// Stores `record` as the function's next published version if `$LATEST`'s revision is
+    /// still `latest_revision`; returns the number it got (never reused).
+    async fn publish_version(&self, record: &FunctionRecord, latest_revision: &str) -> Result<u64, StoreError>;
+
+    /// Deletes one published version.
+    async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError>;
+
+    /// Stores a new alias.
+    async fn create_alias(&self, alias: &AliasRecord) -> Result<(), StoreError>;
+
+    /// Reads an alias.
+    async fn get_alias(&self, function: &str, name: &str) -> Result<AliasRecord, StoreError>;
+
+    /// Replaces an alias if its stored revision is still `expected_revision`.
+    async fn update_alias(&self, alias: &AliasRecord, expected_revision: &str) -> Result<(), StoreError>;
+
+    /// Deletes an alias.
+    async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError>;
+
+    /// A function's aliases, by name.
+    async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError>;
 
     /// Deletes a function with all its versions and tags.
     async fn delete_function(&self, name: &str) -> Result<(), StoreError>;
