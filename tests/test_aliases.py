@@ -285,6 +285,24 @@ def test_invoke_through_alias(lambda_client, server):
     assert lambda_client.get_function(FunctionName=f"{name}:prod")["Configuration"]["Version"] == "1"
 
 
+def test_event_invoke_through_alias_runs_its_version(lambda_client, server):
+    name = versioned_function(lambda_client, versions=2)
+    lambda_client.create_alias(FunctionName=name, Name="async", FunctionVersion="1")
+    resp = lambda_client.invoke(FunctionName=name, Qualifier="async", InvocationType="Event", Payload=b'{"k": 1}')
+    assert resp["StatusCode"] == 202
+    rid = resp["ResponseMetadata"]["RequestId"]
+    logs = server.data_dir / "logs" / f"aws-lambda-{name}"
+
+    def stored():
+        text = "".join(p.read_text(errors="replace") for p in sorted(logs.glob("*.log"))) if logs.is_dir() else ""
+        return text if f"REPORT RequestId: {rid}" in text else None
+
+    text = poll_until(stored, 20, what=f"the Event invocation {rid} in the stored log")
+    assert f"START RequestId: {rid} Version: 1" in text, text[-2000:]
+    expect_error("ResourceNotFoundException", lambda_client.invoke, FunctionName=name, Qualifier="nope",
+                 InvocationType="Event", Payload=b"{}", status=404)
+
+
 def test_update_alias_takes_effect_on_next_invoke(lambda_client):
     name = versioned_function(lambda_client, versions=2)
     lambda_client.create_alias(FunctionName=name, Name="blue", FunctionVersion="1")

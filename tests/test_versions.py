@@ -266,6 +266,21 @@ def test_publish_while_update_in_progress(lambda_client):
     final = lambda_client.get_function_configuration(FunctionName=name)
     ver = publish(lambda_client, name)
     assert ver["CodeSha256"] == final["CodeSha256"]
+    assert invoke_ok(lambda_client, name, Qualifier=ver["Version"])[0]["ExecutedVersion"] == ver["Version"]
+
+    # The same right after CreateFunction, while the function may still be Pending.
+    other = unique_name("busyc")
+    z = big_moderate_zip(40 << 20, entry_size=4 << 20)
+    lambda_client.create_function(FunctionName=other, Runtime="python3.11", Role=f"arn:aws:iam::{ACCOUNT}:role/alonzo-test-role",
+                                  Handler="app.handler", Code={"ZipFile": z}, MemorySize=256)
+    try:
+        resp = lambda_client.publish_version(FunctionName=other)
+    except ClientError as e:
+        assert error_code(e) == "ResourceConflictException", e.response
+    else:
+        assert resp["Version"] == "1" and resp["CodeSha256"] == sha256_b64(z)
+        wait_version_active(lambda_client, other, "1")
+        assert invoke_ok(lambda_client, other, {"x": 1}, Qualifier="1")[1] == {"x": 1}
 
 
 def test_publish_unknown_function(lambda_client):
@@ -602,3 +617,80 @@ def test_concurrent_updates_with_revision_id_have_one_winner(lambda_client, serv
         final = wait_updated(client, name)
         assert final["Description"] == winners[0][1], f"round {rnd}: final {final['Description']!r}, winner {winners[0][1]!r}"
         assert winners[0][2]["RevisionId"] != rev
+
+
+def test_concurrent_publishes_of_one_state_make_one_version(server):
+    """Racing PublishVersion calls on an unchanged `$LATEST` all get the same new version
+    (or a conflict); none makes a duplicate version of the same code and configuration."""
+    client = server.client(max_pool_connections=16)
+    name = new_fn(client)
+    n = 8
+    rounds = 8
+    for rnd in range(rounds):
+        set_code(client, name, f"round-{rnd}")
+        barrier = threading.Barrier(n)
+
+        def pub(_):
+            barrier.wait()
+            try:
+                return client.publish_version(FunctionName=name)["Version"]
+            except ClientError as e:
+                assert error_code(e) == "ResourceConflictException", e.response
+                return None
+
+        with ThreadPoolExecutor(n) as pool:
+            got = [v for v in pool.map(pub, range(n)) if v is not None]
+        assert got, f"round {rnd}: every concurrent publish was refused"
+        assert len(set(got)) == 1, f"round {rnd}: {n} concurrent publishes of one unchanged $LATEST answered versions {got}"
+    versions = all_versions(client, name)[1:]
+    shas = [v["CodeSha256"] for v in versions]
+    dups = {s: [v["Version"] for v in versions if v["CodeSha256"] == s] for s in shas if shas.count(s) > 1}
+    assert not dups, f"versions with identical code and configuration: {sorted(dups.values())}"
+    assert [v["Version"] for v in versions] == [str(i) for i in range(1, rounds + 1)]
+
+
+def test_list_functions_all_versions(lambda_client, server):
+    name = new_fn(lambda_client)
+    publish(lambda_client, name)
+    set_code(lambda_client, name, "v2")
+    publish(lambda_client, name)
+    entries = [f for f in list_all_functions(lambda_client) if f["FunctionName"] == name]
+    assert [f["Version"] for f in entries] == ["$LATEST"]
+    every = []
+    for page in lambda_client.get_paginator("list_functions").paginate(FunctionVersion="ALL"):
+        every.extend(f for f in page["Functions"] if f["FunctionName"] == name)
+    assert sorted(f["Version"] for f in every) == ["$LATEST", "1", "2"], [f["Version"] for f in every]
+    for f in every:
+        if f["Version"] != "$LATEST":
+            assert f["FunctionArn"] == server.function_arn(name) + ":" + f["Version"]
+
+
+def test_versions_and_aliases_survive_restart(server_factory):
+    srv = server_factory().start()
+    c = srv.client()
+    name = new_fn(c, tag="v1", Environment={"Variables": {"STAGE": "one"}})
+    publish(c, name)
+    set_code(c, name, "v2")
+    set_config(c, name, Environment={"Variables": {"STAGE": "two"}})
+    publish(c, name)
+    set_code(c, name, "v3")
+    publish(c, name)
+    c.delete_function(FunctionName=name, Qualifier="3")
+    c.create_alias(FunctionName=name, Name="live", FunctionVersion="1", Description="kept",
+                   RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+    before = [comparable_config(v) for v in all_versions(c, name)]
+    alias_before = comparable_config(c.get_alias(FunctionName=name, Name="live"))
+
+    srv.restart()
+    c = srv.client()
+    assert [comparable_config(v) for v in all_versions(c, name)] == before
+    assert comparable_config(c.get_alias(FunctionName=name, Name="live")) == alias_before
+    resp, out = invoke_ok(c, name, Qualifier="1")
+    assert (out["tag"], out["stage"], resp["ExecutedVersion"]) == ("v1", "one", "1")
+    resp, out = invoke_ok(c, name, Qualifier="2")
+    assert (out["tag"], out["stage"], resp["ExecutedVersion"]) == ("v2", "two", "2")
+    seen = {invoke_ok(c, name, Qualifier="live")[0]["ExecutedVersion"] for _ in range(30)}
+    assert seen == {"1", "2"}, f"the alias's 50/50 routing after a restart ran only {seen}"
+    # Deleted version 3's number is not handed out again after the restart.
+    set_code(c, name, "v4")
+    assert publish(c, name)["Version"] == "4"

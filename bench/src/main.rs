@@ -101,7 +101,8 @@ fn run() -> anyhow::Result<Results> {
 
 /// All phases, in an order that keeps each undisturbed by the previous: the floor first,
 /// then single-connection latency, cold starts, and the concurrency runs (which leave 32
-/// environments behind) last. Latency phases run on a single-threaded runtime (no
+/// environments behind) last, then the floor latency once more to show how steady the
+/// shared machine was. Latency phases run on a single-threaded runtime (no
 /// cross-thread wake-ups in the client), and so do the one-client throughput runs; the
 /// 32-client runs use a two-worker runtime.
 fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<Results> {
@@ -184,6 +185,10 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
         Duration::from_secs(2),
         INVOKE_SECONDS,
     ))?);
+
+    eprintln!("bench: loopback floor again");
+    r.floor_latency_end =
+        single.block_on(scenarios::sequential(addr, &Op::Health, LATENCY_WARMUP, LATENCY_N))?;
     r.idle_gap_ms = IDLE_GAP.as_millis() as u64;
     Ok(r)
 }

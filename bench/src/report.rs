@@ -21,6 +21,9 @@ pub(crate) struct Results {
     pub(crate) seconds: f64,
     pub(crate) idle_gap_ms: u64,
     pub(crate) floor_latency: Samples,
+    /// The same floor latency measured again after every other phase: how steady the
+    /// machine was.
+    pub(crate) floor_latency_end: Samples,
     pub(crate) floor_c1: Option<Throughput>,
     pub(crate) floor_cn: Option<Throughput>,
     pub(crate) warm_python: Samples,
@@ -94,6 +97,7 @@ impl Results {
     /// Failed requests over the whole run.
     pub(crate) fn failures(&self) -> u64 {
         self.floor_latency.errors
+            + self.floor_latency_end.errors
             + self.warm_python.errors
             + self.warm_rust.errors
             + tput_errors(&self.floor_c1)
@@ -123,6 +127,7 @@ impl Results {
             }
         };
         add("floor latency", &self.floor_latency);
+        add("floor latency, at the end", &self.floor_latency_end);
         add("warm python3.11", &self.warm_python);
         add("warm Rust", &self.warm_rust);
         for (phase, t) in [
@@ -162,15 +167,19 @@ impl Results {
 
         let _ = writeln!(s, "\nLOOPBACK FLOOR  GET /_alonzo/health, keep-alive HTTP/1.1");
         let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "", "n", "p50", "p99");
-        let l = &self.floor_latency;
-        let _ = writeln!(
-            s,
-            "  {:<34}{:>6} {:>9} {:>9}",
-            "latency, 1 connection",
-            l.len(),
-            f3(l.percentile(50.0)),
-            f3(l.percentile(99.0))
-        );
+        for (label, l) in [
+            ("latency, 1 connection", &self.floor_latency),
+            ("  the same, after all other phases", &self.floor_latency_end),
+        ] {
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>6} {:>9} {:>9}",
+                label,
+                l.len(),
+                f3(l.percentile(50.0)),
+                f3(l.percentile(99.0))
+            );
+        }
         for (label, t) in [
             ("throughput, 1 connection".to_owned(), &self.floor_c1),
             (format!("throughput, {n} connections"), &self.floor_cn),
@@ -335,6 +344,7 @@ impl Results {
             "units": "latencies in ms, throughput in successful requests per second",
             "floor": {
                 "latency_ms": self.floor_latency.to_json(),
+                "latency_ms_at_end": self.floor_latency_end.to_json(),
                 "throughput": { "c1": self.floor_c1.as_ref().map(Throughput::to_json), "cN": self.floor_cn.as_ref().map(Throughput::to_json) },
             },
             "warm_invoke": { "python": warm(&self.warm_python), "rust": warm(&self.warm_rust) },

@@ -19,11 +19,20 @@ use crate::{query, ApiState};
 type ApiResult = Result<Response, ApiError>;
 
 /// `POST /2015-03-31/functions/{name}/versions`
-pub(crate) async fn publish(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn publish(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: PublishRequest = parse_body(&body)?;
-    let input = PublishInput { code_sha256_b64: req.code_sha256, description: req.description, revision_id: req.revision_id };
+    let input = PublishInput {
+        code_sha256_b64: req.code_sha256,
+        description: req.description,
+        revision_id: req.revision_id,
+    };
     let view = state.control.publish_version(&name, input).await?;
-    Ok((StatusCode::CREATED, Json(wire::function_configuration(state.control.account(), &view))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::function_configuration(state.control.account(), &view)))
+        .into_response())
 }
 
 fn alias_input(req: AliasRequest) -> AliasInput {
@@ -36,15 +45,24 @@ fn alias_input(req: AliasRequest) -> AliasInput {
 }
 
 /// `POST /2015-03-31/functions/{name}/aliases`
-pub(crate) async fn create(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn create(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let req: AliasRequest = parse_body(&body)?;
-    let alias_name = req.name.clone().ok_or_else(|| ApiError::invalid_parameter("Name is required."))?;
+    let alias_name =
+        req.name.clone().ok_or_else(|| ApiError::invalid_parameter("Name is required."))?;
     let alias = state.control.create_alias(&name, &alias_name, alias_input(req)).await?;
-    Ok((StatusCode::CREATED, Json(wire::alias_configuration(state.control.account(), &alias))).into_response())
+    Ok((StatusCode::CREATED, Json(wire::alias_configuration(state.control.account(), &alias)))
+        .into_response())
 }
 
 /// `GET /2015-03-31/functions/{name}/aliases/{alias}`
-pub(crate) async fn get(State(state): State<Arc<ApiState>>, Path((name, alias)): Path<(String, String)>) -> ApiResult {
+pub(crate) async fn get(
+    State(state): State<Arc<ApiState>>,
+    Path((name, alias)): Path<(String, String)>,
+) -> ApiResult {
     let alias = state.control.get_alias(&name, &alias).await?;
     Ok(Json(wire::alias_configuration(state.control.account(), &alias)).into_response())
 }
@@ -61,18 +79,26 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /2015-03-31/functions/{name}/aliases/{alias}`
-pub(crate) async fn delete(State(state): State<Arc<ApiState>>, Path((name, alias)): Path<(String, String)>) -> ApiResult {
+pub(crate) async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Path((name, alias)): Path<(String, String)>,
+) -> ApiResult {
     state.control.delete_alias(&name, &alias).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /2015-03-31/functions/{name}/aliases`
-pub(crate) async fn list(State(state): State<Arc<ApiState>>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult {
+pub(crate) async fn list(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
     let (marker, max_items) = paging(raw.as_deref())?;
     let pairs = query::pairs(raw.as_deref().unwrap_or(""));
     let version = query::first(&pairs, "FunctionVersion");
     let page = state.control.list_aliases(&name, version, marker.as_deref(), max_items).await?;
-    let aliases: Vec<_> = page.items.iter().map(|a| wire::alias_configuration(state.control.account(), a)).collect();
+    let aliases: Vec<_> =
+        page.items.iter().map(|a| wire::alias_configuration(state.control.account(), a)).collect();
     let mut out = json!({ "Aliases": aliases });
     if let Some(next) = page.next_marker {
         out["NextMarker"] = next.into();

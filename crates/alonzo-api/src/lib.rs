@@ -11,6 +11,7 @@ mod code;
 mod error;
 mod functions;
 mod invoke;
+mod layers;
 mod logs_api;
 mod query;
 pub mod sigv4;
@@ -54,8 +55,21 @@ pub fn router(state: ApiState) -> Router {
             get(functions::get_configuration).put(functions::update_configuration),
         )
         .route("/2015-03-31/functions/{name}/code", put(functions::update_code))
-        .route("/2015-03-31/functions/{name}/versions", get(functions::list_versions).post(aliases::publish))
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            get(functions::list_versions).post(aliases::publish),
+        )
         .route("/2015-03-31/functions/{name}/aliases", get(aliases::list).post(aliases::create))
+        .route("/2018-10-31/layers", get(layers::list_or_find))
+        .route("/2018-10-31/layers/", get(layers::list_or_find))
+        .route(
+            "/2018-10-31/layers/{name}/versions",
+            get(layers::list_versions).post(layers::publish),
+        )
+        .route(
+            "/2018-10-31/layers/{name}/versions/{version}",
+            get(layers::get).delete(layers::delete),
+        )
         .route(
             "/2015-03-31/functions/{name}/aliases/{alias}",
             get(aliases::get).put(aliases::update).delete(aliases::delete),

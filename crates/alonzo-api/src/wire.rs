@@ -325,7 +325,11 @@ fn optional_members(obj: &mut serde_json::Map<String, serde_json::Value>, record
         let layers: Vec<_> = config
             .layers
             .iter()
-            .map(|arn| serde_json::json!({ "Arn": arn, "CodeSize": 0 }))
+            .enumerate()
+            .map(|(i, arn)| {
+                let size = config.layer_code.get(i).map_or(0, |c| c.size);
+                serde_json::json!({ "Arn": arn, "CodeSize": size })
+            })
             .collect();
         obj.insert("Layers".into(), layers.into());
     }
@@ -345,7 +349,10 @@ fn optional_members(obj: &mut serde_json::Map<String, serde_json::Value>, record
 }
 
 /// `AliasConfiguration` as Lambda returns it.
-pub(crate) fn alias_configuration(account: &Account, alias: &alonzo_model::AliasRecord) -> serde_json::Value {
+pub(crate) fn alias_configuration(
+    account: &Account,
+    alias: &alonzo_model::AliasRecord,
+) -> serde_json::Value {
     let mut out = serde_json::json!({
         "AliasArn": account.qualified_function_arn(&alias.function, &alias.name),
         "Name": alias.name,

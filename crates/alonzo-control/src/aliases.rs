@@ -24,11 +24,17 @@ pub struct AliasInput {
 
 impl Control {
     /// `CreateAlias`.
-    pub async fn create_alias(&self, function_name: &str, alias_name: &str, input: AliasInput) -> Result<AliasRecord, ControlError> {
+    pub async fn create_alias(
+        &self,
+        function_name: &str,
+        alias_name: &str,
+        input: AliasInput,
+    ) -> Result<AliasRecord, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         validate_alias_name(alias_name)?;
-        let function_version =
-            input.function_version.ok_or_else(|| ValidationError::param("FunctionVersion is required."))?;
+        let function_version = input
+            .function_version
+            .ok_or_else(|| ValidationError::param("FunctionVersion is required."))?;
         let alias = AliasRecord {
             function: name.clone(),
             name: alias_name.to_owned(),
@@ -50,13 +56,22 @@ impl Control {
     }
 
     /// `GetAlias`.
-    pub async fn get_alias(&self, function_name: &str, alias_name: &str) -> Result<AliasRecord, ControlError> {
+    pub async fn get_alias(
+        &self,
+        function_name: &str,
+        alias_name: &str,
+    ) -> Result<AliasRecord, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         self.load_alias(&name, alias_name).await
     }
 
     /// `UpdateAlias`.
-    pub async fn update_alias(&self, function_name: &str, alias_name: &str, input: AliasInput) -> Result<AliasRecord, ControlError> {
+    pub async fn update_alias(
+        &self,
+        function_name: &str,
+        alias_name: &str,
+        input: AliasInput,
+    ) -> Result<AliasRecord, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         let current = self.load_alias(&name, alias_name).await?;
         if input.revision_id.as_deref().is_some_and(|r| r != current.revision_id) {
@@ -76,17 +91,23 @@ impl Control {
         self.check_alias(&next).await?;
         match self.inner.meta.update_alias(&next, &current.revision_id).await {
             Ok(()) => Ok(next),
-            Err(StoreError::RevisionMismatch) if input.revision_id.is_some() => Err(stale_revision()),
-            Err(StoreError::RevisionMismatch) => {
-                Err(ControlError::Conflict("The alias was changed concurrently; retry the request.".into()))
+            Err(StoreError::RevisionMismatch) if input.revision_id.is_some() => {
+                Err(stale_revision())
             }
+            Err(StoreError::RevisionMismatch) => Err(ControlError::Conflict(
+                "The alias was changed concurrently; retry the request.".into(),
+            )),
             Err(StoreError::NotFound) => Err(self.alias_not_found(&name, alias_name)),
             Err(e) => Err(e.into()),
         }
     }
 
     /// `DeleteAlias`.
-    pub async fn delete_alias(&self, function_name: &str, alias_name: &str) -> Result<(), ControlError> {
+    pub async fn delete_alias(
+        &self,
+        function_name: &str,
+        alias_name: &str,
+    ) -> Result<(), ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         match self.inner.meta.delete_alias(&name, alias_name).await {
             Ok(()) => Ok(()),
@@ -119,12 +140,18 @@ impl Control {
         let start = marker.and_then(|m| all.iter().position(|a| a.name == m)).map_or(0, |i| i + 1);
         let limit = max_items.unwrap_or(50).clamp(1, 10_000);
         let items: Vec<AliasRecord> = all.iter().skip(start).take(limit).cloned().collect();
-        let next_marker = (start + items.len() < all.len()).then(|| items.last().map(|a| a.name.clone())).flatten();
+        let next_marker = (start + items.len() < all.len())
+            .then(|| items.last().map(|a| a.name.clone()))
+            .flatten();
         Ok(ListPage { items, next_marker })
     }
 
     /// Reads an alias of a function, with Lambda's not-found message.
-    pub(crate) async fn load_alias(&self, function: &str, alias: &str) -> Result<AliasRecord, ControlError> {
+    pub(crate) async fn load_alias(
+        &self,
+        function: &str,
+        alias: &str,
+    ) -> Result<AliasRecord, ControlError> {
         match self.inner.meta.get_alias(function, alias).await {
             Ok(a) => Ok(a),
             Err(StoreError::NotFound) => Err(self.alias_not_found(function, alias)),
@@ -136,10 +163,21 @@ impl Control {
     async fn check_alias(&self, alias: &AliasRecord) -> Result<(), ControlError> {
         alias.validate_routing()?;
         if alias.description.chars().count() > 256 {
-            return Err(ValidationError::constraint(&alias.description, "description", "Member must have length less than or equal to 256").into());
+            return Err(ValidationError::constraint(
+                &alias.description,
+                "description",
+                "Member must have length less than or equal to 256",
+            )
+            .into());
         }
-        if alias.function_version != LATEST && !alias.function_version.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ValidationError::param(format!("Invalid FunctionVersion: {}", alias.function_version)).into());
+        if alias.function_version != LATEST
+            && !alias.function_version.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ValidationError::param(format!(
+                "Invalid FunctionVersion: {}",
+                alias.function_version
+            ))
+            .into());
         }
         self.load(&alias.function, &alias.function_version).await?;
         for version in alias.routing.keys() {
@@ -149,11 +187,17 @@ impl Control {
     }
 
     fn alias_not_found(&self, function: &str, alias: &str) -> ControlError {
-        ControlError::NotFound(format!("Alias not found: {}", self.account().qualified_function_arn(function, alias)))
+        ControlError::NotFound(format!(
+            "Alias not found: {}",
+            self.account().qualified_function_arn(function, alias)
+        ))
     }
 
     fn function_not_found(&self, function: &str) -> ControlError {
-        ControlError::NotFound(format!("Function not found: {}", self.account().function_arn(function)))
+        ControlError::NotFound(format!(
+            "Function not found: {}",
+            self.account().function_arn(function)
+        ))
     }
 }
 

@@ -49,13 +49,17 @@ impl Control {
     }
 
     /// Removes unpacked packages no record refers to (and leftovers of interrupted
-    /// extractions).
-    pub(crate) async fn remove_unpacked_except(&self, referenced: &HashSet<String>) {
+    /// extractions). Merged layer directories (`opt-*`), which running sandboxes may have
+    /// bound, are only removed at start-up, before any sandbox exists.
+    pub(crate) async fn remove_unpacked_except(&self, referenced: &HashSet<String>, startup: bool) {
         let Ok(mut entries) = tokio::fs::read_dir(&self.inner.config.tasks_dir).await else {
             return;
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("opt-") && !startup {
+                continue;
+            }
             if !referenced.contains(&name) {
                 let _ = tokio::fs::remove_dir_all(entry.path()).await;
             }

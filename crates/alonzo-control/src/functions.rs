@@ -162,6 +162,7 @@ impl Control {
         self.validate_config(&config)?;
         validate_tags(&input.tags)?;
         let info = package::inspect(&input.zip, &self.inner.config.package_limits)?;
+        self.attach_layers(&mut config, info.unzipped_bytes).await?;
         self.check_bootstrap(&config, info.has_root_bootstrap);
 
         let _gate = self.inner.code_gate.read().await;
@@ -252,13 +253,15 @@ impl Control {
         let mut next = current.clone();
         apply_patch(&mut next.config, patch);
         self.validate_config(&next.config)?;
+        if next.config.layers != current.config.layers {
+            self.attach_layers(&mut next.config, current.code.unzipped_size).await?;
+        }
         self.check_not_busy(&current)?;
         self.commit_update(current, next, revision_id.is_some()).await
     }
 
-    /// `DeleteFunction`: removes the function with all its versions (a version qualifier
-    /// deletes one version, which comes with the versions work; `$LATEST` cannot be deleted
-    /// on its own).
+    /// `DeleteFunction`: removes the function with all its versions and aliases (a version
+    /// qualifier deletes one version; `$LATEST` cannot be deleted on its own).
     pub async fn delete_function(
         &self,
         function_name: &str,
@@ -443,7 +446,11 @@ impl Control {
         Ok(fref.name)
     }
 
-    pub(crate) async fn load(&self, name: &str, version: &str) -> Result<FunctionRecord, ControlError> {
+    pub(crate) async fn load(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<FunctionRecord, ControlError> {
         self.inner.meta.get_version(name, version).await.map_err(|e| match e {
             StoreError::NotFound if version == LATEST => self.not_found(StoreError::NotFound, name),
             StoreError::NotFound => ControlError::NotFound(format!(
@@ -474,11 +481,6 @@ impl Control {
             .into());
         }
         config.validate()?;
-        if let Some(layer) = config.layers.first() {
-            return Err(
-                ValidationError::param(format!("Layer version {layer} does not exist.")).into()
-            );
-        }
         Ok(())
     }
 
@@ -551,7 +553,10 @@ impl Control {
     }
 }
 
-pub(crate) fn check_revision(record: &FunctionRecord, expected: Option<&str>) -> Result<(), ControlError> {
+pub(crate) fn check_revision(
+    record: &FunctionRecord,
+    expected: Option<&str>,
+) -> Result<(), ControlError> {
     match expected {
         Some(rev) if rev != record.revision_id => Err(ControlError::PreconditionFailed(
             "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alonzo_model::{
-    Qualifier,
-    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, ValidationError, LATEST,
+    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, Qualifier, ValidationError, LATEST,
 };
 use alonzo_sandbox::{FunctionSpec, InvocationReport, InvokeOutcome, InvokeRequest, SandboxError};
 use bytes::Bytes;
@@ -172,6 +171,7 @@ impl Control {
             )))
         })?;
         let code_dir = self.unpacked_code(&record.code.sha256_hex).await?;
+        let opt_dir = self.opt_dir(&config.layer_code).await?;
         Ok(FunctionSpec {
             name: record.name.clone(),
             version: record.version.clone(),
@@ -184,6 +184,7 @@ impl Control {
             ephemeral_mb: config.ephemeral_storage,
             environment: config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             code_dir,
+            opt_dir,
             log_group: config.logging.log_group.clone(),
             log_format: config.logging.log_format.clone(),
             region: self.account().region.clone(),

@@ -12,6 +12,7 @@ mod code;
 mod error;
 mod functions;
 mod invoke;
+mod layers;
 pub mod package;
 mod settle;
 mod versions;
@@ -22,19 +23,20 @@ use alonzo_model::Account;
 use alonzo_store::{BlobStore, MetaStore};
 use tokio::sync::{mpsc, RwLock};
 
+pub use aliases::AliasInput;
 pub use alonzo_sandbox::{
     InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,
     MAX_EVENTS as MAX_LOG_EVENTS,
 };
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
 pub use error::ControlError;
-pub use aliases::AliasInput;
-pub use versions::PublishInput;
 pub use functions::{
     AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode,
 };
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
+pub use layers::PublishLayerInput;
 pub use package::PackageLimits;
+pub use versions::PublishInput;
 
 /// Settings of the control plane, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -102,7 +104,7 @@ impl Control {
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
-        control.collect_unreferenced_code().await?;
+        control.collect_code(true).await?;
         tokio::spawn(settle::run(control.clone(), settle_rx));
         for record in control.inner.meta.list_unsettled().await? {
             control.schedule_settle(&record.name, &record.version);
@@ -146,6 +148,10 @@ impl Control {
 
     /// Deletes stored packages that no record refers to.
     pub async fn collect_unreferenced_code(&self) -> Result<usize, ControlError> {
+        self.collect_code(false).await
+    }
+
+    async fn collect_code(&self, startup: bool) -> Result<usize, ControlError> {
         let _gate = self.inner.code_gate.write().await;
         let referenced: std::collections::HashSet<String> =
             self.inner.meta.referenced_code().await?.into_iter().collect();
@@ -156,7 +162,7 @@ impl Control {
                 removed += 1;
             }
         }
-        self.remove_unpacked_except(&referenced).await;
+        self.remove_unpacked_except(&referenced, startup).await;
         if removed > 0 {
             tracing::info!(removed, "collected unreferenced code packages");
         }

@@ -21,7 +21,11 @@ pub struct PublishInput {
 
 impl Control {
     /// `PublishVersion`.
-    pub async fn publish_version(&self, function_name: &str, input: PublishInput) -> Result<FunctionView, ControlError> {
+    pub async fn publish_version(
+        &self,
+        function_name: &str,
+        input: PublishInput,
+    ) -> Result<FunctionView, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         let latest = self.load(&name, LATEST).await?;
         check_revision(&latest, input.revision_id.as_deref())?;
@@ -35,7 +39,12 @@ impl Control {
         self.check_not_busy(&latest)?;
         if let Some(description) = &input.description {
             if description.chars().count() > 256 {
-                return Err(ValidationError::constraint(description, "description", "Member must have length less than or equal to 256").into());
+                return Err(ValidationError::constraint(
+                    description,
+                    "description",
+                    "Member must have length less than or equal to 256",
+                )
+                .into());
             }
         }
         self.publish(latest, input.description, input.revision_id.is_some()).await
@@ -83,10 +92,17 @@ impl Control {
     }
 
     /// Deletes one published version, unless an alias points at it.
-    pub(crate) async fn delete_version(&self, name: &str, version: &str) -> Result<(), ControlError> {
+    pub(crate) async fn delete_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<(), ControlError> {
         self.load(name, version).await?;
         let aliases = self.inner.meta.list_aliases(name).await?;
-        if let Some(alias) = aliases.iter().find(|a| a.function_version == version || a.routing.contains_key(version)) {
+        if let Some(alias) = aliases
+            .iter()
+            .find(|a| a.function_version == version || a.routing.contains_key(version))
+        {
             return Err(ControlError::Conflict(format!(
                 "Unable to delete version because the following aliases reference it: [{}]",
                 alias.name

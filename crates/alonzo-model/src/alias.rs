@@ -37,7 +37,9 @@ impl AliasRecord {
     /// versions published and different.
     pub fn validate_routing(&self) -> Result<(), ValidationError> {
         if self.routing.len() > 1 {
-            return Err(ValidationError::param("Only one additional version can be specified in RoutingConfig."));
+            return Err(ValidationError::param(
+                "Only one additional version can be specified in RoutingConfig.",
+            ));
         }
         let Some((additional, weight)) = self.routing.iter().next() else { return Ok(()) };
         if !(0.0..=1.0).contains(weight) || weight.is_nan() {
@@ -53,7 +55,9 @@ impl AliasRecord {
             ));
         }
         if !additional.bytes().all(|b| b.is_ascii_digit()) || additional.is_empty() {
-            return Err(ValidationError::param(format!("Invalid version in RoutingConfig: {additional}")));
+            return Err(ValidationError::param(format!(
+                "Invalid version in RoutingConfig: {additional}"
+            )));
         }
         if *additional == self.function_version {
             return Err(ValidationError::param(
@@ -66,8 +70,9 @@ impl AliasRecord {
 
 /// Checks an alias name: 1–128 of `[a-zA-Z0-9-_]`, not all digits.
 pub fn validate_alias_name(name: &str) -> Result<(), ValidationError> {
-    let shape_ok =
-        !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let shape_ok = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !shape_ok || name.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValidationError::constraint(
             name,

@@ -139,6 +139,10 @@ pub struct FunctionConfig {
     pub dead_letter_target: Option<String>,
     /// Layer version ARNs, in extraction order.
     pub layers: Vec<String>,
+    /// The archives those layers had when they were attached (a deleted layer version
+    /// keeps working for the functions that use it).
+    #[serde(default)]
+    pub layer_code: Vec<crate::CodeRef>,
     /// KMS key for environment encryption (recorded).
     pub kms_key_arn: Option<String>,
     /// Network attachment.
@@ -167,6 +171,7 @@ impl FunctionConfig {
             },
             dead_letter_target: None,
             layers: Vec::new(),
+            layer_code: Vec::new(),
             kms_key_arn: None,
             vpc: None,
         }

@@ -14,6 +14,7 @@ mod arn;
 mod config;
 mod function;
 mod invocation;
+mod layer;
 mod names;
 
 pub use alias::{validate_alias_name, AliasRecord};
@@ -24,6 +25,7 @@ pub use config::{
 };
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
 pub use invocation::{AsyncEvent, InvocationRecord};
+pub use layer::{validate_layer_name, LayerVersionRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
 
 /// Which of Lambda's two validation errors a broken rule produces.

@@ -57,6 +57,8 @@ pub struct FunctionSpec {
     pub environment: Vec<(String, String)>,
     /// The unpacked package, bound at `/var/task`.
     pub code_dir: PathBuf,
+    /// The merged layers, bound at `/opt` (empty when `None`).
+    pub opt_dir: Option<PathBuf>,
     /// Log group.
     pub log_group: String,
     /// `Text` or `JSON`.

@@ -99,7 +99,7 @@ pub(crate) fn binds(files: &RuntimeFiles, spec: &FunctionSpec) -> Vec<Bind> {
     };
     out.push(bind(runtime_dir, "/var/runtime"));
     out.push(bind(&spec.code_dir, "/var/task"));
-    out.push(bind(&files.empty, "/opt"));
+    out.push(bind(spec.opt_dir.as_ref().unwrap_or(&files.empty), "/opt"));
     out
 }
 

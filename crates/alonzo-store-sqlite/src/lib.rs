@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use alonzo_model::{
-    AliasRecord,
-    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus, LATEST,
+    AliasRecord, AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus,
+    LayerVersionRecord, LATEST,
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -130,11 +130,16 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn publish_version(&self, record: &FunctionRecord, latest_revision: &str) -> Result<u64, StoreError> {
+    async fn publish_version(
+        &self,
+        record: &FunctionRecord,
+        latest_revision: &str,
+    ) -> Result<u64, StoreError> {
         let mut record = record.clone();
         let latest_revision = latest_revision.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let current: Option<String> = tx
                 .query_row(
                     "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
@@ -149,12 +154,19 @@ impl MetaStore for SqliteStore {
                 Some(_) => {}
             }
             let next: i64 = tx
-                .query_row("SELECT next_version FROM functions WHERE name = ?1", params![record.name], |row| row.get(0))
+                .query_row(
+                    "SELECT next_version FROM functions WHERE name = ?1",
+                    params![record.name],
+                    |row| row.get(0),
+                )
                 .map_err(backend)?;
             record.version = next.to_string();
             insert_version(&tx, &record)?;
-            tx.execute("UPDATE functions SET next_version = ?2 WHERE name = ?1", params![record.name, next + 1])
-                .map_err(backend)?;
+            tx.execute(
+                "UPDATE functions SET next_version = ?2 WHERE name = ?1",
+                params![record.name, next + 1],
+            )
+            .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(u64::try_from(next).unwrap_or(0))
         })
@@ -165,7 +177,10 @@ impl MetaStore for SqliteStore {
         let (name, version) = (name.to_owned(), version.to_owned());
         self.with_conn(move |conn| {
             let deleted = conn
-                .execute("DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![name, version])
+                .execute(
+                    "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![name, version],
+                )
                 .map_err(backend)?;
             if deleted == 0 {
                 return Err(StoreError::NotFound);
@@ -177,7 +192,8 @@ impl MetaStore for SqliteStore {
 
     async fn create_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
         let doc = serde_json::to_string(alias).map_err(backend)?;
-        let (function, name, rev) = (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
+        let (function, name, rev) =
+            (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
         self.with_conn(move |conn| {
             let exists: bool = conn
                 .query_row("SELECT COUNT(*) FROM functions WHERE name = ?1", params![function], |row| row.get::<_, i64>(0))
@@ -204,9 +220,11 @@ impl MetaStore for SqliteStore {
         let (function, name) = (function.to_owned(), name.to_owned());
         self.with_conn(move |conn| {
             let doc: Option<String> = conn
-                .query_row("SELECT record FROM aliases WHERE function = ?1 AND name = ?2", params![function, name], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT record FROM aliases WHERE function = ?1 AND name = ?2",
+                    params![function, name],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(backend)?;
             serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)
@@ -214,9 +232,14 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn update_alias(&self, alias: &AliasRecord, expected_revision: &str) -> Result<(), StoreError> {
+    async fn update_alias(
+        &self,
+        alias: &AliasRecord,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
         let doc = serde_json::to_string(alias).map_err(backend)?;
-        let (function, name, rev) = (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
+        let (function, name, rev) =
+            (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
         let expected = expected_revision.to_owned();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -247,7 +270,10 @@ impl MetaStore for SqliteStore {
         let (function, name) = (function.to_owned(), name.to_owned());
         self.with_conn(move |conn| {
             let deleted = conn
-                .execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", params![function, name])
+                .execute(
+                    "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
+                    params![function, name],
+                )
                 .map_err(backend)?;
             if deleted == 0 {
                 return Err(StoreError::NotFound);
@@ -260,10 +286,106 @@ impl MetaStore for SqliteStore {
     async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
         let function = function.to_owned();
         self.with_conn(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT record FROM aliases WHERE function = ?1 ORDER BY name").map_err(backend)?;
-            let rows = stmt.query_map(params![function], |row| row.get::<_, String>(0)).map_err(backend)?;
+            let mut stmt = conn
+                .prepare_cached("SELECT record FROM aliases WHERE function = ?1 ORDER BY name")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![function], |row| row.get::<_, String>(0))
+                .map_err(backend)?;
             rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn publish_layer_version(&self, record: &LayerVersionRecord) -> Result<u64, StoreError> {
+        let mut record = record.clone();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let next: i64 = tx
+                .query_row("SELECT next_version FROM layer_names WHERE name = ?1", params![record.name], |row| row.get(0))
+                .optional()
+                .map_err(backend)?
+                .unwrap_or(1);
+            record.version = u64::try_from(next).unwrap_or(1);
+            let doc = serde_json::to_string(&record).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO layer_versions (name, version, code_sha256, record) VALUES (?1, ?2, ?3, ?4)",
+                params![record.name, next, record.code.sha256_hex, doc],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO layer_names (name, next_version) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET next_version = excluded.next_version",
+                params![record.name, next + 1],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(record.version)
+        })
+        .await
+    }
+
+    async fn get_layer_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<LayerVersionRecord, StoreError> {
+        let name = name.to_owned();
+        let version = i64::try_from(version).unwrap_or(-1);
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM layer_versions WHERE name = ?1 AND version = ?2",
+                    params![name, version],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_layer_versions(&self, name: &str) -> Result<Vec<LayerVersionRecord>, StoreError> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT record FROM layer_versions WHERE name = ?1 ORDER BY version DESC",
+                )
+                .map_err(backend)?;
+            let rows =
+                stmt.query_map(params![name], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn list_all_layer_versions(&self) -> Result<Vec<LayerVersionRecord>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT record FROM layer_versions ORDER BY name, version DESC")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(backend)?;
+            rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn delete_layer_version(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        let version = i64::try_from(version).unwrap_or(-1);
+        self.with_conn(move |conn| {
+            let deleted = conn
+                .execute(
+                    "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
+                    params![name, version],
+                )
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         })
         .await
     }
@@ -392,10 +514,15 @@ impl MetaStore for SqliteStore {
     async fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
         self.with_conn(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT DISTINCT code_sha256 FROM function_versions")
+                .prepare_cached(
+                    "SELECT code_sha256 FROM function_versions
+                     UNION SELECT code_sha256 FROM layer_versions
+                     UNION SELECT json_extract(layer.value, '$.sha256_hex')
+                           FROM function_versions, json_each(function_versions.record, '$.config.layer_code') AS layer",
+                )
                 .map_err(backend)?;
-            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(backend)?;
-            rows.map(|r| r.map_err(backend)).collect()
+            let rows = stmt.query_map([], |row| row.get::<_, Option<String>>(0)).map_err(backend)?;
+            rows.filter_map(|r| r.map_err(backend).transpose()).collect()
         })
         .await
     }

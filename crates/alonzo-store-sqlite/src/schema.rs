@@ -46,6 +46,18 @@ const MIGRATIONS: &[&str] = &[
         record       TEXT NOT NULL,
         PRIMARY KEY (function, name)
      );",
+    // 4: layers.
+    "CREATE TABLE layer_names (
+        name          TEXT PRIMARY KEY,
+        next_version  INTEGER NOT NULL
+     );
+     CREATE TABLE layer_versions (
+        name         TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        code_sha256  TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+     );",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

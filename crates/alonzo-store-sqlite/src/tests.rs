@@ -149,12 +149,20 @@ async fn metering_records_round_trip() {
 async fn versions_are_numbered_once_and_aliases_follow_functions() {
     let (_dir, store) = open();
     store.create_function(&record("f", "r1"), &BTreeMap::new()).await.unwrap();
-    assert!(matches!(store.publish_version(&record("f", "v"), "stale").await, Err(StoreError::RevisionMismatch)));
+    assert!(matches!(
+        store.publish_version(&record("f", "v"), "stale").await,
+        Err(StoreError::RevisionMismatch)
+    ));
     assert_eq!(store.publish_version(&record("f", "v1"), "r1").await.unwrap(), 1);
     assert_eq!(store.publish_version(&record("f", "v2"), "r1").await.unwrap(), 2);
     store.delete_version("f", "2").await.unwrap();
-    assert_eq!(store.publish_version(&record("f", "v3"), "r1").await.unwrap(), 3, "numbers are never reused");
-    let versions: Vec<String> = store.list_versions("f").await.unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(
+        store.publish_version(&record("f", "v3"), "r1").await.unwrap(),
+        3,
+        "numbers are never reused"
+    );
+    let versions: Vec<String> =
+        store.list_versions("f").await.unwrap().into_iter().map(|r| r.version).collect();
     assert_eq!(versions, ["$LATEST", "1", "3"]);
 
     let alias = alonzo_model::AliasRecord {
@@ -167,7 +175,11 @@ async fn versions_are_numbered_once_and_aliases_follow_functions() {
     };
     store.create_alias(&alias).await.unwrap();
     assert!(matches!(store.create_alias(&alias).await, Err(StoreError::AlreadyExists)));
-    let moved = alonzo_model::AliasRecord { function_version: "3".into(), revision_id: "a2".into(), ..alias.clone() };
+    let moved = alonzo_model::AliasRecord {
+        function_version: "3".into(),
+        revision_id: "a2".into(),
+        ..alias.clone()
+    };
     assert!(matches!(store.update_alias(&moved, "stale").await, Err(StoreError::RevisionMismatch)));
     store.update_alias(&moved, "a1").await.unwrap();
     assert_eq!(store.get_alias("f", "live").await.unwrap().function_version, "3");
@@ -176,4 +188,34 @@ async fn versions_are_numbered_once_and_aliases_follow_functions() {
     assert!(matches!(store.get_alias("f", "live").await, Err(StoreError::NotFound)));
     let orphan = alonzo_model::AliasRecord { function: "gone".into(), ..alias };
     assert!(matches!(store.create_alias(&orphan).await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn layer_versions_are_numbered_once_and_their_code_stays_referenced() {
+    let (_dir, store) = open();
+    let layer = |sha: &str| alonzo_model::LayerVersionRecord {
+        name: "deps".into(),
+        version: 0,
+        description: String::new(),
+        compatible_runtimes: vec!["python3.11".into()],
+        compatible_architectures: Vec::new(),
+        license_info: None,
+        code: CodeRef { sha256_hex: sha.repeat(64), size: 1, unzipped_size: 1 },
+        created: chrono::Utc::now(),
+    };
+    assert_eq!(store.publish_layer_version(&layer("1")).await.unwrap(), 1);
+    assert_eq!(store.publish_layer_version(&layer("2")).await.unwrap(), 2);
+    store.delete_layer_version("deps", 2).await.unwrap();
+    assert_eq!(store.publish_layer_version(&layer("3")).await.unwrap(), 3);
+    let versions: Vec<u64> =
+        store.list_layer_versions("deps").await.unwrap().into_iter().map(|l| l.version).collect();
+    assert_eq!(versions, [3, 1]);
+    assert_eq!(store.get_layer_version("deps", 1).await.unwrap().code.sha256_hex, "1".repeat(64));
+
+    let mut f = record("f", "r");
+    f.config.layer_code = vec![CodeRef { sha256_hex: "9".repeat(64), size: 1, unzipped_size: 1 }];
+    store.create_function(&f, &BTreeMap::new()).await.unwrap();
+    let mut referenced = store.referenced_code().await.unwrap();
+    referenced.sort();
+    assert_eq!(referenced, ["1".repeat(64), "3".repeat(64), "9".repeat(64), "ab".repeat(32)]);
 }

@@ -14,7 +14,7 @@ mod blob;
 
 use std::collections::BTreeMap;
 
-use alonzo_model::{AliasRecord, AsyncEvent, FunctionRecord, InvocationRecord};
+use alonzo_model::{AliasRecord, AsyncEvent, FunctionRecord, InvocationRecord, LayerVersionRecord};
 
 pub use blob::{BlobStore, FsBlobStore};
 
@@ -66,7 +66,11 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores `record` as the function's next published version if `$LATEST`'s revision is
     /// still `latest_revision`; returns the number it got (never reused).
-    async fn publish_version(&self, record: &FunctionRecord, latest_revision: &str) -> Result<u64, StoreError>;
+    async fn publish_version(
+        &self,
+        record: &FunctionRecord,
+        latest_revision: &str,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes one published version.
     async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError>;
@@ -78,13 +82,36 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn get_alias(&self, function: &str, name: &str) -> Result<AliasRecord, StoreError>;
 
     /// Replaces an alias if its stored revision is still `expected_revision`.
-    async fn update_alias(&self, alias: &AliasRecord, expected_revision: &str) -> Result<(), StoreError>;
+    async fn update_alias(
+        &self,
+        alias: &AliasRecord,
+        expected_revision: &str,
+    ) -> Result<(), StoreError>;
 
     /// Deletes an alias.
     async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError>;
 
     /// A function's aliases, by name.
     async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError>;
+
+    /// Stores a new version of a layer and returns its number (never reused).
+    async fn publish_layer_version(&self, record: &LayerVersionRecord) -> Result<u64, StoreError>;
+
+    /// Reads one layer version.
+    async fn get_layer_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<LayerVersionRecord, StoreError>;
+
+    /// A layer's versions, newest first.
+    async fn list_layer_versions(&self, name: &str) -> Result<Vec<LayerVersionRecord>, StoreError>;
+
+    /// Every layer's versions, by layer name then newest first.
+    async fn list_all_layer_versions(&self) -> Result<Vec<LayerVersionRecord>, StoreError>;
+
+    /// Deletes one layer version.
+    async fn delete_layer_version(&self, name: &str, version: u64) -> Result<(), StoreError>;
 
     /// Deletes a function with all its versions and tags.
     async fn delete_function(&self, name: &str) -> Result<(), StoreError>;
@@ -112,7 +139,8 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records still `Pending` or `InProgress` (to finish after a restart).
     async fn list_unsettled(&self) -> Result<Vec<FunctionRecord>, StoreError>;
 
-    /// Hex hashes of every package some record refers to (for collecting orphans).
+    /// Hex hashes of every package some record refers to (functions' code, their layers'
+    /// archives, and layer versions), for collecting orphans.
     async fn referenced_code(&self) -> Result<Vec<String>, StoreError>;
 
     /// Durably records an accepted asynchronous event, due at `due_ms`.
