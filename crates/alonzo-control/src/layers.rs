@@ -207,7 +207,7 @@ impl Control {
     }
 
     fn layer_name(&self, name_or_arn: &str) -> Result<String, ControlError> {
-        let name = match name_or_arn.strip_prefix(&format!("{}", self.account().layer_arn(""))) {
+        let name = match name_or_arn.strip_prefix(&self.account().layer_arn("")) {
             Some(rest) => rest.to_owned(),
             None => name_or_arn.to_owned(),
         };

@@ -59,7 +59,7 @@ impl Control {
         had_precondition: bool,
     ) -> Result<FunctionView, ControlError> {
         let versions = self.inner.meta.list_versions(&latest.name).await?;
-        if let Some(newest) = versions.iter().filter(|v| v.version != LATEST).last() {
+        if let Some(newest) = versions.iter().rfind(|v| v.version != LATEST) {
             if same_content(newest, &latest) {
                 return Ok(FunctionView::of_version(newest.clone()));
             }
