@@ -717,7 +717,15 @@ def test_account_usage_tracks_functions(lambda_client):
     count0, size0 = usage()
     listed = lambda_client.get_paginator("list_functions").paginate().build_full_result()["Functions"]
     assert count0 == len(listed)
-    assert size0 == sum(f["CodeSize"] for f in listed)
+    # TotalCodeSize counts every stored deployment package and layer archive, as on Lambda:
+    # all versions of every function, plus every layer version.
+    every_version = lambda_client.get_paginator("list_functions").paginate(FunctionVersion="ALL").build_full_result()["Functions"]
+    layer_sizes = [
+        lambda_client.get_layer_version(LayerName=layer["LayerName"], VersionNumber=v["Version"])["Content"]["CodeSize"]
+        for layer in lambda_client.get_paginator("list_layers").paginate().build_full_result()["Layers"]
+        for v in lambda_client.get_paginator("list_layer_versions").paginate(LayerName=layer["LayerName"]).build_full_result()["LayerVersions"]
+    ]
+    assert size0 == sum(f["CodeSize"] for f in every_version) + sum(layer_sizes)
 
     name = unique_name()
     z1 = python_zip()

@@ -21,14 +21,17 @@ from botocore.exceptions import ClientError
 from alonzo_helpers import (
     ACCOUNT,
     REGION,
+    big_moderate_zip,
     create_function,
     error_code,
     http_status,
     make_zip,
     poll_until,
     sha256_b64,
+    symlink_zip,
     unique_name,
     wait_updated,
+    zeros_zip,
 )
 
 INVALID_PARAM = {"InvalidParameterValueException", "ValidationException"}
@@ -148,13 +151,18 @@ def probe(client, name: str, event: dict, **kw):
 
 def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
     codes = {codes} if isinstance(codes, str) else set(codes)
-    with pytest.raises(ClientError) as ei:
-        fn(*args, **kw)
-    assert error_code(ei.value) in codes, f"expected one of {sorted(codes)}, got {error_code(ei.value)}: {ei.value.response}"
-    if status is not None:
-        statuses = {status} if isinstance(status, int) else set(status)
-        assert http_status(ei.value) in statuses, ei.value.response
-    return ei.value
+    try:
+        resp = fn(*args, **kw)
+    except ClientError as e:
+        assert error_code(e) in codes, f"expected one of {sorted(codes)}, got {error_code(e)}: {e.response}"
+        if status is not None:
+            statuses = {status} if isinstance(status, int) else set(status)
+            assert http_status(e) in statuses, e.response
+        return e
+    if isinstance(resp, dict):
+        resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
+    call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
+    raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
 
 
 def layer_arn(name: str) -> str:
@@ -231,6 +239,14 @@ def test_publish_layer_version_rejects_bad_input(raw_client):
     assert not _layer_listable(raw_client, name) or all_layer_versions(raw_client, name) == [], "a refused publish made a version"
     # The name is still free: the first real publish is version 1.
     assert publish_layer(raw_client, name, layer_zip("A"))["Version"] == 1
+
+
+def test_publish_layer_version_validates_fields(raw_client):
+    name = unique_name("lyrfld")
+    for bad in ({"CompatibleArchitectures": ["sparc"]}, {"CompatibleRuntimes": ["python3.11"] * 16},
+                {"LicenseInfo": "x" * 513}, {"Description": "x" * 257}, {"CompatibleRuntimes": ["python9.99-nope"]}):
+        err = expect_error(INVALID_PARAM, raw_client.publish_layer_version, LayerName=name, Content={"ZipFile": layer_zip("A")}, **bad)
+        assert http_status(err) == 400, bad
 
 
 def _layer_listable(client, name: str) -> bool:
@@ -328,6 +344,21 @@ def test_list_layers_and_compatibility_filters(lambda_client):
             break
     assert len(names) == len(set(names)), "ListLayers pages repeat layers"
     assert py in names and node in names
+
+    # ListLayerVersions pages too (newest first, like Lambda, is not required here).
+    publish_layer(lambda_client, py, layer_zip("C"), CompatibleRuntimes=["python3.11"])
+    versions, marker = [], None
+    for _ in range(10):
+        kw = {"LayerName": py, "MaxItems": 1}
+        if marker:
+            kw["Marker"] = marker
+        page = lambda_client.list_layer_versions(**kw)
+        assert len(page["LayerVersions"]) <= 1, f"ListLayerVersions(MaxItems=1) returned {len(page['LayerVersions'])} versions"
+        versions += [v["Version"] for v in page["LayerVersions"]]
+        marker = page.get("NextMarker")
+        if not marker:
+            break
+    assert sorted(versions) == [1, 2, 3], versions
 
 
 # --------------------------------------------------------------------------------------
@@ -540,3 +571,90 @@ def test_published_function_version_keeps_its_layers(lambda_client):
     assert probe(lambda_client, name, ask, Qualifier="1").get("value") == "A", "version 1 lost its own layers"
     assert probe(lambda_client, name, ask).get("value") == "B"
     assert [l["Arn"] for l in lambda_client.get_function_configuration(FunctionName=name, Qualifier="1")["Layers"]] == [a]
+
+
+def test_two_versions_of_one_layer_are_refused(lambda_client):
+    """Lambda: "Two different versions of the same layer are not allowed to be referenced in
+    the same function." """
+    lname = unique_name("lyrtwo")
+    one = publish_layer(lambda_client, lname, layer_zip("A"))["LayerVersionArn"]
+    two = publish_layer(lambda_client, lname, layer_zip("B"))["LayerVersionArn"]
+    name = unique_name("lyrtwofn")
+    expect_error(INVALID_PARAM, lambda_client.create_function, FunctionName=name, Runtime="python3.11",
+                 Role=f"arn:aws:iam::{ACCOUNT}:role/r", Handler="app.handler", Code={"ZipFile": probe_zip()}, Layers=[one, two])
+    expect_error("ResourceNotFoundException", lambda_client.get_function, FunctionName=name)
+    fn = new_probe(lambda_client, layers=[one])
+    expect_error(INVALID_PARAM, lambda_client.update_function_configuration, FunctionName=fn, Layers=[two, one])
+    assert [l["Arn"] for l in lambda_client.get_function_configuration(FunctionName=fn)["Layers"]] == [one]
+
+
+def test_unzipped_size_limit_counts_layers(lambda_client):
+    """Function plus layers may unzip to at most 250 MB (262144000 bytes)."""
+    big = big_moderate_zip(140 << 20, entry_size=10 << 20)
+    a = publish_layer(lambda_client, unique_name("lyrbiga"), big)["LayerVersionArn"]
+    b = publish_layer(lambda_client, unique_name("lyrbigb"), big)["LayerVersionArn"]
+    name = unique_name("lyrbig")
+    expect_error(INVALID_PARAM | {"CodeStorageExceededException"}, lambda_client.create_function, FunctionName=name,
+                 Runtime="python3.11", Role=f"arn:aws:iam::{ACCOUNT}:role/r", Handler="app.handler",
+                 Code={"ZipFile": probe_zip()}, Layers=[a, b])
+    expect_error("ResourceNotFoundException", lambda_client.get_function, FunctionName=name)
+    fn = new_probe(lambda_client, layers=[a])
+    expect_error(INVALID_PARAM | {"CodeStorageExceededException"}, lambda_client.update_function_configuration,
+                 FunctionName=fn, Layers=[a, b])
+    assert [l["Arn"] for l in lambda_client.get_function_configuration(FunctionName=fn)["Layers"]] == [a]
+    out = probe(lambda_client, fn, {"action": "import", "module": "app", "attr": "__name__"})
+    assert out.get("value") == "app", out
+
+
+def test_layers_survive_restart(server_factory):
+    srv = server_factory().start()
+    c = srv.client()
+    lname, kept = unique_name("lyrrst"), unique_name("lyrkeep")
+    one = publish_layer(c, lname, layer_zip("A"), Description="first")
+    publish_layer(c, lname, layer_zip("B"))
+    other = publish_layer(c, kept, layer_zip("K"), Description="kept")
+    fn = new_probe(c, layers=[one["LayerVersionArn"]])
+    # Version 1 is deleted while the function uses it, before the function ever ran.
+    c.delete_layer_version(LayerName=lname, VersionNumber=1)
+    c.delete_layer_version(LayerName=lname, VersionNumber=2)
+
+    srv.restart()
+    c = srv.client()
+    got = c.get_layer_version(LayerName=kept, VersionNumber=1)
+    assert version_fields(got) == version_fields(other)
+    assert got["Content"]["CodeSha256"] == other["Content"]["CodeSha256"]
+    assert requests.get(got["Content"]["Location"], timeout=30).content == layer_zip("K")
+    expect_error("ResourceNotFoundException", c.get_layer_version, LayerName=lname, VersionNumber=1)
+    assert [l["Arn"] for l in c.get_function_configuration(FunctionName=fn)["Layers"]] == [one["LayerVersionArn"]]
+    out = probe(c, fn, {"action": "import", "module": "common", "attr": "WHO"})
+    assert out.get("value") == "A", f"after a restart the function lost its deleted layer: {out}"
+    assert probe(c, fn, {"action": "run", "cmd": ["layertool", "r"]}).get("out") == "tool-A r\n"
+    assert publish_layer(c, lname, layer_zip("C"))["Version"] == 3, "a deleted layer version's number was reused after a restart"
+
+
+def _bad_layer_zips() -> dict:
+    return {
+        "garbage": b"definitely not a zip" * 10,
+        "empty": b"",
+        "traversal": make_zip([("python/ok.py", "X = 1\n"), ("../evil.py", "X = 1\n")]),
+        "nested-traversal": make_zip([("python/ok.py", "X = 1\n"), ("python/../../evil.py", "X = 1\n")]),
+        "absolute-path": make_zip([("python/ok.py", "X = 1\n"), ("/tmp/evil.py", "X = 1\n")]),
+        "symlink-escape": symlink_zip("python/escape", "../../../../etc/passwd"),
+        "symlink-absolute": symlink_zip("python/passwd", "/etc/passwd"),
+        "bomb-300MB-zeros": zeros_zip(300 << 20),
+    }
+
+
+def test_publish_layer_version_rejects_bad_zips(raw_client):
+    name = unique_name("lyrzip")
+    accepted = {}
+    for case, z in _bad_layer_zips().items():
+        try:
+            resp = raw_client.publish_layer_version(LayerName=name, Content={"ZipFile": z})
+        except ClientError as e:
+            assert error_code(e) in INVALID_PARAM, (case, e.response)
+            assert http_status(e) == 400, case
+        else:
+            accepted[case] = resp["Version"]
+    assert not accepted, f"layer zips that a function package would be refused for were published: {accepted}"
+    assert not _layer_listable(raw_client, name) or all_layer_versions(raw_client, name) == []

@@ -23,6 +23,10 @@ const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::000000000000:role/alonzo-bench";
 /// Longest wait for a function to become `Active` or an update `Successful`.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one response (the functions' own timeout is 10 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A response, fully read.
 #[derive(Debug)]
@@ -64,13 +68,17 @@ impl Reply {
 pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
     host: HeaderValue,
+    addr: SocketAddr,
 }
 
 impl Conn {
     /// Opens a connection; its I/O task runs on the current tokio runtime.
     pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(addr)
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
             .await
+            .map_err(|_| {
+                anyhow::anyhow!("connecting to {addr}: no answer within {CONNECT_TIMEOUT:?}")
+            })?
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
@@ -79,16 +87,32 @@ impl Conn {
             // Errors surface on the next `send`; the task only drives the socket.
             let _ = connection.await;
         });
-        Ok(Self { sender, host: HeaderValue::from_str(&addr.to_string())? })
+        Ok(Self { sender, host: HeaderValue::from_str(&addr.to_string())?, addr })
     }
 
-    /// Sends a prepared request and reads the whole response.
+    /// Replaces the connection by a new one (after a failure left it in an unknown state);
+    /// if that fails the old one stays, and the next request reports the failure.
+    pub(crate) async fn reopen(&mut self) {
+        if let Ok(fresh) = Self::open(self.addr).await {
+            *self = fresh;
+        }
+    }
+
+    /// Sends a prepared request and reads the whole response. After an error (a timeout
+    /// included) the connection may be unusable: open a new one.
     pub(crate) async fn send(&mut self, request: Request<Full<Bytes>>) -> anyhow::Result<Reply> {
-        self.sender.ready().await.context("the connection closed")?;
-        let response = self.sender.send_request(request).await.context("sending the request")?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.context("reading the response body")?.to_bytes();
-        Ok(Reply { status: parts.status, headers: parts.headers, body })
+        let exchange = async {
+            self.sender.ready().await.context("the connection closed")?;
+            let response =
+                self.sender.send_request(request).await.context("sending the request")?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.context("reading the response body")?.to_bytes();
+            anyhow::Ok(Reply { status: parts.status, headers: parts.headers, body })
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => bail!("no response within {REQUEST_TIMEOUT:?}"),
+        }
     }
 
     /// `GET /_alonzo/health` (unsigned), as a request ready to send.

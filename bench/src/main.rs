@@ -7,10 +7,11 @@
 //! Environment: `ALONZO_BIN` (server binary, default `target/release/alonzo`),
 //! `ALONZO_BENCH_SERVER_LOG` (the server's `RUST_LOG`, default `warn`).
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
-//! 2 when the bench could not run.
+//! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
 
 mod fixtures;
 mod http;
+mod machine;
 mod report;
 mod scenarios;
 mod server;
@@ -38,6 +39,11 @@ const IDLE_GAP: Duration = Duration::from_millis(200);
 const FLOOR_SECONDS: Duration = Duration::from_secs(3);
 const INVOKE_SECONDS: Duration = Duration::from_secs(5);
 const HIGH_CONCURRENCY: usize = 32;
+/// The whole run (a first fixture build included) is stopped after this; a normal run takes
+/// under a minute.
+const WATCHDOG: Duration = Duration::from_secs(600);
+/// How long the machine's background load is sampled before and after the run.
+const BACKGROUND_SAMPLE: Duration = Duration::from_secs(1);
 
 const PY_WARM: &str = "bench-python-warm";
 const RS_WARM: &str = "bench-rust-warm";
@@ -63,16 +69,17 @@ fn run() -> anyhow::Result<Results> {
     let root = project_root();
     let bin = std::env::var_os("ALONZO_BIN")
         .map_or_else(|| root.join("target/release/alonzo"), PathBuf::from);
-    server::stop_on_signal()?;
+    server::guard_run(WATCHDOG)?;
     let python = fixtures::python_noop()?;
     let rust = fixtures::rust_noop(&root)?;
 
+    let background_before = machine::busy_share(BACKGROUND_SAMPLE);
     let mut server = Server::start(&bin)?;
     eprintln!("bench: server {} on {}", bin.display(), server.addr);
     let started = Instant::now();
     let measured = measure(&server, &python, &rust);
     let elapsed = started.elapsed();
-    let results = match measured {
+    let mut results = match measured {
         Ok(mut results) => {
             results.bin = bin.display().to_string();
             results.seconds = elapsed.as_secs_f64();
@@ -89,6 +96,7 @@ fn run() -> anyhow::Result<Results> {
     // Figures taken while the server was dying are not figures.
     server.ensure_running()?;
     drop(server);
+    results.background = (background_before, machine::busy_share(BACKGROUND_SAMPLE));
 
     print!("{}", results.table());
     let out = root.join("target/bench/latest.json");

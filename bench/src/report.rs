@@ -11,6 +11,8 @@ use crate::stats::{round3, Samples};
 
 /// Target: warm invoke p50 of the Python no-op, ms.
 const TARGET_WARM_P50_MS: f64 = 1.0;
+/// Background busy share above which the table warns that figures are likely disturbed.
+const NOISY_BACKGROUND: f64 = 0.15;
 /// Target: the platform part of a cold start (client send → function's `main`), ms.
 const TARGET_PLATFORM_MS: f64 = 10.0;
 
@@ -20,6 +22,9 @@ pub(crate) struct Results {
     pub(crate) bin: String,
     pub(crate) seconds: f64,
     pub(crate) idle_gap_ms: u64,
+    /// Busy share of all cores in one second before the server started and one after it
+    /// stopped: other work on the (shared) machine.
+    pub(crate) background: (Option<f64>, Option<f64>),
     pub(crate) floor_latency: Samples,
     /// The same floor latency measured again after every other phase: how steady the
     /// machine was.
@@ -165,6 +170,16 @@ impl Results {
             self.seconds
         );
 
+        let share = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{:.0}%", v * 100.0));
+        let (before, after) = self.background;
+        let noisy = [before, after].into_iter().flatten().any(|v| v > NOISY_BACKGROUND);
+        let _ = writeln!(
+            s,
+            "(other work on the machine, busy share of all cores: {} in the second before, {} in the second after{})",
+            share(before),
+            share(after),
+            if noisy { "; FIGURES LIKELY DISTURBED" } else { "" }
+        );
         let _ = writeln!(s, "\nLOOPBACK FLOOR  GET /_alonzo/health, keep-alive HTTP/1.1");
         let _ = writeln!(s, "  {:<34}{:>6} {:>9} {:>9}", "", "n", "p50", "p99");
         for (label, l) in [
@@ -341,6 +356,7 @@ impl Results {
             "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
             "seconds": round3(self.seconds),
             "failures": self.failures(),
+            "background_busy_share": { "before": self.background.0.map(round3), "after": self.background.1.map(round3) },
             "units": "latencies in ms, throughput in successful requests per second",
             "floor": {
                 "latency_ms": self.floor_latency.to_json(),

@@ -80,7 +80,7 @@ fn ms(d: Duration) -> f64 {
 
 /// Sends one request of `op` and judges it; the duration is send → last body byte.
 /// A transport failure reopens the connection for the next request.
-async fn one(conn: &mut Conn, addr: SocketAddr, op: &Op) -> anyhow::Result<Duration> {
+async fn one(conn: &mut Conn, op: &Op) -> anyhow::Result<Duration> {
     let request = op.request(conn)?;
     let start = Instant::now();
     let result = conn.send(request).await;
@@ -88,9 +88,7 @@ async fn one(conn: &mut Conn, addr: SocketAddr, op: &Op) -> anyhow::Result<Durat
     match result {
         Ok(reply) => op.judge(&reply).map(|()| elapsed),
         Err(e) => {
-            if let Ok(fresh) = Conn::open(addr).await {
-                *conn = fresh;
-            }
+            conn.reopen().await;
             Err(e)
         }
     }
@@ -107,12 +105,12 @@ pub(crate) async fn sequential(
     let mut samples = Samples::with_capacity(n);
     for _ in 0..warmup {
         // Not timed, but a failure is a failure: it is counted and reported.
-        if let Err(e) = one(&mut conn, addr, op).await {
+        if let Err(e) = one(&mut conn, op).await {
             samples.fail(format!("warm-up: {e:#}"));
         }
     }
     for _ in 0..n {
-        match one(&mut conn, addr, op).await {
+        match one(&mut conn, op).await {
             Ok(d) => samples.push(ms(d)),
             Err(e) => samples.fail(format!("{e:#}")),
         }
@@ -198,7 +196,7 @@ async fn timed(
             let mut sent = 0u64;
             while Instant::now() < deadline && sent < MAX_REQUESTS_PER_CLIENT {
                 sent += 1;
-                match one(&mut conn, addr, &op).await {
+                match one(&mut conn, &op).await {
                     Ok(d) => {
                         samples.push(ms(d));
                         if let Some(w) = per_second.get_mut(origin.elapsed().as_secs() as usize) {
@@ -267,6 +265,7 @@ pub(crate) async fn cold_start(
     let poll = Duration::from_millis(1);
     if let Err(e) = conn.update_env(name, "BENCH_REVISION", revision, poll).await {
         into.total.fail(format!("forcing a cold start: {e:#}"));
+        conn.reopen().await;
         return;
     }
     if let Some(gap) = idle {
@@ -280,7 +279,10 @@ pub(crate) async fn cold_start(
                 into.platform.push(p);
             }
         }
-        Err(e) => into.total.fail(format!("{e:#}")),
+        Err(e) => {
+            into.total.fail(format!("{e:#}"));
+            conn.reopen().await;
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! temporary data directory and the bench's own credentials, waits until
 //! `GET /_alonzo/health` answers 200, and stops it with SIGTERM by its PID (SIGKILL after a
 //! grace period) when dropped, so an error or a panic never leaves it running. A Ctrl-C or
-//! SIGTERM to the bench stops it too (see [`stop_on_signal`]).
+//! SIGTERM to the bench, or its watchdog, stops it too (see [`guard_run`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -27,10 +27,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PID of the running server for the signal handler (0 = none).
 static SERVER_PID: AtomicI32 = AtomicI32::new(0);
-/// Set when the bench got SIGINT or SIGTERM.
+/// Set when the bench got SIGINT or SIGTERM, or its watchdog fired.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Whether the bench is being stopped by a signal (errors that follow are its echo).
+/// Whether the bench is being stopped by a signal or its watchdog (errors that follow are
+/// its echo).
 pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
@@ -183,8 +184,9 @@ fn health_ok(addr: SocketAddr) -> bool {
 }
 
 /// Stops the server (SIGTERM by PID) and exits when the bench itself gets SIGINT or SIGTERM,
-/// which would otherwise skip every `Drop`.
-pub(crate) fn stop_on_signal() -> anyhow::Result<()> {
+/// which would otherwise skip every `Drop`, or when the whole run exceeds `watchdog` (a hung
+/// server must not hang the bench).
+pub(crate) fn guard_run(watchdog: Duration) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Register before returning, so a signal arriving right after start is caught.
     let (mut int, mut term) = runtime.block_on(async {
@@ -194,21 +196,24 @@ pub(crate) fn stop_on_signal() -> anyhow::Result<()> {
             signal(SignalKind::terminate())?,
         ))
     })?;
-    std::thread::Builder::new().name("bench-signals".into()).spawn(move || {
-        runtime.block_on(async {
+    std::thread::Builder::new().name("bench-guard".into()).spawn(move || {
+        let (why, code) = runtime.block_on(async {
             tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+                _ = int.recv() => ("interrupted", 130),
+                _ = term.recv() => ("terminated", 143),
+                () = tokio::time::sleep(watchdog) => ("the run exceeded its time limit", 2),
             }
         });
         INTERRUPTED.store(true, Ordering::SeqCst);
         let pid = SERVER_PID.load(Ordering::SeqCst);
         if pid > 0 {
-            eprintln!("bench: interrupted; stopping the server (PID {pid})");
+            eprintln!("bench: {why}; stopping the server (PID {pid})");
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
             std::thread::sleep(Duration::from_millis(500));
+        } else {
+            eprintln!("bench: {why}");
         }
-        std::process::exit(130);
+        std::process::exit(code);
     })?;
     Ok(())
 }

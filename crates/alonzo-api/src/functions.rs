@@ -184,11 +184,30 @@ pub(crate) fn paging(raw: Option<&str>) -> Result<(Option<String>, Option<usize>
 /// `GET /2015-03-31/functions`
 pub(crate) async fn list(State(state): State<Arc<ApiState>>, RawQuery(raw): RawQuery) -> ApiResult {
     let (marker, max_items) = paging(raw.as_deref())?;
-    let page = state.control.list_functions(marker.as_deref(), max_items).await?;
+    let pairs = query::pairs(raw.as_deref().unwrap_or(""));
+    let all_versions = match query::first(&pairs, "FunctionVersion") {
+        None => false,
+        Some("ALL") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                format!("1 validation error detected: Value '{other}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"),
+            ))
+        }
+    };
+    let page = state.control.list_functions(marker.as_deref(), max_items, all_versions).await?;
     let functions: Vec<_> = page
         .items
         .into_iter()
-        .map(|record| config_json(&state, &FunctionView::unqualified(record)))
+        .map(|record| {
+            let view = if record.version == alonzo_model::LATEST {
+                FunctionView::unqualified(record)
+            } else {
+                FunctionView::of_version(record)
+            };
+            config_json(&state, &view)
+        })
         .collect();
     let mut out = json!({ "Functions": functions });
     if let Some(next) = page.next_marker {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::functions::parse_body;
+use crate::functions::{paging, parse_body};
 use crate::wire::{code_sha256_b64, decode_zip, lambda_timestamp};
 use crate::{query, ApiState};
 
@@ -134,8 +134,14 @@ pub(crate) async fn list_versions(
             query::first(&pairs, "CompatibleArchitecture"),
         )
         .await?;
-    let items: Vec<Value> = versions.iter().map(|l| summary_json(&state, l)).collect();
-    Ok(Json(json!({ "LayerVersions": items })).into_response())
+    let (marker, max_items) = paging(raw.as_deref())?;
+    let (page, next) = paginate(&versions, marker.as_deref(), max_items, |l| l.version.to_string());
+    let items: Vec<Value> = page.iter().map(|l| summary_json(&state, l)).collect();
+    let mut out = json!({ "LayerVersions": items });
+    if let Some(next) = next {
+        out["NextMarker"] = next.into();
+    }
+    Ok(Json(out).into_response())
 }
 
 /// `GET /2018-10-31/layers`: `ListLayers`, or `GetLayerVersionByArn` with `find=LayerVersion`.
@@ -158,7 +164,9 @@ pub(crate) async fn list_or_find(
             query::first(&pairs, "CompatibleArchitecture"),
         )
         .await?;
-    let items: Vec<Value> = layers
+    let (marker, max_items) = paging(raw.as_deref())?;
+    let (page, next) = paginate(&layers, marker.as_deref(), max_items, |l| l.name.clone());
+    let items: Vec<Value> = page
         .iter()
         .map(|l| {
             json!({
@@ -168,5 +176,23 @@ pub(crate) async fn list_or_find(
             })
         })
         .collect();
-    Ok(Json(json!({ "Layers": items })).into_response())
+    let mut out = json!({ "Layers": items });
+    if let Some(next) = next {
+        out["NextMarker"] = next.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+/// One page of `items` after the item whose key is `marker` (at most 50), and the marker of
+/// the next page.
+fn paginate<'a, T>(
+    items: &'a [T],
+    marker: Option<&str>,
+    max_items: Option<usize>,
+    key: impl Fn(&T) -> String,
+) -> (&'a [T], Option<String>) {
+    let start = marker.and_then(|m| items.iter().position(|i| key(i) == m)).map_or(0, |i| i + 1);
+    let end = (start + max_items.unwrap_or(50).min(50)).min(items.len());
+    let next = (end < items.len()).then(|| key(&items[end - 1]));
+    (&items[start..end], next)
 }

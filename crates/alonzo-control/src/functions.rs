@@ -301,6 +301,7 @@ impl Control {
         &self,
         marker: Option<&str>,
         max_items: Option<usize>,
+        all_versions: bool,
     ) -> Result<ListPage<FunctionRecord>, ControlError> {
         let limit = max_items.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let mut items = self.inner.meta.list_functions(marker, limit + 1).await?;
@@ -310,6 +311,19 @@ impl Control {
         } else {
             None
         };
+        if all_versions {
+            // `FunctionVersion=ALL`: every version of each function on the page, which keeps
+            // the marker a function name.
+            let mut expanded = Vec::with_capacity(items.len());
+            for latest in items {
+                match self.inner.meta.list_versions(&latest.name).await {
+                    Ok(versions) => expanded.extend(versions),
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            items = expanded;
+        }
         Ok(ListPage { items, next_marker })
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use alonzo_model::{
     validate_layer_name, CodeRef, FunctionConfig, LayerVersionRecord, ValidationError,
+    LAMBDA_RUNTIME_IDS,
 };
 use alonzo_store::StoreError;
 
@@ -39,6 +40,12 @@ impl Control {
             return Err(
                 ValidationError::param("CompatibleRuntimes can list at most 15 runtimes.").into()
             );
+        }
+        let unknown =
+            input.compatible_runtimes.iter().find(|r| !LAMBDA_RUNTIME_IDS.contains(&r.as_str()));
+        if let Some(bad) = unknown {
+            let constraint = "Member must satisfy enum value set of Lambda's runtime ids";
+            return Err(ValidationError::constraint(bad, "compatibleRuntimes", constraint).into());
         }
         if input.compatible_architectures.len() > 2
             || input
@@ -150,8 +157,15 @@ impl Control {
         code_unzipped: u64,
     ) -> Result<(), ControlError> {
         let mut codes = Vec::with_capacity(config.layers.len());
+        let mut names = std::collections::HashSet::new();
         for arn in &config.layers {
             let (name, version) = self.account().parse_layer_version_arn(arn)?;
+            if !names.insert(name.clone()) {
+                return Err(ValidationError::param(format!(
+                    "Two different versions of the same layer are not allowed: {name}"
+                ))
+                .into());
+            }
             let layer = self.inner.meta.get_layer_version(&name, version).await.map_err(|_| {
                 ValidationError::param(format!("Layer version {arn} does not exist."))
             })?;

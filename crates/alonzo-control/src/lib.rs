@@ -76,6 +76,9 @@ struct Inner {
     sandbox: Option<alonzo_sandbox::Manager>,
     /// Wakes the asynchronous workers when an event is queued.
     async_wakeup: tokio::sync::Notify,
+    /// Serialises publishing, so that concurrent `PublishVersion` calls on an unchanged
+    /// `$LATEST` agree on one version.
+    publish_lock: tokio::sync::Mutex<()>,
 }
 
 impl Control {
@@ -101,6 +104,7 @@ impl Control {
             settle_tx,
             sandbox,
             async_wakeup: tokio::sync::Notify::new(),
+            publish_lock: tokio::sync::Mutex::new(()),
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;

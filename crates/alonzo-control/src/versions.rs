@@ -58,6 +58,7 @@ impl Control {
         description: Option<String>,
         had_precondition: bool,
     ) -> Result<FunctionView, ControlError> {
+        let _serial = self.inner.publish_lock.lock().await;
         let versions = self.inner.meta.list_versions(&latest.name).await?;
         if let Some(newest) = versions.iter().rfind(|v| v.version != LATEST) {
             if same_content(newest, &latest) {

@@ -21,7 +21,7 @@ pub use alias::{validate_alias_name, AliasRecord};
 pub use arn::Account;
 pub use config::{
     Architecture, EnvironmentVars, FunctionConfig, LoggingConfig, TracingMode, VpcConfig,
-    RESERVED_ENV_KEYS,
+    LAMBDA_RUNTIME_IDS, RESERVED_ENV_KEYS,
 };
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
 pub use invocation::{AsyncEvent, InvocationRecord};

@@ -482,9 +482,12 @@ impl MetaStore for SqliteStore {
                 .query_row("SELECT COUNT(*) FROM functions", [], |row| row.get(0))
                 .map_err(backend)?;
             let total_code_size: i64 = conn
-                .query_row("SELECT COALESCE(SUM(code_size), 0) FROM function_versions", [], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT (SELECT COALESCE(SUM(code_size), 0) FROM function_versions)
+                          + (SELECT COALESCE(SUM(json_extract(record, '$.code.size')), 0) FROM layer_versions)",
+                    [],
+                    |row| row.get(0),
+                )
                 .map_err(backend)?;
             Ok(AccountUsage {
                 function_count: u64::try_from(function_count).unwrap_or(0),

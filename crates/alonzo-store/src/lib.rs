@@ -40,7 +40,8 @@ pub enum StoreError {
 pub struct AccountUsage {
     /// Number of functions.
     pub function_count: u64,
-    /// Sum of the stored packages' sizes over all versions, bytes.
+    /// Sum of the stored packages' sizes over all function versions and layer versions,
+    /// bytes (Lambda's `TotalCodeSize`).
     pub total_code_size: u64,
 }
 
