@@ -106,19 +106,12 @@ impl MetaStore for SqliteStore {
         self.with_conn(move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
-                    params![record.name, record.version],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            match current {
-                None => return Err(StoreError::NotFound),
-                Some(rev) if rev != expected => return Err(StoreError::RevisionMismatch),
-                Some(_) => {}
-            }
+            expect_revision(
+                &tx,
+                "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![record.name, record.version],
+                &expected,
+            )?;
             tx.execute(
                 "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
                 params![record.name, record.version],
@@ -140,19 +133,12 @@ impl MetaStore for SqliteStore {
         self.with_conn(move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
-                    params![record.name, LATEST],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            match current {
-                None => return Err(StoreError::NotFound),
-                Some(rev) if rev != latest_revision => return Err(StoreError::RevisionMismatch),
-                Some(_) => {}
-            }
+            expect_revision(
+                &tx,
+                "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![record.name, LATEST],
+                &latest_revision,
+            )?;
             let next: i64 = tx
                 .query_row(
                     "SELECT next_version FROM functions WHERE name = ?1",
@@ -176,16 +162,11 @@ impl MetaStore for SqliteStore {
     async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let (name, version) = (name.to_owned(), version.to_owned());
         self.with_conn(move |conn| {
-            let deleted = conn
-                .execute(
-                    "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
-                    params![name, version],
-                )
-                .map_err(backend)?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
+            change_one(
+                conn,
+                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+            )
         })
         .await
     }
@@ -243,19 +224,7 @@ impl MetaStore for SqliteStore {
         let expected = expected_revision.to_owned();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2",
-                    params![function, name],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            match current {
-                None => return Err(StoreError::NotFound),
-                Some(r) if r != expected => return Err(StoreError::RevisionMismatch),
-                Some(_) => {}
-            }
+            expect_revision(&tx, "SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2", params![function, name], &expected)?;
             tx.execute(
                 "UPDATE aliases SET revision_id = ?3, record = ?4 WHERE function = ?1 AND name = ?2",
                 params![function, name, rev, doc],
@@ -269,16 +238,11 @@ impl MetaStore for SqliteStore {
     async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError> {
         let (function, name) = (function.to_owned(), name.to_owned());
         self.with_conn(move |conn| {
-            let deleted = conn
-                .execute(
-                    "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
-                    params![function, name],
-                )
-                .map_err(backend)?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
+            change_one(
+                conn,
+                "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
+                params![function, name],
+            )
         })
         .await
     }
@@ -376,16 +340,11 @@ impl MetaStore for SqliteStore {
         let name = name.to_owned();
         let version = i64::try_from(version).unwrap_or(-1);
         self.with_conn(move |conn| {
-            let deleted = conn
-                .execute(
-                    "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
-                    params![name, version],
-                )
-                .map_err(backend)?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
+            change_one(
+                conn,
+                "DELETE FROM layer_versions WHERE name = ?1 AND version = ?2",
+                params![name, version],
+            )
         })
         .await
     }
@@ -655,6 +614,34 @@ impl MetaStore for SqliteStore {
             rows.map(|doc| serde_json::from_str(&doc.map_err(backend)?).map_err(backend)).collect()
         })
         .await
+    }
+}
+
+/// Runs a statement that must change exactly one row; none means the row does not exist.
+fn change_one(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    match conn.execute(sql, params).map_err(backend)? {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+/// Checks, inside a transaction, that the revision `sql` selects is `expected`.
+fn expect_revision(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    expected: &str,
+) -> Result<(), StoreError> {
+    let current: Option<String> =
+        tx.query_row(sql, params, |row| row.get(0)).optional().map_err(backend)?;
+    match current {
+        None => Err(StoreError::NotFound),
+        Some(rev) if rev != expected => Err(StoreError::RevisionMismatch),
+        Some(_) => Ok(()),
     }
 }
 
