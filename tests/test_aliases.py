@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -463,3 +464,68 @@ def test_routing_weight_edges_and_removal(lambda_client, server):
     assert counts == {"1": 30}, f"after removing the routing: {counts}"
     # Without routing, the alias may point at $LATEST again.
     assert client.update_alias(FunctionName=name, Name="edge", FunctionVersion="$LATEST")["FunctionVersion"] == "$LATEST"
+
+
+def test_racing_version_delete_and_alias_never_dangles(server):
+    """A version an alias references cannot be deleted, also when DeleteFunction(Qualifier=N)
+    races CreateAlias/UpdateAlias naming N: afterwards either the version exists or no alias
+    routes to it."""
+    c = server.client(max_pool_connections=8)
+    name = versioned_function(c, versions=1)
+    dangling = []
+
+    def race(delete_version: str, alias_call) -> tuple:
+        barrier = threading.Barrier(2)
+
+        def delete():
+            barrier.wait()
+            try:
+                c.delete_function(FunctionName=name, Qualifier=delete_version)
+                return "deleted"
+            except ClientError as e:
+                return error_code(e)
+
+        def alias():
+            barrier.wait()
+            try:
+                alias_call()
+                return "aliased"
+            except ClientError as e:
+                return error_code(e)
+
+        with ThreadPoolExecutor(2) as pool:
+            f1, f2 = pool.submit(delete), pool.submit(alias)
+            return f1.result(), f2.result()
+
+    def exists(version: str) -> bool:
+        try:
+            c.get_function_configuration(FunctionName=name, Qualifier=version)
+            return True
+        except ClientError as e:
+            assert error_code(e) == "ResourceNotFoundException"
+            return False
+
+    for rnd in range(12):
+        c.update_function_code(FunctionName=name, ZipFile=app_zip(f"c{rnd}"))
+        wait_updated(c, name)
+        v = c.publish_version(FunctionName=name)["Version"]
+        alias = f"new{rnd}"
+        outcome = race(v, lambda: c.create_alias(FunctionName=name, Name=alias, FunctionVersion=v))
+        try:
+            target = c.get_alias(FunctionName=name, Name=alias)["FunctionVersion"]
+        except ClientError:
+            target = None
+        if target == v and not exists(v):
+            dangling.append(f"CreateAlias {alias}->{v} {outcome}")
+
+        c.update_function_code(FunctionName=name, ZipFile=app_zip(f"d{rnd}"))
+        wait_updated(c, name)
+        v2 = c.publish_version(FunctionName=name)["Version"]
+        routed = f"routed{rnd}"
+        c.create_alias(FunctionName=name, Name=routed, FunctionVersion="1")
+        outcome = race(v2, lambda: c.update_alias(FunctionName=name, Name=routed,
+                                                  RoutingConfig={"AdditionalVersionWeights": {v2: 0.5}}))
+        weights = (c.get_alias(FunctionName=name, Name=routed).get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        if v2 in weights and not exists(v2):
+            dangling.append(f"UpdateAlias {routed} routing->{v2} {outcome}")
+    assert not dangling, f"aliases left referencing deleted versions: {dangling}"

@@ -658,3 +658,16 @@ def test_publish_layer_version_rejects_bad_zips(raw_client):
             accepted[case] = resp["Version"]
     assert not accepted, f"layer zips that a function package would be refused for were published: {accepted}"
     assert not _layer_listable(raw_client, name) or all_layer_versions(raw_client, name) == []
+
+
+def test_layer_search_paths_in_environment(lambda_client):
+    """Lambda's documented layer paths: /opt/bin on PATH and /opt/lib on LD_LIBRARY_PATH."""
+    arn = publish_layer(lambda_client, unique_name("lyrenv"), layer_zip("A"))["LayerVersionArn"]
+    name = new_probe(lambda_client, layers=[arn])
+    env = probe(lambda_client, name, {"action": "env"})
+    assert "/opt/bin" in env["PATH"].split(":"), env["PATH"]
+    assert "/opt/lib" in env["LD_LIBRARY_PATH"].split(":"), env["LD_LIBRARY_PATH"]
+    sys_path = env["sys_path"]
+    site = "/opt/python/lib/python3.11/site-packages"
+    assert site in sys_path and "/opt/python" in sys_path, sys_path
+    assert sys_path.index("/var/task") < sys_path.index(site), "the function's own code must shadow layers"

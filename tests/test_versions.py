@@ -698,3 +698,32 @@ def test_versions_and_aliases_survive_restart(server_factory):
     # Deleted version 3's number is not handed out again after the restart.
     set_code(c, name, "v4")
     assert publish(c, name)["Version"] == "4"
+
+
+def test_version_runs_with_its_own_timeout_handler_and_runtime_settings(lambda_client):
+    code = (
+        "import time\n\n"
+        "def handler(event, context):\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    return {'handler': 'handler', 'remaining': context.get_remaining_time_in_millis()}\n\n"
+        "def other(event, context):\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    return {'handler': 'other', 'remaining': context.get_remaining_time_in_millis()}\n"
+    )
+    name = unique_name("vcfg")
+    create_function(lambda_client, name, make_zip([("app.py", code)]), Timeout=1)
+    publish(lambda_client, name)
+    set_config(lambda_client, name, Timeout=10, Handler="app.other")
+
+    _, out = invoke_ok(lambda_client, name, {}, Qualifier="1")
+    assert out["handler"] == "handler" and out["remaining"] <= 1000, out
+    _, out = invoke_ok(lambda_client, name, {})
+    assert out["handler"] == "other" and out["remaining"] > 5000, out
+
+    resp = lambda_client.invoke(FunctionName=name, Qualifier="1", Payload=json.dumps({"sleep": 2}).encode())
+    body = json.loads(resp["Payload"].read())
+    assert resp.get("FunctionError") == "Unhandled" and body.get("errorType") == "Sandbox.Timedout", \
+        f"version 1 (Timeout=1) ran a 2 s handler to completion: {body}"
+    assert resp["ExecutedVersion"] == "1"
+    _, out = invoke_ok(lambda_client, name, {"sleep": 2})
+    assert out["handler"] == "other"

@@ -5,7 +5,9 @@
 //!   tests and the tidy checks), then the runtime bootstraps' tests and the black-box suite
 //!   in `tests/` against the release binary with real clients (boto3, the AWS CLI,
 //!   Terraform, `awslambdaric`, a `lambda_runtime` binary).
-//! - `bench`: the benchmarks in `bench/`.
+//! - `bench`: the release build of the server, then the benchmark harness in `bench/`
+//!   (`alonzo-bench`: loopback floor, warm and cold invoke latency, throughput; prints a
+//!   table and writes `target/bench/latest.json`).
 
 mod tidy;
 
@@ -19,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&root)?;
     match task.as_str() {
         "test" => test(),
-        "bench" => run("python3", &["bench/run.py"]),
+        "bench" => bench(),
         _ => bail!("usage: cargo xtask test | bench"),
     }
 }
@@ -31,6 +33,11 @@ fn test() -> anyhow::Result<()> {
     run("cargo", &["build", "--release", "--bin", "alonzo"])?;
     run("cargo", &["test", "--workspace", "--release"])?;
     run("python3", &["-m", "pytest", "runtimes/tests", "tests", "-q", "-p", "no:cacheprovider"])
+}
+
+fn bench() -> anyhow::Result<()> {
+    run("cargo", &["build", "--release", "--bin", "alonzo"])?;
+    run("cargo", &["run", "--release", "--package", "alonzo-bench"])
 }
 
 /// The black-box suite needs real clients; say how to get them rather than failing deep in

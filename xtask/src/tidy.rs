@@ -23,6 +23,7 @@ mod tests {
         let mut files = Vec::new();
         rust_files(&root.join("crates"), &mut files);
         rust_files(&root.join("xtask"), &mut files);
+        rust_files(&root.join("bench"), &mut files);
         files
     }
 

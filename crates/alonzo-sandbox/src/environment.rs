@@ -229,6 +229,7 @@ impl Environment {
         &mut self,
         req: InvokeRequest,
         reply: oneshot::Sender<InvokeOutcome>,
+        answered: impl FnOnce(),
     ) -> (bool, InvocationReport) {
         let spec = Arc::clone(&self.spec);
         let started_at = chrono::Utc::now();
@@ -261,25 +262,30 @@ impl Environment {
         };
         let duration = began.elapsed();
         let reusable = !matches!(ending, Ending::Fatal { .. });
+        let (outcome, fatal_line) = self.outcome(&req.request_id, ending);
+        // Without a log tail to collect, the caller gets its answer at once; the rest (the
+        // runtime asking for its next event, the closing log lines) happens off its path.
+        let reply = if req.log_tail {
+            Some(reply)
+        } else {
+            let _ = reply.send(outcome.clone());
+            answered();
+            None
+        };
         if reusable {
             // The invocation ends when the runtime asks for the next event.
             self.await_ready(began + timeout.max(NEXT_GRACE)).await;
         }
-        let (outcome, fatal_line) = self.outcome(&req.request_id, ending);
         let report = self.report(&req.request_id, duration, outcome.error_type.clone(), started_at);
         let mut lines = Vec::new();
         lines.extend(fatal_line);
         lines.push(format!("END RequestId: {}", req.request_id));
         lines.push(report_line(&report));
-        if req.log_tail {
-            let (tail_tx, tail_rx) = oneshot::channel();
-            let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
+        let (tail_tx, tail_rx) = oneshot::channel();
+        let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
+        if let Some(reply) = reply {
             let tail = tail_rx.await.unwrap_or_default();
             let _ = reply.send(InvokeOutcome { log_tail: Some(tail), ..outcome });
-        } else {
-            let _ = reply.send(outcome);
-            let (tail_tx, _) = oneshot::channel();
-            let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
         }
         self.last_used = Instant::now();
         (reusable, report)

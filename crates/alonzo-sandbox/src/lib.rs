@@ -144,13 +144,25 @@ struct Inner {
     pool: Mutex<Pool>,
     uid_counter: AtomicU32,
     reports: mpsc::UnboundedSender<InvocationReport>,
+    /// Signalled whenever an environment goes back to the pool.
+    returned: tokio::sync::Notify,
 }
+
+/// Environments of one function revision are interchangeable: the pool key.
+type EnvKey = (String, String, String);
 
 #[derive(Debug, Default)]
 struct Pool {
-    idle: HashMap<(String, String, String), Vec<Environment>>,
+    idle: HashMap<EnvKey, Vec<Environment>>,
+    /// Environments that answered their caller and are about to become idle (their runtime
+    /// has not asked for its next event yet).
+    returning: HashMap<EnvKey, usize>,
     busy: u32,
 }
+
+/// How long a request waits for an environment that is about to become idle before it
+/// starts a new one (a runtime asks for its next event within a fraction of a millisecond).
+const RETURNING_WAIT: Duration = Duration::from_millis(20);
 
 impl Manager {
     /// Prepares the data directories and the cgroup parent. Reports of finished
@@ -191,6 +203,7 @@ impl Manager {
             pool: Mutex::new(Pool::default()),
             uid_counter: AtomicU32::new(0),
             reports,
+            returned: tokio::sync::Notify::new(),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
@@ -209,7 +222,7 @@ impl Manager {
         req: InvokeRequest,
     ) -> Result<InvokeOutcome, SandboxError> {
         let key = (spec.name.clone(), spec.version.clone(), spec.revision_id.clone());
-        let warm = self.take_idle(&key)?;
+        let warm = self.take_idle_or_wait(&key).await?;
         let mut env = match warm {
             Some(env) => env,
             None => match Environment::start(self, Arc::clone(&spec)).await {
@@ -227,7 +240,8 @@ impl Manager {
         let (reply_tx, reply_rx) = oneshot::channel();
         let this = self.clone();
         tokio::spawn(async move {
-            let (reusable, report) = env.invoke(req, reply_tx).await;
+            let answered = || this.mark_returning(&key, 1);
+            let (reusable, report) = env.invoke(req, reply_tx, answered).await;
             let _ = this.inner.reports.send(report);
             this.give_back(key, env, reusable);
         });
@@ -272,14 +286,48 @@ impl Manager {
         }
     }
 
-    fn give_back(&self, key: (String, String, String), env: Environment, reusable: bool) {
-        self.release_slot();
-        if !reusable {
-            env.destroy();
-            return;
+    fn give_back(&self, key: EnvKey, env: Environment, reusable: bool) {
+        let Ok(mut pool) = self.inner.pool.lock() else { return };
+        pool.busy = pool.busy.saturating_sub(1);
+        if let Some(n) = pool.returning.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pool.returning.remove(&key);
+            }
         }
-        if let Ok(mut pool) = self.inner.pool.lock() {
+        if reusable {
             pool.idle.entry(key).or_default().push(env);
+        } else {
+            drop(pool);
+            env.destroy();
+        }
+        self.inner.returned.notify_waiters();
+    }
+
+    /// Counts an environment that answered and will be idle shortly.
+    fn mark_returning(&self, key: &EnvKey, n: usize) {
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            *pool.returning.entry(key.clone()).or_default() += n;
+        }
+    }
+
+    /// Takes an idle environment; if none is idle but one is about to be, waits briefly for
+    /// it rather than paying for a cold start.
+    async fn take_idle_or_wait(&self, key: &EnvKey) -> Result<Option<Environment>, SandboxError> {
+        let deadline = tokio::time::Instant::now() + RETURNING_WAIT;
+        loop {
+            let notified = self.inner.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let returning = {
+                let pool =
+                    self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
+                pool.idle.get(key).is_none_or(Vec::is_empty) && pool.returning.get(key).is_some_and(|n| *n > 0)
+            };
+            if !returning || tokio::time::Instant::now() >= deadline {
+                return self.take_idle(key);
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
         }
     }
 
