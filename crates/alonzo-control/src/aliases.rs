@@ -51,6 +51,7 @@ impl Control {
                 self.account().qualified_function_arn(&name, alias_name)
             ))),
             Err(StoreError::NotFound) => Err(self.function_not_found(&name)),
+            Err(StoreError::Dangling(version)) => Err(self.version_not_found(&name, &version)),
             Err(e) => Err(e.into()),
         }
     }
@@ -98,6 +99,7 @@ impl Control {
                 "The alias was changed concurrently; retry the request.".into(),
             )),
             Err(StoreError::NotFound) => Err(self.alias_not_found(&name, alias_name)),
+            Err(StoreError::Dangling(version)) => Err(self.version_not_found(&name, &version)),
             Err(e) => Err(e.into()),
         }
     }
@@ -190,6 +192,13 @@ impl Control {
         ControlError::NotFound(format!(
             "Alias not found: {}",
             self.account().qualified_function_arn(function, alias)
+        ))
+    }
+
+    fn version_not_found(&self, function: &str, version: &str) -> ControlError {
+        ControlError::NotFound(format!(
+            "Function not found: {}",
+            self.account().qualified_function_arn(function, version)
         ))
     }
 

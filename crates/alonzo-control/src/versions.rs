@@ -111,6 +111,11 @@ impl Control {
         }
         match self.inner.meta.delete_version(name, version).await {
             Ok(()) | Err(StoreError::NotFound) => {}
+            Err(StoreError::InUse) => {
+                return Err(ControlError::Conflict(
+                    "Unable to delete version because an alias references it.".into(),
+                ))
+            }
             Err(e) => return Err(e.into()),
         }
         drop(self.collect_unreferenced_code_soon());

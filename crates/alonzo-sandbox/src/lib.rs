@@ -320,9 +320,13 @@ impl Manager {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let returning = {
-                let pool =
-                    self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
-                pool.idle.get(key).is_none_or(Vec::is_empty) && pool.returning.get(key).is_some_and(|n| *n > 0)
+                let pool = self
+                    .inner
+                    .pool
+                    .lock()
+                    .map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
+                pool.idle.get(key).is_none_or(Vec::is_empty)
+                    && pool.returning.get(key).is_some_and(|n| *n > 0)
             };
             if !returning || tokio::time::Instant::now() >= deadline {
                 return self.take_idle(key);

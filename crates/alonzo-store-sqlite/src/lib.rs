@@ -162,11 +162,21 @@ impl MetaStore for SqliteStore {
     async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let (name, version) = (name.to_owned(), version.to_owned());
         self.with_conn(move |conn| {
-            change_one(
-                conn,
-                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
-                params![name, version],
-            )
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let routing_path = format!("$.routing.\"{version}\"");
+            let aliased: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM aliases WHERE function = ?1
+                       AND (json_extract(record, '$.function_version') = ?2 OR json_type(record, ?3) IS NOT NULL)",
+                    params![name, version, routing_path],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            if aliased > 0 {
+                return Err(StoreError::InUse);
+            }
+            change_one(&tx, "DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![name, version])?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -175,15 +185,18 @@ impl MetaStore for SqliteStore {
         let doc = serde_json::to_string(alias).map_err(backend)?;
         let (function, name, rev) =
             (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
+        let versions = alias_versions(alias);
         self.with_conn(move |conn| {
-            let exists: bool = conn
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let exists: bool = tx
                 .query_row("SELECT COUNT(*) FROM functions WHERE name = ?1", params![function], |row| row.get::<_, i64>(0))
                 .map_err(backend)?
                 > 0;
             if !exists {
                 return Err(StoreError::NotFound);
             }
-            let inserted = conn
+            expect_versions(&tx, &function, &versions)?;
+            let inserted = tx
                 .execute(
                     "INSERT INTO aliases (function, name, revision_id, record) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                     params![function, name, rev, doc],
@@ -192,7 +205,7 @@ impl MetaStore for SqliteStore {
             if inserted == 0 {
                 return Err(StoreError::AlreadyExists);
             }
-            Ok(())
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -222,9 +235,11 @@ impl MetaStore for SqliteStore {
         let (function, name, rev) =
             (alias.function.clone(), alias.name.clone(), alias.revision_id.clone());
         let expected = expected_revision.to_owned();
+        let versions = alias_versions(alias);
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             expect_revision(&tx, "SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2", params![function, name], &expected)?;
+            expect_versions(&tx, &function, &versions)?;
             tx.execute(
                 "UPDATE aliases SET revision_id = ?3, record = ?4 WHERE function = ?1 AND name = ?2",
                 params![function, name, rev, doc],
@@ -627,6 +642,33 @@ fn change_one(
         0 => Err(StoreError::NotFound),
         _ => Ok(()),
     }
+}
+
+/// The versions an alias refers to.
+fn alias_versions(alias: &AliasRecord) -> Vec<String> {
+    std::iter::once(alias.function_version.clone()).chain(alias.routing.keys().cloned()).collect()
+}
+
+/// Checks, inside a transaction, that every version exists (an alias never points at a
+/// deleted version, even when the deletion races with the alias change).
+fn expect_versions(
+    tx: &rusqlite::Transaction<'_>,
+    function: &str,
+    versions: &[String],
+) -> Result<(), StoreError> {
+    for version in versions {
+        let n: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM function_versions WHERE name = ?1 AND version = ?2",
+                params![function, version],
+                |row| row.get(0),
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::Dangling(version.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Checks, inside a transaction, that the revision `sql` selects is `expected`.

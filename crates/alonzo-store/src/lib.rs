@@ -27,6 +27,12 @@ pub enum StoreError {
     /// A function with that name already exists.
     #[error("already exists")]
     AlreadyExists,
+    /// The record is referenced by another one (a version an alias points at).
+    #[error("in use")]
+    InUse,
+    /// A record would refer to one that does not exist (an alias to a missing version).
+    #[error("refers to missing {0}")]
+    Dangling(String),
     /// The stored revision is not the one the caller read: someone else changed it first.
     #[error("revision mismatch")]
     RevisionMismatch,
