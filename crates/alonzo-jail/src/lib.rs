@@ -33,3 +33,16 @@ mod userns;
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
 pub use crate::spawn::{exit_code, main_if_jail, spawn, Bind, Jail, JailSpec};
+
+/// Sends SIGKILL to every process of a process group (used for sandboxes that run without
+/// isolation, in development, where there is no cgroup to kill through). A group that no
+/// longer exists is not an error.
+pub fn kill_process_group(pgid: u32) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    if raw > 1 {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}

@@ -54,6 +54,8 @@ pub(crate) struct Environment {
     logs: mpsc::UnboundedSender<LogCommand>,
     exit: watch::Receiver<Option<ExitInfo>>,
     cgroup: Option<Arc<SandboxCgroup>>,
+    /// Process group of a runtime started without isolation (development mode).
+    pgid: Option<u32>,
     root_dir: PathBuf,
     /// Init duration, reported on the first invocation only.
     pending_init: Option<Duration>,
@@ -130,36 +132,22 @@ impl Environment {
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
         let cgroup = manager.create_cgroup(&id, &spec)?;
-        let jail_spec = JailSpec {
-            root_dir: root_dir.clone(),
-            binds: rootfs::binds(&manager.inner.files, &spec),
-            tmp_size_mb: u64::from(spec.ephemeral_mb),
-            hostname: "localhost".into(),
-            uid_base: manager.next_uid_base(),
-            run_as_uid: rootfs::SANDBOX_UID,
-            run_as_gid: rootfs::SANDBOX_GID,
-            cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
-            argv: rootfs::argv(&spec),
-            env: rootfs::environment(&spec, &stream.name, "on-demand"),
-            cwd: "/var/task".into(),
-            nofile: 1024,
-            nproc: 1024,
-            runtime_api_port: rootfs::RUNTIME_API_PORT,
+        let spawned = if manager.inner.isolation {
+            spawn_jail(manager, &spec, &stream, &root_dir, cgroup.as_ref()).await?
+        } else {
+            crate::unisolated::spawn(&manager.inner.files, &spec, &stream.name)?
         };
-        let exe = manager.inner.exe.clone();
-        let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
-            .await
-            .map_err(|e| SandboxError::Spawn(e.to_string()))?
-            .map_err(|e| SandboxError::Spawn(e.to_string()))?;
-        jail.runtime_api
+        let pgid = (!manager.inner.isolation).then(|| spawned.child.id());
+        spawned
+            .runtime_api
             .set_nonblocking(true)
             .map_err(SandboxError::io("configuring the Runtime API listener"))?;
-        let listener = tokio::net::TcpListener::from_std(jail.runtime_api)
+        let listener = tokio::net::TcpListener::from_std(spawned.runtime_api)
             .map_err(SandboxError::io("registering the Runtime API listener"))?;
         let (channel, api_task) = runtime_api::serve(listener);
-        let logs = logs::spawn(&stream, jail.stdout, jail.stderr)
+        let logs = logs::spawn(&stream, spawned.stdout, spawned.stderr)
             .map_err(SandboxError::io("capturing logs"))?;
-        let exit = watch_exit(jail.child);
+        let exit = watch_exit(spawned.child);
         let _ = logs
             .send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
         let mut env = Self {
@@ -170,6 +158,7 @@ impl Environment {
             logs,
             exit,
             cgroup: cgroup.map(Arc::new),
+            pgid,
             root_dir,
             pending_init: None,
             last_used: Instant::now(),
@@ -300,6 +289,7 @@ impl Environment {
         let mut exit = self.exit.clone();
         let messages = &mut self.channel.messages;
         let cgroup = self.cgroup.as_deref();
+        let pgid = self.pgid;
         loop {
             tokio::select! {
                 msg = messages.recv() => match msg {
@@ -323,9 +313,7 @@ impl Environment {
                     return Ending::Fatal { log_line: Some(message.clone()), error_type, message };
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    if let Some(cgroup) = cgroup {
-                        cgroup.kill_all();
-                    }
+                    kill_tree(cgroup, pgid);
                     let secs = format!("{:.2}", timeout.as_secs_f64());
                     return Ending::Fatal {
                         error_type: "Sandbox.Timedout".into(),
@@ -423,9 +411,7 @@ impl Environment {
 
     /// Kills every process of the environment.
     pub(crate) fn kill(&self) {
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill_all();
-        }
+        kill_tree(self.cgroup.as_deref(), self.pgid);
     }
 
     /// Kills the environment and removes what it used, in the background.
@@ -443,6 +429,54 @@ impl Environment {
             let _ = tokio::fs::remove_dir_all(&root_dir).await;
         });
     }
+}
+
+/// Kills everything an environment started: through its cgroup, or its process group when
+/// it runs without isolation.
+fn kill_tree(cgroup: Option<&SandboxCgroup>, pgid: Option<u32>) {
+    if let Some(cgroup) = cgroup {
+        cgroup.kill_all();
+    }
+    if let Some(pgid) = pgid {
+        alonzo_jail::kill_process_group(pgid);
+    }
+}
+
+/// Starts the jailed sandbox for `spec`.
+async fn spawn_jail(
+    manager: &Manager,
+    spec: &FunctionSpec,
+    stream: &LogStream,
+    root_dir: &std::path::Path,
+    cgroup: Option<&SandboxCgroup>,
+) -> Result<crate::unisolated::Spawned, SandboxError> {
+    let jail_spec = JailSpec {
+        root_dir: root_dir.to_owned(),
+        binds: rootfs::binds(&manager.inner.files, spec),
+        tmp_size_mb: u64::from(spec.ephemeral_mb),
+        hostname: "localhost".into(),
+        uid_base: manager.next_uid_base(),
+        run_as_uid: rootfs::SANDBOX_UID,
+        run_as_gid: rootfs::SANDBOX_GID,
+        cgroup_procs: cgroup.map(SandboxCgroup::procs_files).unwrap_or_default(),
+        argv: rootfs::argv(spec),
+        env: rootfs::environment(spec, &stream.name, "on-demand"),
+        cwd: "/var/task".into(),
+        nofile: 1024,
+        nproc: 1024,
+        runtime_api_port: rootfs::RUNTIME_API_PORT,
+    };
+    let exe = manager.inner.exe.clone();
+    let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
+        .await
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    Ok(crate::unisolated::Spawned {
+        child: jail.child,
+        stdout: jail.stdout,
+        stderr: jail.stderr,
+        runtime_api: jail.runtime_api,
+    })
 }
 
 /// Waits until the runtime process has exited and returns how (the watch's borrow is not

@@ -13,6 +13,7 @@ mod logs;
 mod rootfs;
 mod runtime_api;
 pub mod runtimes;
+mod unisolated;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -124,6 +125,9 @@ pub struct ManagerConfig {
     pub idle_timeout: Duration,
     /// Account-wide limit of concurrently running environments.
     pub concurrency_limit: u32,
+    /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
+    /// development only (`--insecure-no-isolation`).
+    pub isolation: bool,
 }
 
 /// The pool of execution environments. Cheap to clone.
@@ -141,6 +145,7 @@ struct Inner {
     cgroups: Option<CgroupParent>,
     idle_timeout: Duration,
     concurrency_limit: u32,
+    isolation: bool,
     pool: Mutex<Pool>,
     uid_counter: AtomicU32,
     reports: mpsc::UnboundedSender<InvocationReport>,
@@ -179,27 +184,17 @@ impl Manager {
         let logs_dir = config.data_dir.join("logs");
         std::fs::create_dir_all(&logs_dir)
             .map_err(SandboxError::io("creating the logs directory"))?;
-        let layout = CgroupLayout::detect()
-            .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
-        // One parent per data directory (which only one server can hold), so sandboxes a
-        // crashed server left behind are found and removed by its successor, and servers with
-        // other data directories are never touched.
-        let cgroups = CgroupParent::create(&layout, &cgroup_name(&config.data_dir))
-            .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
-        match cgroups.clean_up_leftovers() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed sandboxes left by a previous server"),
-            Err(e) => tracing::warn!(error = %e, "cleaning up leftover sandboxes failed"),
-        }
+        let cgroups = if config.isolation { Some(cgroup_parent(&config.data_dir)?) } else { None };
         let (reports, report_rx) = mpsc::unbounded_channel();
         let inner = Inner {
             exe: config.exe,
             files,
             sandboxes_dir,
             logs_dir,
-            cgroups: Some(cgroups),
+            cgroups,
             idle_timeout: config.idle_timeout,
             concurrency_limit: config.concurrency_limit,
+            isolation: config.isolation,
             pool: Mutex::new(Pool::default()),
             uid_counter: AtomicU32::new(0),
             reports,
@@ -395,6 +390,45 @@ impl Manager {
             env.destroy();
         }
     }
+}
+
+/// Detects the cgroup layout, creates this data directory's cgroup parent and removes
+/// sandboxes a previous server left in it.
+fn cgroup_parent(data_dir: &std::path::Path) -> Result<CgroupParent, SandboxError> {
+    check_namespaces()?;
+    let layout =
+        CgroupLayout::detect().map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+    // One parent per data directory (which only one server can hold), so sandboxes a
+    // crashed server left behind are found and removed by its successor, and servers with
+    // other data directories are never touched.
+    let cgroups = CgroupParent::create(&layout, &cgroup_name(data_dir))
+        .map_err(|e| SandboxError::Unavailable(format!("cgroups: {e}")))?;
+    match cgroups.clean_up_leftovers() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed sandboxes left by a previous server"),
+        Err(e) => tracing::warn!(error = %e, "cleaning up leftover sandboxes failed"),
+    }
+    Ok(cgroups)
+}
+
+/// Sandboxes need root (to map a private uid range for each user namespace) and user
+/// namespaces enabled in the kernel.
+fn check_namespaces() -> Result<(), SandboxError> {
+    use std::os::unix::fs::MetadataExt;
+    let uid =
+        std::fs::metadata("/proc/self").map_err(SandboxError::io("reading /proc/self"))?.uid();
+    if uid != 0 {
+        return Err(SandboxError::Unavailable(
+            "creating sandboxes needs root (run alonzo serve as root)".into(),
+        ));
+    }
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    if max.trim() == "0" {
+        return Err(SandboxError::Unavailable(
+            "user namespaces are disabled (user.max_user_namespaces = 0)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The cgroup parent's name for a data directory: a stable hash (FNV-1a) of its path, the

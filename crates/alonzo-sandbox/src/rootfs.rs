@@ -60,6 +60,17 @@ impl RuntimeFiles {
     }
 }
 
+impl RuntimeFiles {
+    /// The host directory mounted at `/var/runtime` for `spec`'s runtime.
+    pub(crate) fn runtime_dir(&self, spec: &FunctionSpec) -> &Path {
+        match spec.runtime_kind {
+            RuntimeKind::Python(_) => &self.python,
+            RuntimeKind::Node(_) => &self.nodejs,
+            RuntimeKind::Provided => &self.empty,
+        }
+    }
+}
+
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
         std::fs::write(path, text)?;
@@ -92,12 +103,7 @@ pub(crate) fn binds(files: &RuntimeFiles, spec: &FunctionSpec) -> Vec<Bind> {
     for name in ["passwd", "group", "hosts", "nsswitch.conf"] {
         out.push(bind(files.etc.join(name), &format!("/etc/{name}")));
     }
-    let runtime_dir = match spec.runtime_kind {
-        RuntimeKind::Python(_) => &files.python,
-        RuntimeKind::Node(_) => &files.nodejs,
-        RuntimeKind::Provided => &files.empty,
-    };
-    out.push(bind(runtime_dir, "/var/runtime"));
+    out.push(bind(files.runtime_dir(spec), "/var/runtime"));
     out.push(bind(&spec.code_dir, "/var/task"));
     out.push(bind(spec.opt_dir.as_ref().unwrap_or(&files.empty), "/opt"));
     out

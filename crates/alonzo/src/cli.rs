@@ -78,6 +78,11 @@ pub(crate) struct ServeArgs {
     /// twice as long (Lambda: about 1 and 2 minutes).
     #[arg(long, env = "ALONZO_ASYNC_RETRY_DELAY", default_value = "60s", value_parser = parse_duration)]
     pub(crate) async_retry_delay: std::time::Duration,
+    /// DEVELOPMENT ONLY: run functions as plain child processes when this host cannot
+    /// isolate them (no root, no user namespaces, no cgroups). Functions then see the host
+    /// and each other, and memory limits do not apply.
+    #[arg(long, env = "ALONZO_INSECURE_NO_ISOLATION")]
+    pub(crate) insecure_no_isolation: bool,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.

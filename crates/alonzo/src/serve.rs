@@ -31,6 +31,7 @@ struct ServeConfig {
     concurrency_limit: u32,
     idle_timeout: std::time::Duration,
     async_retry_delay: std::time::Duration,
+    insecure_no_isolation: bool,
     access_key: Option<credentials::KeyPair>,
 }
 
@@ -64,6 +65,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         concurrency_limit: args.concurrency_limit,
         idle_timeout: args.idle_timeout,
         async_retry_delay: args.async_retry_delay,
+        insecure_no_isolation: args.insecure_no_isolation,
         access_key: access_key_from_env()?,
     })
 }
@@ -103,15 +105,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let blobs = FsBlobStore::open(data_dir.join("code")).context("opening the code store")?;
     let runtimes = RuntimeCatalog::detect();
     tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
-    let sandbox = SandboxManager::new(ManagerConfig {
-        data_dir: data_dir.clone(),
-        // The kernel's link to our own image keeps working even if the file is replaced
-        // (an in-place upgrade), where the path would name the new binary or nothing.
-        exe: std::path::PathBuf::from("/proc/self/exe"),
-        idle_timeout: config.idle_timeout,
-        concurrency_limit: config.concurrency_limit,
-    })
-    .map_err(|e| anyhow::anyhow!("function isolation is unavailable on this host: {e}"))?;
+    let sandbox = start_sandboxes(&config, &data_dir)?;
     let control_config = ControlConfig {
         account: config.account.clone(),
         package_limits: PackageLimits::default(),
@@ -146,6 +140,34 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The sandbox manager: isolated, or (only with `--insecure-no-isolation`) not.
+fn start_sandboxes(
+    config: &ServeConfig,
+    data_dir: &Path,
+) -> anyhow::Result<(
+    SandboxManager,
+    tokio::sync::mpsc::UnboundedReceiver<alonzo_sandbox::InvocationReport>,
+)> {
+    let manager_config = |isolation| ManagerConfig {
+        data_dir: data_dir.to_owned(),
+        // The kernel's link to our own image keeps working even if the file is replaced
+        // (an in-place upgrade), where the path would name the new binary or nothing.
+        exe: std::path::PathBuf::from("/proc/self/exe"),
+        idle_timeout: config.idle_timeout,
+        concurrency_limit: config.concurrency_limit,
+        isolation,
+    };
+    if config.insecure_no_isolation {
+        tracing::warn!("INSECURE: --insecure-no-isolation is set: functions run as plain processes that see the host and each other, without memory limits. Never use this with code you do not trust.");
+        return SandboxManager::new(manager_config(false)).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    SandboxManager::new(manager_config(true)).map_err(|e| {
+        anyhow::anyhow!(
+            "function isolation is unavailable on this host: {e}. Alonzo refuses to run functions unisolated; for development only, pass --insecure-no-isolation"
+        )
+    })
 }
 
 /// Creates the data directory (0700) and returns its absolute path.
