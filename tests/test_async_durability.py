@@ -11,7 +11,6 @@ import re
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 from alonzo_helpers import UUID_RE, create_function, make_zip, poll_until, unique_name
 

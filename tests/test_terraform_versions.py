@@ -4,32 +4,14 @@ function published with `publish = true` that uses it, and an alias on the publi
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from alonzo_helpers import ROLE, error_code, make_zip, run, sha256_b64, unique_name
+from alonzo_helpers import ROLE, error_code, make_zip, sha256_b64, unique_name
+from terraform_harness import make_terraform, needs_terraform
 
-TERRAFORM = shutil.which("terraform")
-PLUGIN_MIRROR = Path("/opt/tf-plugins")
-
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="the terraform binary is not installed on this machine")
-
-CLI_CONFIG = f"""
-provider_installation {{
-  filesystem_mirror {{
-    path    = "{PLUGIN_MIRROR}"
-    include = ["registry.terraform.io/*/*"]
-  }}
-  direct {{
-    exclude = ["registry.terraform.io/*/*"]
-  }}
-}}
-"""
+pytestmark = needs_terraform
 
 APP = """
 import layered
@@ -119,37 +101,9 @@ output "alias_arn" {{
 """
 
 
-class Terraform:
-    def __init__(self, workdir: Path, env: dict):
-        self.workdir = workdir
-        self.env = env
-
-    def __call__(self, *args: str, ok_codes=(0,)) -> subprocess.CompletedProcess:
-        cmd, *rest = args
-        t0 = time.monotonic()
-        p = run([TERRAFORM, cmd, "-no-color", *rest], env=self.env, cwd=self.workdir, timeout=300)
-        print(f"terraform {' '.join(args)}: {time.monotonic() - t0:.1f}s")
-        assert p.returncode in ok_codes, f"terraform {' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout[-6000:]}\nstderr:\n{p.stderr[-6000:]}"
-        return p
-
-
 @pytest.fixture
 def tf(server, tmp_path):
-    if not PLUGIN_MIRROR.exists():
-        pytest.fail(f"terraform is installed but the provider mirror {PLUGIN_MIRROR} is missing")
-    cli_config = tmp_path / "terraform.rc"
-    cli_config.write_text(CLI_CONFIG)
-    env = dict(server.env)
-    env.update(
-        TF_CLI_CONFIG_FILE=str(cli_config),
-        CHECKPOINT_DISABLE="1",
-        TF_IN_AUTOMATION="1",
-        TF_INPUT="0",
-        TF_DATA_DIR=str(tmp_path / ".terraform"),
-    )
-    work = tmp_path / "work"
-    work.mkdir()
-    return Terraform(work, env)
+    return make_terraform(server, tmp_path)
 
 
 def invoke(client, ref: str) -> tuple[dict, dict]:

@@ -172,6 +172,14 @@ impl Control {
             )
             .into());
         }
+        if alias.function_version.is_empty() {
+            return Err(ValidationError::constraint(
+                "",
+                "functionVersion",
+                "Member must have length greater than or equal to 1",
+            )
+            .into());
+        }
         if alias.function_version != LATEST
             && !alias.function_version.bytes().all(|b| b.is_ascii_digit())
         {

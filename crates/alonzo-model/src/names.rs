@@ -31,9 +31,15 @@ impl Qualifier {
         if s.is_empty() || s.len() > 128 || !s.bytes().all(is_name_byte) {
             return None;
         }
+        let numeric = s.bytes().all(|b| b.is_ascii_digit());
         match s.parse::<u64>() {
-            Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) => Some(Self::Version(n)),
-            _ if s.bytes().all(|b| b.is_ascii_digit()) => None,
+            // Version numbers are written without leading zeros: `01` names no version (and
+            // no alias can be all digits), so it resolves to nothing rather than to version 1.
+            Ok(_) if numeric && s.len() > 1 && s.starts_with('0') => {
+                Some(Self::Alias(s.to_owned()))
+            }
+            Ok(n) if numeric => Some(Self::Version(n)),
+            _ if numeric => None,
             _ => Some(Self::Alias(s.to_owned())),
         }
     }
@@ -235,6 +241,7 @@ mod tests {
     fn qualifiers() {
         assert_eq!(Qualifier::parse("$LATEST"), Some(Qualifier::Latest));
         assert_eq!(Qualifier::parse("12"), Some(Qualifier::Version(12)));
+        assert_eq!(Qualifier::parse("01"), Some(Qualifier::Alias("01".into())), "not version 1");
         assert_eq!(Qualifier::parse("live"), Some(Qualifier::Alias("live".into())));
         assert_eq!(Qualifier::parse(""), None);
         assert_eq!(Qualifier::parse("a.b"), None);
