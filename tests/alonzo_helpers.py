@@ -9,6 +9,7 @@ import base64
 import configparser
 import datetime as dt
 import hashlib
+import json
 import io
 import os
 import re
@@ -522,3 +523,31 @@ def file_mode(path: Path) -> int:
 def aws_cli() -> list[str]:
     """The AWS CLI v1 of this interpreter (pip's awscli), independent of PATH shims."""
     return [sys.executable, "-m", "awscli"]
+
+
+def invoke_ok(client, name: str | None = None, event=None, **kw):
+    """Invokes synchronously and asserts success; returns the response and the decoded body."""
+    if name is not None:
+        kw["FunctionName"] = name
+    resp = client.invoke(Payload=json.dumps(event if event is not None else {}).encode(), **kw)
+    body = resp["Payload"].read()
+    assert resp["StatusCode"] == 200, resp
+    assert "FunctionError" not in resp, f"unexpected function error: {body[:2000]!r}"
+    return resp, json.loads(body)
+
+
+def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
+    """Calls `fn` and asserts it fails with one of `codes` (and `status`, if given)."""
+    codes = {codes} if isinstance(codes, str) else set(codes)
+    try:
+        resp = fn(*args, **kw)
+    except ClientError as e:
+        assert error_code(e) in codes, f"expected one of {sorted(codes)}, got {error_code(e)}: {e.response}"
+        if status is not None:
+            statuses = {status} if isinstance(status, int) else set(status)
+            assert http_status(e) in statuses, e.response
+        return e
+    if isinstance(resp, dict):
+        resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
+    call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
+    raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")

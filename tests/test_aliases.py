@@ -6,7 +6,6 @@ Every test makes its own uniquely named functions on the shared server.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,9 @@ import requests
 from botocore.exceptions import ClientError
 
 from alonzo_helpers import (
+    expect_error,
+    invoke_ok,
+
     UUID_RE,
     create_function,
     error_code,
@@ -72,32 +74,6 @@ def versioned_function(client, versions: int = 2, prefix: str = "al") -> str:
     client.update_function_code(FunctionName=name, ZipFile=app_zip("latest"))
     wait_updated(client, name)
     return name
-
-
-def invoke_ok(client, name: str | None = None, event=None, **kw):
-    if name is not None:
-        kw["FunctionName"] = name
-    resp = client.invoke(Payload=json.dumps(event if event is not None else {}).encode(), **kw)
-    body = resp["Payload"].read()
-    assert resp["StatusCode"] == 200, resp
-    assert "FunctionError" not in resp, f"unexpected function error: {body[:2000]!r}"
-    return resp, json.loads(body)
-
-
-def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
-    codes = {codes} if isinstance(codes, str) else set(codes)
-    try:
-        resp = fn(*args, **kw)
-    except ClientError as e:
-        assert error_code(e) in codes, f"expected one of {sorted(codes)}, got {error_code(e)}: {e.response}"
-        if status is not None:
-            statuses = {status} if isinstance(status, int) else set(status)
-            assert http_status(e) in statuses, e.response
-        return e
-    if isinstance(resp, dict):
-        resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
-    call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
-    raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
 
 
 def alias_names(client, name: str, **kw) -> list[str]:

@@ -19,6 +19,8 @@ import requests
 from botocore.exceptions import ClientError
 
 from alonzo_helpers import (
+    expect_error,
+
     ACCOUNT,
     REGION,
     big_moderate_zip,
@@ -147,22 +149,6 @@ def probe(client, name: str, event: dict, **kw):
     assert resp["StatusCode"] == 200, resp
     assert "FunctionError" not in resp, f"probe {event} failed: {body[:3000]!r}"
     return json.loads(body)
-
-
-def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
-    codes = {codes} if isinstance(codes, str) else set(codes)
-    try:
-        resp = fn(*args, **kw)
-    except ClientError as e:
-        assert error_code(e) in codes, f"expected one of {sorted(codes)}, got {error_code(e)}: {e.response}"
-        if status is not None:
-            statuses = {status} if isinstance(status, int) else set(status)
-            assert http_status(e) in statuses, e.response
-        return e
-    if isinstance(resp, dict):
-        resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
-    call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
-    raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
 
 
 def layer_arn(name: str) -> str:

@@ -20,6 +20,9 @@ import requests
 from botocore.exceptions import ClientError
 
 from alonzo_helpers import (
+    expect_error,
+    invoke_ok,
+
     ACCOUNT,
     UUID_RE,
     big_moderate_zip,
@@ -97,32 +100,6 @@ def set_code(client, name: str, tag: str) -> bytes:
 def set_config(client, name: str, **kw) -> dict:
     client.update_function_configuration(FunctionName=name, **kw)
     return wait_updated(client, name)
-
-
-def invoke_ok(client, name: str | None = None, event=None, **kw):
-    if name is not None:
-        kw["FunctionName"] = name
-    resp = client.invoke(Payload=json.dumps(event if event is not None else {}).encode(), **kw)
-    body = resp["Payload"].read()
-    assert resp["StatusCode"] == 200, resp
-    assert "FunctionError" not in resp, f"unexpected function error: {body[:2000]!r}"
-    return resp, json.loads(body)
-
-
-def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
-    codes = {codes} if isinstance(codes, str) else set(codes)
-    try:
-        resp = fn(*args, **kw)
-    except ClientError as e:
-        assert error_code(e) in codes, f"expected one of {sorted(codes)}, got {error_code(e)}: {e.response}"
-        if status is not None:
-            statuses = {status} if isinstance(status, int) else set(status)
-            assert http_status(e) in statuses, e.response
-        return e
-    if isinstance(resp, dict):
-        resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
-    call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
-    raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
 
 
 def all_versions(client, name: str, **kw) -> list[dict]:
