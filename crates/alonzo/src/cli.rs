@@ -33,6 +33,22 @@ pub(crate) enum Command {
     Runtimes,
     /// Print a function's logs (its log group), optionally following new lines.
     Logs(LogsArgs),
+    /// Invoke a function and print its result and the tail of its log.
+    Invoke(InvokeArgs),
+}
+
+/// Settings of `alonzo invoke`.
+#[derive(Debug, Args)]
+pub(crate) struct InvokeArgs {
+    /// Function name or ARN, optionally `name:qualifier`.
+    pub(crate) function: String,
+    /// The event, as JSON (default `{}`); `-` reads it from standard input.
+    pub(crate) payload: Option<String>,
+    /// Queue the event (`Event` invocation) instead of waiting for the result.
+    #[arg(long = "async")]
+    pub(crate) asynchronous: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 /// Settings of `alonzo logs`.

@@ -29,7 +29,12 @@ pub(crate) struct Client {
 /// A decoded API answer.
 #[derive(Debug)]
 pub(crate) struct Reply {
+    /// The body decoded as JSON (`Null` when it is not JSON).
     pub(crate) body: serde_json::Value,
+    /// The body as sent.
+    pub(crate) raw: Bytes,
+    /// The response headers.
+    pub(crate) headers: http::HeaderMap,
 }
 
 impl Client {
@@ -72,7 +77,18 @@ impl Client {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<Reply> {
         let body_bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
-        self.send(method, path_and_query, body_bytes, "lambda", None).await
+        self.send(method, path_and_query, body_bytes, "lambda", None, &[]).await
+    }
+
+    /// `Invoke` with raw payload bytes and extra headers (`X-Amz-Log-Type`…).
+    pub(crate) async fn invoke(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
+        let path = format!("/2015-03-31/functions/{}/invocations", percent_encode(function));
+        self.send("POST", &path, payload, "lambda", None, extra).await
     }
 
     /// Calls an AWS JSON 1.1 operation (`X-Amz-Target: <target>`) of another service on the
@@ -83,7 +99,7 @@ impl Client {
         target: &str,
         body: serde_json::Value,
     ) -> anyhow::Result<Reply> {
-        self.send("POST", "/", serde_json::to_vec(&body)?, service, Some(target)).await
+        self.send("POST", "/", serde_json::to_vec(&body)?, service, Some(target), &[]).await
     }
 
     async fn send(
@@ -93,6 +109,7 @@ impl Client {
         body_bytes: Vec<u8>,
         service: &str,
         target: Option<&str>,
+        extra: &[(&str, &str)],
     ) -> anyhow::Result<Reply> {
         let uri: http::Uri =
             format!("{}{}", self.endpoint.to_string().trim_end_matches('/'), path_and_query)
@@ -105,6 +122,9 @@ impl Client {
             headers.insert(http::header::CONTENT_TYPE, "application/x-amz-json-1.1".parse()?);
         } else if !body_bytes.is_empty() {
             headers.insert(http::header::CONTENT_TYPE, "application/json".parse()?);
+        }
+        for (name, value) in extra {
+            headers.insert(http::header::HeaderName::from_bytes(name.as_bytes())?, value.parse()?);
         }
         let creds = sigv4::Credentials {
             access_key_id: self.keys.access_key_id.clone(),
@@ -137,6 +157,7 @@ impl Client {
             )
         })?;
         let status = response.status();
+        let response_headers = response.headers().clone();
         let error_type = response
             .headers()
             .get("x-amzn-ErrorType")
@@ -156,7 +177,7 @@ impl Client {
                 .unwrap_or("");
             bail!("{code}: {message}");
         }
-        Ok(Reply { body })
+        Ok(Reply { body, raw: bytes, headers: response_headers })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Dispatch of the subcommands; one module per client command.
 
 mod functions;
+mod invoke;
 mod logs;
 mod runtimes;
 
@@ -13,6 +14,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Functions(args) => client_runtime()?.block_on(functions::run(&args)),
         Command::Runtimes => runtimes::run(),
         Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
+        Command::Invoke(args) => client_runtime()?.block_on(invoke::run(&args)),
     }
 }
 
