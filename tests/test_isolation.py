@@ -452,6 +452,9 @@ def test_cannot_steal_another_sandboxs_event(lambda_client, server, victim, heal
     assert token not in stolen.get("response", ""), "the probe received another function's event"
     status_line = stolen.get("response", "").split("\r\n", 1)[0]
     assert " 200 " not in status_line, f"/next answered 200 during an invocation in flight: {stolen}"
+    # Lambda's Runtime API answers a second /next before the current event is answered
+    # with 403 InvalidStateTransition.
+    assert " 403 " in status_line and "InvalidStateTransition" in stolen.get("response", ""), stolen
     # The probe function itself still serves events afterwards (no event lost to the dangling /next).
     assert run_probe(lambda_client, prober, "identity")["uid"] == 993
     assert run_probe(lambda_client, prober, "identity")["uid"] == 993

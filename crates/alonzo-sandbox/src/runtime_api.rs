@@ -95,6 +95,13 @@ pub fn serve(listener: tokio::net::TcpListener) -> (RuntimeChannel, tokio::task:
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    // One invocation at a time: asking for the next event before answering the current one
+    // is a state error, as on Lambda.
+    if shared.current.lock().is_ok_and(|c| c.is_some()) {
+        let body = r#"{"errorMessage":"State transition from Invoke to Next is not allowed before the invocation is answered","errorType":"InvalidStateTransition"}"#;
+        return (StatusCode::FORBIDDEN, [("content-type", "application/json")], body)
+            .into_response();
+    }
     let _ = shared.messages.send(RuntimeMessage::Ready);
     let event = {
         let mut events = shared.events.lock().await;
