@@ -95,9 +95,12 @@ impl From<ControlError> for ApiError {
             ControlError::Package(p) => Self::invalid_parameter(p.to_string()),
             ControlError::InvalidContent(m) => Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", m),
             ControlError::TooLarge { limit, operation } => Self::too_large(limit, operation),
-            ControlError::Throttled => {
+            ControlError::ProvisionedNotFound(m) => {
+                Self::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", m)
+            }
+            ControlError::Throttled { reason } => {
                 let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
-                err.extra.push(("Reason", "ConcurrentInvocationLimitExceeded".to_owned()));
+                err.extra.push(("Reason", reason.to_owned()));
                 err.retry_after = Some(1);
                 err
             }

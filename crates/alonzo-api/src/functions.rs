@@ -32,7 +32,7 @@ fn config_json(state: &ApiState, view: &FunctionView) -> serde_json::Value {
     wire::function_configuration(state.control.account(), view)
 }
 
-fn qualifier(raw: Option<&str>) -> Option<String> {
+pub(crate) fn qualifier(raw: Option<&str>) -> Option<String> {
     raw.map(query::pairs).and_then(|p| query::first(&p, "Qualifier").map(str::to_owned))
 }
 
@@ -101,6 +101,9 @@ pub(crate) async fn get(
     });
     if !tags.is_empty() {
         out["Tags"] = json!(tags);
+    }
+    if let Some(reserved) = state.control.get_function_concurrency(&view.record.name).await? {
+        out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
     }
     Ok(Json(out).into_response())
 }
@@ -296,15 +299,6 @@ pub(crate) async fn code_signing_config(
     let view = state.control.get_function(&name, None).await?;
     Ok(Json(json!({ "CodeSigningConfigArn": "", "FunctionName": view.record.name }))
         .into_response())
-}
-
-/// `GET /2019-09-30/functions/{name}/concurrency`: no reservation yet.
-pub(crate) async fn function_concurrency(
-    State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
-) -> ApiResult {
-    state.control.get_function(&name, None).await?;
-    Ok(Json(json!({})).into_response())
 }
 
 /// `GET /2021-07-20/functions/{name}/runtime-management-config`: runtimes update automatically.

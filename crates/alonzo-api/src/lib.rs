@@ -8,6 +8,7 @@
 mod aliases;
 mod auth;
 mod code;
+mod concurrency;
 mod error;
 mod functions;
 mod invoke;
@@ -87,7 +88,28 @@ pub fn router(state: ApiState) -> Router {
             "/2020-06-30/functions/{name}/code-signing-config",
             get(functions::code_signing_config),
         )
-        .route("/2019-09-30/functions/{name}/concurrency", get(functions::function_concurrency))
+        .route("/2019-09-30/functions/{name}/concurrency", get(concurrency::get_reserved))
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            put(concurrency::put_reserved).delete(concurrency::delete_reserved),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            get(concurrency::get_provisioned)
+                .put(concurrency::put_provisioned)
+                .delete(concurrency::delete_provisioned),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            get(concurrency::get_event_invoke)
+                .put(concurrency::put_event_invoke)
+                .post(concurrency::update_event_invoke)
+                .delete(concurrency::delete_event_invoke),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(concurrency::list_event_invoke),
+        )
         .route(
             "/2021-07-20/functions/{name}/runtime-management-config",
             get(functions::runtime_management_config),

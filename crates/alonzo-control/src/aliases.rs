@@ -91,7 +91,12 @@ impl Control {
         next.revision_id = new_revision();
         self.check_alias(&next).await?;
         match self.inner.meta.update_alias(&next, &current.revision_id).await {
-            Ok(()) => Ok(next),
+            Ok(()) => {
+                if next.function_version != current.function_version {
+                    self.sync_provisioned(&name).await?;
+                }
+                Ok(next)
+            }
             Err(StoreError::RevisionMismatch) if input.revision_id.is_some() => {
                 Err(stale_revision())
             }
@@ -112,7 +117,7 @@ impl Control {
     ) -> Result<(), ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         match self.inner.meta.delete_alias(&name, alias_name).await {
-            Ok(()) => Ok(()),
+            Ok(()) => self.sync_provisioned(&name).await,
             Err(StoreError::NotFound) => {
                 self.load(&name, LATEST).await?;
                 Err(self.alias_not_found(&name, alias_name))

@@ -35,9 +35,15 @@ pub enum ControlError {
         /// The operation named in the message.
         operation: &'static str,
     },
-    /// A concurrency limit was reached (`TooManyRequestsException`).
+    /// A concurrency limit was reached (`TooManyRequestsException` with this `Reason`).
     #[error("Rate Exceeded.")]
-    Throttled,
+    Throttled {
+        /// Lambda's throttle reason.
+        reason: &'static str,
+    },
+    /// No provisioned-concurrency configuration (`ProvisionedConcurrencyConfigNotFoundException`).
+    #[error("{0}")]
+    ProvisionedNotFound(String),
     /// The function cannot be run on this host now (`ServiceException`; details are logged).
     #[error("the function could not be run")]
     Unavailable,

@@ -286,7 +286,7 @@ impl Control {
         }
         self.load(&name, LATEST).await?;
         if let Some(sandbox) = &self.inner.sandbox {
-            sandbox.retire(&name);
+            sandbox.retire(&name, None);
         }
         match self.inner.meta.delete_function(&name).await {
             Ok(()) | Err(StoreError::NotFound) => {}
@@ -356,7 +356,7 @@ impl Control {
             code_size_unzipped: limits.max_unzipped_bytes,
             code_size_zipped: 52_428_800,
             concurrent_executions: self.inner.config.concurrency_limit,
-            unreserved_concurrent_executions: self.inner.config.concurrency_limit,
+            unreserved_concurrent_executions: self.unreserved_concurrency().await?,
             total_code_size: usage.total_code_size,
             function_count: usage.function_count,
         })
@@ -548,7 +548,7 @@ impl Control {
         }
         self.schedule_settle(&next.name, &next.version);
         if let Some(sandbox) = &self.inner.sandbox {
-            sandbox.retire(&next.name);
+            sandbox.retire(&next.name, Some(LATEST));
         }
         if current.code.sha256_hex != next.code.sha256_hex {
             drop(self.collect_unreferenced_code_soon());

@@ -87,6 +87,9 @@ impl Control {
                     received_ms: chrono::Utc::now().timestamp_millis(),
                     attempts: 0,
                     trace_id: input.trace_id,
+                    system_attempts: 0,
+                    last_failure: None,
+                    outcome: None,
                 };
                 self.inner.meta.enqueue_event(&event, event.received_ms).await?;
                 self.inner.async_wakeup.notify_one();
@@ -154,7 +157,7 @@ impl Control {
         let sandbox = self.inner.sandbox.as_ref().ok_or(ControlError::Unavailable)?;
         let spec = self.function_spec(record).await?;
         sandbox.invoke(Arc::new(spec), request).await.map_err(|e| match e {
-            SandboxError::Throttled => ControlError::Throttled,
+            SandboxError::Throttled(reason) => ControlError::Throttled { reason: reason.as_str() },
             other => {
                 tracing::error!(function = %record.name, error = %other, "cannot run the function");
                 ControlError::Unavailable
@@ -162,7 +165,7 @@ impl Control {
         })
     }
 
-    async fn function_spec(&self, record: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
+    pub(crate) async fn function_spec(&self, record: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
         let config = &record.config;
         let runtime_kind = self.runtimes().get(&config.runtime).cloned().ok_or_else(|| {
             ControlError::Invalid(ValidationError::param(format!(

@@ -9,11 +9,14 @@
 mod aliases;
 mod async_worker;
 mod code;
+mod concurrency;
 mod error;
+mod event_invoke;
 mod functions;
 mod invoke;
 mod layers;
 pub mod package;
+mod queues;
 mod settle;
 mod versions;
 
@@ -29,6 +32,8 @@ pub use alonzo_sandbox::{
     MAX_EVENTS as MAX_LOG_EVENTS,
 };
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
+pub use concurrency::ProvisionedView;
+pub use event_invoke::{EventInvokeInput, EventInvokeView};
 pub use error::ControlError;
 pub use functions::{
     AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode,
@@ -36,6 +41,7 @@ pub use functions::{
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
 pub use layers::PublishLayerInput;
 pub use package::PackageLimits;
+pub use queues::{MessageAttribute, QueueService};
 pub use versions::PublishInput;
 
 /// Settings of the control plane, fixed at start-up.
@@ -49,6 +55,8 @@ pub struct ControlConfig {
     pub runtimes: RuntimeCatalog,
     /// Account-wide concurrency limit reported by `GetAccountSettings`.
     pub concurrency_limit: u32,
+    /// Concurrency that reservations must leave unreserved (Lambda: 100).
+    pub unreserved_minimum: u32,
     /// Where packages are unpacked for sandboxes (`<data>/tasks`).
     pub tasks_dir: std::path::PathBuf,
     /// Delay before the first retry of a failed asynchronous invocation (Lambda: about a
@@ -79,6 +87,11 @@ struct Inner {
     /// Serialises publishing, so that concurrent `PublishVersion` calls on an unchanged
     /// `$LATEST` agree on one version.
     publish_lock: tokio::sync::Mutex<()>,
+    /// Serialises changes to reserved and provisioned concurrency, whose rules span
+    /// functions.
+    concurrency_lock: tokio::sync::Mutex<()>,
+    /// The queue service for dead-letter queues and SQS destinations.
+    queues: Option<Arc<dyn QueueService>>,
 }
 
 impl Control {
@@ -92,6 +105,7 @@ impl Control {
         meta: Arc<dyn MetaStore>,
         blobs: Arc<dyn BlobStore>,
         sandbox: Option<(alonzo_sandbox::Manager, mpsc::UnboundedReceiver<InvocationReport>)>,
+        queues: Option<Arc<dyn QueueService>>,
     ) -> Result<Self, ControlError> {
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let (sandbox, reports) = sandbox.map_or((None, None), |(m, r)| (Some(m), Some(r)));
@@ -105,6 +119,8 @@ impl Control {
             sandbox,
             async_wakeup: tokio::sync::Notify::new(),
             publish_lock: tokio::sync::Mutex::new(()),
+            concurrency_lock: tokio::sync::Mutex::new(()),
+            queues,
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
@@ -113,6 +129,7 @@ impl Control {
         for record in control.inner.meta.list_unsettled().await? {
             control.schedule_settle(&record.name, &record.version);
         }
+        control.restore_concurrency().await?;
         if let Some(reports) = reports {
             tokio::spawn(control.clone().record_reports(reports));
             let released = control.inner.meta.release_leases().await?;

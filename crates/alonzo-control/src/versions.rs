@@ -118,6 +118,10 @@ impl Control {
             }
             Err(e) => return Err(e.into()),
         }
+        self.sync_provisioned(name).await?;
+        if let Some(sandbox) = &self.inner.sandbox {
+            sandbox.retire(name, Some(version));
+        }
         drop(self.collect_unreferenced_code_soon());
         Ok(())
     }

@@ -43,4 +43,63 @@ pub struct AsyncEvent {
     pub attempts: u32,
     /// X-Ray trace header, if any.
     pub trace_id: Option<String>,
+    /// Retries after throttles and platform errors so far (they do not count against
+    /// `MaximumRetryAttempts`).
+    #[serde(default)]
+    pub system_attempts: u32,
+    /// The last failed attempt's outcome, for the failure record when the event expires.
+    #[serde(default)]
+    pub last_failure: Option<AttemptFailure>,
+    /// Set once the event is settled (succeeded or given up on): what remains to deliver.
+    #[serde(default)]
+    pub outcome: Option<AsyncOutcome>,
+}
+
+/// The final result of an asynchronous event, kept until its destinations and dead-letter
+/// queue have it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncOutcome {
+    /// `Success`, `RetriesExhausted` or `EventAgeExceeded`.
+    pub condition: String,
+    /// Attempts made.
+    pub invoke_count: u32,
+    /// The qualified ARN the event was invoked as.
+    pub function_arn: String,
+    /// The version that ran last, if any.
+    pub executed_version: Option<String>,
+    /// `Unhandled` when the function failed.
+    pub function_error: Option<String>,
+    /// The function's response or error payload.
+    pub response: Vec<u8>,
+    /// Error type, for the dead-letter queue's `ErrorMessage`.
+    pub error_type: Option<String>,
+    /// When it settled, epoch milliseconds.
+    pub settled_ms: i64,
+    /// Deliveries not yet made.
+    pub pending: Vec<Delivery>,
+    /// Failed delivery attempts so far.
+    #[serde(default)]
+    pub delivery_attempts: u32,
+}
+
+/// One delivery of a settled event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// The invocation record to a destination ARN.
+    Destination(String),
+    /// The original event to a dead-letter queue ARN.
+    DeadLetter(String),
+}
+
+/// How an attempt of an asynchronous event failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptFailure {
+    /// `Unhandled` for a function error; empty for throttles and platform errors.
+    pub function_error: Option<String>,
+    /// The error's type (`Runtime.ExitError`, `TooManyRequestsException`…).
+    pub error_type: String,
+    /// The function's error payload or the platform's message.
+    pub payload: Vec<u8>,
+    /// The version that ran, if one did.
+    pub executed_version: Option<String>,
 }

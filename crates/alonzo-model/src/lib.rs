@@ -16,6 +16,7 @@ mod function;
 mod invocation;
 mod layer;
 mod names;
+mod settings;
 
 pub use alias::{validate_alias_name, AliasRecord};
 pub use arn::Account;
@@ -24,9 +25,13 @@ pub use config::{
     LAMBDA_RUNTIME_IDS, RESERVED_ENV_KEYS,
 };
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
-pub use invocation::{AsyncEvent, InvocationRecord};
+pub use invocation::{AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, InvocationRecord};
 pub use layer::{validate_layer_name, LayerVersionRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
+pub use settings::{
+    DestinationKind, EventInvokeConfig, FunctionSetting, ProvisionedConcurrencyConfig,
+    SettingKind, DEFAULT_MAXIMUM_EVENT_AGE_SECONDS, DEFAULT_MAXIMUM_RETRY_ATTEMPTS,
+};
 
 /// Which of Lambda's two validation errors a broken rule produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

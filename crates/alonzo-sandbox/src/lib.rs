@@ -10,6 +10,7 @@
 mod environment;
 mod log_store;
 mod logs;
+mod provisioned;
 mod rootfs;
 mod runtime_api;
 pub mod runtimes;
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use environment::{InvocationReport, InvokeOutcome};
 pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, MAX_EVENTS};
 pub use logs::group_dir_name;
+pub use provisioned::ProvisionedStatus;
 pub use runtimes::{RuntimeCatalog, RuntimeKind};
 
 use environment::Environment;
@@ -100,12 +102,63 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
-    /// The account's concurrency is exhausted.
-    #[error("concurrency limit reached")]
-    Throttled,
+    /// A concurrency limit is reached.
+    #[error("concurrency limit reached: {0:?}")]
+    Throttled(ThrottleReason),
     /// Isolation is unavailable on this host.
     #[error("isolation unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Which limit throttled an invocation (Lambda's `Reason` of `TooManyRequestsException`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReason {
+    /// The account's unreserved concurrency is in use.
+    ConcurrentInvocationLimitExceeded,
+    /// The function's reserved concurrency is in use (or is 0).
+    ReservedFunctionConcurrentInvocationLimitExceeded,
+}
+
+impl ThrottleReason {
+    /// Lambda's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+            Self::ReservedFunctionConcurrentInvocationLimitExceeded => {
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            }
+        }
+    }
+}
+
+/// Live figures of one function version, for `alonzo top` and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionStats {
+    /// Function name.
+    pub function: String,
+    /// Version.
+    pub version: String,
+    /// Environments running an invocation now.
+    pub busy: u32,
+    /// Idle on-demand environments.
+    pub idle: u32,
+    /// Provisioned environments (idle or busy).
+    pub provisioned: u32,
+}
+
+/// Live figures of the whole pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Account-wide limit.
+    pub concurrency_limit: u32,
+    /// Invocations running now.
+    pub busy: u32,
+    /// Per function version.
+    pub versions: Vec<VersionStats>,
+    /// Throttled invocations since start, per function.
+    pub throttles: Vec<(String, u64)>,
+    /// Reserved concurrency per function.
+    pub reserved: Vec<(String, u32)>,
 }
 
 impl SandboxError {
@@ -137,7 +190,7 @@ pub struct Manager {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     exe: PathBuf,
     files: rootfs::RuntimeFiles,
     sandboxes_dir: PathBuf,
@@ -151,10 +204,14 @@ struct Inner {
     reports: mpsc::UnboundedSender<InvocationReport>,
     /// Signalled whenever an environment goes back to the pool.
     returned: tokio::sync::Notify,
+    /// Provisioned-concurrency targets.
+    provisioned: Mutex<provisioned::Targets>,
+    /// Wakes the provisioner.
+    provision_wakeup: tokio::sync::Notify,
 }
 
 /// Environments of one function revision are interchangeable: the pool key.
-type EnvKey = (String, String, String);
+pub(crate) type EnvKey = (String, String, String);
 
 #[derive(Debug, Default)]
 struct Pool {
@@ -162,7 +219,89 @@ struct Pool {
     /// Environments that answered their caller and are about to become idle (their runtime
     /// has not asked for its next event yet).
     returning: HashMap<EnvKey, usize>,
+    /// Invocations running (or starting an environment) now, all functions.
     busy: u32,
+    /// The same, per version.
+    busy_by_key: HashMap<EnvKey, u32>,
+    /// The same, per function.
+    busy_by_function: HashMap<String, u32>,
+    /// Busy invocations of functions without a reservation (they share the unreserved pool).
+    unreserved_busy: u32,
+    /// Reserved concurrency per function.
+    reserved: HashMap<String, u32>,
+    reserved_total: u32,
+    /// Throttled invocations since start, per function.
+    throttles: HashMap<String, u64>,
+    /// Provisioned environments alive (idle or busy) per version.
+    provisioned_alive: HashMap<EnvKey, u32>,
+}
+
+impl Pool {
+    /// Takes a concurrency slot for `key`, or says which limit is reached.
+    fn acquire(&mut self, key: &EnvKey, limit: u32) -> Result<(), ThrottleReason> {
+        let function = &key.0;
+        let reserved = self.reserved.get(function).copied();
+        let busy_fn = self.busy_by_function.get(function).copied().unwrap_or(0);
+        match reserved {
+            Some(r) if busy_fn >= r => {
+                return Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
+            }
+            Some(_) => {}
+            None => {
+                if self.unreserved_busy >= limit.saturating_sub(self.reserved_total) {
+                    return Err(ThrottleReason::ConcurrentInvocationLimitExceeded);
+                }
+                self.unreserved_busy += 1;
+            }
+        }
+        self.busy += 1;
+        *self.busy_by_function.entry(function.clone()).or_default() += 1;
+        *self.busy_by_key.entry(key.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Gives back a slot taken by [`Pool::acquire`].
+    fn release(&mut self, key: &EnvKey) {
+        self.busy = self.busy.saturating_sub(1);
+        if !self.reserved.contains_key(&key.0) {
+            self.unreserved_busy = self.unreserved_busy.saturating_sub(1);
+        }
+        if let Some(n) = self.busy_by_function.get_mut(&key.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy_by_function.remove(&key.0);
+            }
+        }
+        if let Some(n) = self.busy_by_key.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy_by_key.remove(key);
+            }
+        }
+    }
+
+    /// Changes a function's reservation; its running invocations move between the
+    /// unreserved pool and its own.
+    fn set_reserved(&mut self, function: &str, reserved: Option<u32>) {
+        let busy_fn = self.busy_by_function.get(function).copied().unwrap_or(0);
+        let old = match reserved {
+            Some(r) => self.reserved.insert(function.to_owned(), r),
+            None => self.reserved.remove(function),
+        };
+        match (old, reserved) {
+            (None, Some(_)) => self.unreserved_busy = self.unreserved_busy.saturating_sub(busy_fn),
+            (Some(_), None) => self.unreserved_busy += busy_fn,
+            _ => {}
+        }
+        self.reserved_total = self.reserved.values().sum();
+    }
+
+    /// Takes an idle environment of `key`, provisioned ones first.
+    fn pop_idle(&mut self, key: &EnvKey) -> Option<Environment> {
+        let envs = self.idle.get_mut(key)?;
+        let pos = envs.iter().rposition(|e| e.provisioned).unwrap_or(envs.len().checked_sub(1)?);
+        Some(envs.swap_remove(pos))
+    }
 }
 
 /// How long a request waits for an environment that is about to become idle before it
@@ -199,9 +338,12 @@ impl Manager {
             uid_counter: AtomicU32::new(0),
             reports,
             returned: tokio::sync::Notify::new(),
+            provisioned: Mutex::new(provisioned::Targets::default()),
+            provision_wakeup: tokio::sync::Notify::new(),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
+        tokio::spawn(provisioned::run(Arc::downgrade(&manager.inner)));
         Ok((manager, report_rx))
     }
 
@@ -220,14 +362,14 @@ impl Manager {
         let warm = self.take_idle_or_wait(&key).await?;
         let mut env = match warm {
             Some(env) => env,
-            None => match Environment::start(self, Arc::clone(&spec)).await {
+            None => match Environment::start(self, Arc::clone(&spec), false).await {
                 Ok(Ok(env)) => env,
                 Ok(Err(failure)) => {
-                    self.release_slot();
+                    self.release_slot(&key);
                     return Ok(self.init_failed(&spec, &req, failure));
                 }
                 Err(e) => {
-                    self.release_slot();
+                    self.release_slot(&key);
                     return Err(e);
                 }
             },
@@ -245,13 +387,31 @@ impl Manager {
             .map_err(|_| SandboxError::Spawn("the environment stopped unexpectedly".into()))
     }
 
-    /// Kills every idle environment of a function (its code or configuration changed, or it
-    /// was deleted); busy ones are not reused after they finish.
-    pub fn retire(&self, function: &str) {
+    /// Kills the idle environments of a function version (`$LATEST` changed, a version was
+    /// deleted) or, with `None`, of the whole function (it was deleted, and its provisioned
+    /// concurrency with it); busy ones are not reused after they finish.
+    pub fn retire(&self, function: &str, version: Option<&str>) {
+        if version.is_none() {
+            self.set_provisioned(function, Vec::new());
+        }
         let retired: Vec<Environment> = match self.inner.pool.lock() {
             Ok(mut pool) => {
-                let keys: Vec<_> = pool.idle.keys().filter(|k| k.0 == function).cloned().collect();
-                keys.into_iter().filter_map(|k| pool.idle.remove(&k)).flatten().collect()
+                let keys: Vec<_> = pool
+                    .idle
+                    .keys()
+                    .filter(|k| k.0 == function && version.is_none_or(|v| k.1 == v))
+                    .cloned()
+                    .collect();
+                let mut out = Vec::new();
+                for key in keys {
+                    let envs = pool.idle.remove(&key).unwrap_or_default();
+                    let provisioned = envs.iter().filter(|e| e.provisioned).count();
+                    if let Some(n) = pool.provisioned_alive.get_mut(&key) {
+                        *n = n.saturating_sub(u32::try_from(provisioned).unwrap_or(u32::MAX));
+                    }
+                    out.extend(envs);
+                }
+                out
             }
             Err(_) => Vec::new(),
         };
@@ -267,23 +427,73 @@ impl Manager {
     ) -> Result<Option<Environment>, SandboxError> {
         let mut pool =
             self.inner.pool.lock().map_err(|_| SandboxError::Spawn("pool lock poisoned".into()))?;
-        let env = pool.idle.get_mut(key).and_then(Vec::pop);
-        if env.is_none() && pool.busy >= self.inner.concurrency_limit {
-            return Err(SandboxError::Throttled);
+        if let Err(reason) = pool.acquire(key, self.inner.concurrency_limit) {
+            *pool.throttles.entry(key.0.clone()).or_default() += 1;
+            return Err(SandboxError::Throttled(reason));
         }
-        pool.busy += 1;
-        Ok(env)
+        Ok(pool.pop_idle(key))
     }
 
-    fn release_slot(&self) {
+    fn release_slot(&self, key: &EnvKey) {
         if let Ok(mut pool) = self.inner.pool.lock() {
-            pool.busy = pool.busy.saturating_sub(1);
+            pool.release(key);
+        }
+    }
+
+    /// Sets (or with `None` removes) a function's reserved concurrency: from now on at most
+    /// that many of its invocations run at once, and the others share what is left.
+    pub fn set_reserved_concurrency(&self, function: &str, reserved: Option<u32>) {
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            pool.set_reserved(function, reserved);
+        }
+    }
+
+    /// Live figures for `alonzo top` and metrics.
+    pub fn stats(&self) -> PoolStats {
+        let Ok(pool) = self.inner.pool.lock() else { return PoolStats::default() };
+        let mut by_version: std::collections::BTreeMap<(String, String), VersionStats> =
+            std::collections::BTreeMap::new();
+        fn row<'a>(
+            rows: &'a mut std::collections::BTreeMap<(String, String), VersionStats>,
+            key: &EnvKey,
+        ) -> &'a mut VersionStats {
+            rows.entry((key.0.clone(), key.1.clone())).or_insert_with(|| VersionStats {
+                function: key.0.clone(),
+                version: key.1.clone(),
+                ..VersionStats::default()
+            })
+        }
+        for (key, n) in &pool.busy_by_key {
+            row(&mut by_version, key).busy += n;
+        }
+        for (key, envs) in &pool.idle {
+            let idle = envs.iter().filter(|e| !e.provisioned).count();
+            row(&mut by_version, key).idle += u32::try_from(idle).unwrap_or(u32::MAX);
+        }
+        for (key, n) in &pool.provisioned_alive {
+            row(&mut by_version, key).provisioned += n;
+        }
+        let mut throttles: Vec<_> = pool.throttles.iter().map(|(f, n)| (f.clone(), *n)).collect();
+        throttles.sort();
+        let mut reserved: Vec<_> = pool.reserved.iter().map(|(f, n)| (f.clone(), *n)).collect();
+        reserved.sort();
+        PoolStats {
+            concurrency_limit: self.inner.concurrency_limit,
+            busy: pool.busy,
+            versions: by_version.into_values().collect(),
+            throttles,
+            reserved,
         }
     }
 
     fn give_back(&self, key: EnvKey, env: Environment, reusable: bool) {
         let Ok(mut pool) = self.inner.pool.lock() else { return };
-        pool.busy = pool.busy.saturating_sub(1);
+        pool.release(&key);
+        if !reusable && env.provisioned {
+            if let Some(n) = pool.provisioned_alive.get_mut(&key) {
+                *n = n.saturating_sub(1);
+            }
+        }
         if let Some(n) = pool.returning.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -453,7 +663,9 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
                 for envs in pool.idle.values_mut() {
                     let (old, keep): (Vec<_>, Vec<_>) = envs
                         .drain(..)
-                        .partition(|e| now.duration_since(e.last_used) > inner.idle_timeout);
+                        .partition(|e| {
+                            !e.provisioned && now.duration_since(e.last_used) > inner.idle_timeout
+                        });
                     *envs = keep;
                     out.extend(old);
                 }

@@ -22,12 +22,13 @@ pub(crate) fn spawn(
     files: &RuntimeFiles,
     spec: &FunctionSpec,
     log_stream: &str,
+    init_type: &str,
 ) -> Result<Spawned, SandboxError> {
     let runtime_api = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(SandboxError::io("binding the Runtime API"))?;
     let port =
         runtime_api.local_addr().map_err(SandboxError::io("reading the Runtime API port"))?.port();
-    let mut env = rootfs::environment(spec, log_stream, "on-demand");
+    let mut env = rootfs::environment(spec, log_stream, init_type);
     let runtime_dir = files.runtime_dir(spec);
     for (key, value) in &mut env {
         match key.as_str() {

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use alonzo_model::{
-    AliasRecord, AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, LastUpdateStatus,
-    LayerVersionRecord, LATEST,
+    AliasRecord, AsyncEvent, FunctionRecord, FunctionSetting, FunctionState, InvocationRecord,
+    LastUpdateStatus, LayerVersionRecord, SettingKind, LATEST,
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -176,6 +176,8 @@ impl MetaStore for SqliteStore {
                 return Err(StoreError::InUse);
             }
             change_one(&tx, "DELETE FROM function_versions WHERE name = ?1 AND version = ?2", params![name, version])?;
+            tx.execute("DELETE FROM function_settings WHERE function = ?1 AND qualifier = ?2", params![name, version])
+                .map_err(backend)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -253,11 +255,19 @@ impl MetaStore for SqliteStore {
     async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError> {
         let (function, name) = (function.to_owned(), name.to_owned());
         self.with_conn(move |conn| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             change_one(
-                conn,
+                &tx,
                 "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
                 params![function, name],
+            )?;
+            tx.execute(
+                "DELETE FROM function_settings WHERE function = ?1 AND qualifier = ?2",
+                params![function, name],
             )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -555,27 +565,113 @@ impl MetaStore for SqliteStore {
         .await
     }
 
-    async fn retry_event(&self, id: &str, attempts: u32, due_ms: i64) -> Result<(), StoreError> {
-        let id = id.to_owned();
+    async fn retry_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError> {
+        let id = event.id.clone();
+        let doc = serde_json::to_string(event).map_err(backend)?;
         self.with_conn(move |conn| {
-            let tx =
-                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let doc: Option<String> = tx
-                .query_row("SELECT event FROM async_events WHERE id = ?1", params![id], |row| {
-                    row.get(0)
-                })
-                .optional()
-                .map_err(backend)?;
-            let mut event: AsyncEvent =
-                serde_json::from_str(&doc.ok_or(StoreError::NotFound)?).map_err(backend)?;
-            event.attempts = attempts;
-            let doc = serde_json::to_string(&event).map_err(backend)?;
-            tx.execute(
+            change_one(
+                conn,
                 "UPDATE async_events SET due_ms = ?2, leased_until = 0, event = ?3 WHERE id = ?1",
                 params![id, due_ms, doc],
             )
+        })
+        .await
+    }
+
+    async fn put_setting(
+        &self,
+        function: &str,
+        qualifier: &str,
+        setting: &FunctionSetting,
+    ) -> Result<(), StoreError> {
+        let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
+        let kind = setting.kind().as_str();
+        let doc = serde_json::to_string(setting).map_err(backend)?;
+        self.with_conn(move |conn| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let exists: i64 = tx
+                .query_row("SELECT COUNT(*) FROM functions WHERE name = ?1", params![function], |row| {
+                    row.get(0)
+                })
+                .map_err(backend)?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute(
+                "INSERT INTO function_settings (function, kind, qualifier, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(function, kind, qualifier) DO UPDATE SET record = excluded.record",
+                params![function, kind, qualifier, doc],
+            )
             .map_err(backend)?;
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_setting(
+        &self,
+        function: &str,
+        kind: SettingKind,
+        qualifier: &str,
+    ) -> Result<Option<FunctionSetting>, StoreError> {
+        let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM function_settings WHERE function = ?1 AND kind = ?2 AND qualifier = ?3",
+                    params![function, kind.as_str(), qualifier],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(backend)).transpose()
+        })
+        .await
+    }
+
+    async fn delete_setting(
+        &self,
+        function: &str,
+        kind: SettingKind,
+        qualifier: &str,
+    ) -> Result<bool, StoreError> {
+        let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
+        self.with_conn(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM function_settings WHERE function = ?1 AND kind = ?2 AND qualifier = ?3",
+                    params![function, kind.as_str(), qualifier],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn list_settings(
+        &self,
+        function: Option<&str>,
+        kind: SettingKind,
+    ) -> Result<Vec<(String, String, FunctionSetting)>, StoreError> {
+        let function = function.map(str::to_owned);
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT function, qualifier, record FROM function_settings
+                     WHERE kind = ?1 AND (?2 IS NULL OR function = ?2) ORDER BY function, qualifier",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![kind.as_str(), function], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (f, q, doc) = row.map_err(backend)?;
+                Ok((f, q, serde_json::from_str(&doc).map_err(backend)?))
+            })
+            .collect()
         })
         .await
     }

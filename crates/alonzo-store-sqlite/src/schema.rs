@@ -58,6 +58,15 @@ const MIGRATIONS: &[&str] = &[
         record       TEXT NOT NULL,
         PRIMARY KEY (name, version)
      );",
+    // 5: settings beside the versions (reserved and provisioned concurrency, event invoke
+    // configuration), keyed by function, kind and qualifier ('' for function-wide ones).
+    "CREATE TABLE function_settings (
+        function   TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        kind       TEXT NOT NULL,
+        qualifier  TEXT NOT NULL,
+        record     TEXT NOT NULL,
+        PRIMARY KEY (function, kind, qualifier)
+     );",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

@@ -105,6 +105,9 @@ async fn async_events_lease_retry_complete() {
         received_ms: 1,
         attempts: 0,
         trace_id: None,
+        system_attempts: 0,
+        last_failure: None,
+        outcome: None,
     };
     store.enqueue_event(&event("a"), 10).await.unwrap();
     store.enqueue_event(&event("b"), 50).await.unwrap();
@@ -115,7 +118,9 @@ async fn async_events_lease_retry_complete() {
         store.lease_events(20, 1000, 10).await.unwrap().is_empty(),
         "leased events are not handed out twice"
     );
-    store.retry_event("a", 1, 30).await.unwrap();
+    let mut retried = event("a");
+    retried.attempts = 1;
+    store.retry_event(&retried, 30).await.unwrap();
     let again = store.lease_events(60, 2000, 10).await.unwrap();
     assert_eq!(again.len(), 2);
     assert_eq!(again.iter().find(|e| e.id == "a").unwrap().attempts, 1);
@@ -218,4 +223,33 @@ async fn layer_versions_are_numbered_once_and_their_code_stays_referenced() {
     let mut referenced = store.referenced_code().await.unwrap();
     referenced.sort();
     assert_eq!(referenced, ["1".repeat(64), "3".repeat(64), "9".repeat(64), "ab".repeat(32)]);
+}
+
+#[tokio::test]
+async fn settings_round_trip_and_follow_their_function() {
+    use alonzo_model::{EventInvokeConfig, FunctionSetting, SettingKind};
+    let (_dir, store) = open();
+    let reserved = FunctionSetting::ReservedConcurrency { reserved: 5 };
+    assert!(matches!(
+        store.put_setting("f", "", &reserved).await,
+        Err(StoreError::NotFound)
+    ));
+    store.create_function(&record("f", "r1"), &BTreeMap::new()).await.unwrap();
+    store.put_setting("f", "", &reserved).await.unwrap();
+    let invoke = FunctionSetting::EventInvoke(EventInvokeConfig {
+        maximum_retry_attempts: Some(0),
+        ..Default::default()
+    });
+    store.put_setting("f", "$LATEST", &invoke).await.unwrap();
+    store.put_setting("f", "live", &invoke).await.unwrap();
+    assert_eq!(
+        store.get_setting("f", SettingKind::ReservedConcurrency, "").await.unwrap(),
+        Some(reserved.clone())
+    );
+    let listed = store.list_settings(Some("f"), SettingKind::EventInvoke).await.unwrap();
+    assert_eq!(listed.iter().map(|(_, q, _)| q.as_str()).collect::<Vec<_>>(), ["$LATEST", "live"]);
+    assert!(store.delete_setting("f", SettingKind::EventInvoke, "live").await.unwrap());
+    assert!(!store.delete_setting("f", SettingKind::EventInvoke, "live").await.unwrap());
+    store.delete_function("f").await.unwrap();
+    assert!(store.list_settings(None, SettingKind::ReservedConcurrency).await.unwrap().is_empty());
 }

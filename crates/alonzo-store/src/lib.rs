@@ -14,7 +14,10 @@ mod blob;
 
 use std::collections::BTreeMap;
 
-use alonzo_model::{AliasRecord, AsyncEvent, FunctionRecord, InvocationRecord, LayerVersionRecord};
+use alonzo_model::{
+    AliasRecord, AsyncEvent, FunctionRecord, FunctionSetting, InvocationRecord, LayerVersionRecord,
+    SettingKind,
+};
 
 pub use blob::{BlobStore, FsBlobStore};
 
@@ -164,11 +167,45 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes an event that was handled (delivered, or given up on).
     async fn complete_event(&self, id: &str) -> Result<(), StoreError>;
 
-    /// Puts a leased event back, due again at `due_ms`, with its attempt count.
-    async fn retry_event(&self, id: &str, attempts: u32, due_ms: i64) -> Result<(), StoreError>;
+    /// Puts a leased event back, due again at `due_ms`, with its new attempt counts and last
+    /// failure (the whole record is replaced; its id identifies it).
+    async fn retry_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError>;
 
     /// Makes every leased event due again (at start-up: no worker holds a lease any more).
     async fn release_leases(&self) -> Result<u64, StoreError>;
+
+    /// Stores a setting of `function` for `qualifier` (empty for function-wide settings),
+    /// replacing one of the same kind. `NotFound` when the function does not exist.
+    async fn put_setting(
+        &self,
+        function: &str,
+        qualifier: &str,
+        setting: &FunctionSetting,
+    ) -> Result<(), StoreError>;
+
+    /// The setting of that kind for `qualifier`, if any.
+    async fn get_setting(
+        &self,
+        function: &str,
+        kind: SettingKind,
+        qualifier: &str,
+    ) -> Result<Option<FunctionSetting>, StoreError>;
+
+    /// Removes a setting; `false` when there was none.
+    async fn delete_setting(
+        &self,
+        function: &str,
+        kind: SettingKind,
+        qualifier: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every setting of a kind as `(function, qualifier, setting)`, of one function or of
+    /// all, ordered by function and qualifier.
+    async fn list_settings(
+        &self,
+        function: Option<&str>,
+        kind: SettingKind,
+    ) -> Result<Vec<(String, String, FunctionSetting)>, StoreError>;
 
     /// Appends metering records.
     async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;

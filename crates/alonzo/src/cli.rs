@@ -87,6 +87,10 @@ pub(crate) struct ServeArgs {
     /// Account-wide concurrency limit.
     #[arg(long, env = "ALONZO_CONCURRENCY_LIMIT", default_value_t = 1000)]
     pub(crate) concurrency_limit: u32,
+    /// Concurrency that reserved concurrency must leave to unreserved functions (Lambda:
+    /// 100); capped at the concurrency limit.
+    #[arg(long, env = "ALONZO_UNRESERVED_CONCURRENCY_MIN", default_value_t = 100)]
+    pub(crate) unreserved_concurrency_min: u32,
     /// How long an idle execution environment is kept warm (e.g. `300s`, `5m`).
     #[arg(long, env = "ALONZO_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub(crate) idle_timeout: std::time::Duration,

@@ -29,6 +29,7 @@ struct ServeConfig {
     data_dir: PathBuf,
     account: Account,
     concurrency_limit: u32,
+    unreserved_minimum: u32,
     idle_timeout: std::time::Duration,
     async_retry_delay: std::time::Duration,
     insecure_no_isolation: bool,
@@ -63,6 +64,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         data_dir: args.data_dir,
         account: Account { region: args.region, account_id: args.account_id },
         concurrency_limit: args.concurrency_limit,
+        unreserved_minimum: args.unreserved_concurrency_min,
         idle_timeout: args.idle_timeout,
         async_retry_delay: args.async_retry_delay,
         insecure_no_isolation: args.insecure_no_isolation,
@@ -111,10 +113,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         package_limits: PackageLimits::default(),
         runtimes,
         concurrency_limit: config.concurrency_limit,
+        unreserved_minimum: config.unreserved_minimum,
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
     };
-    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox))
+    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox), None)
         .await
         .context("starting the control plane")?;
     let manager = control.sandbox().cloned();
