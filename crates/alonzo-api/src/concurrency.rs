@@ -166,7 +166,11 @@ struct WireDestination {
 }
 
 fn event_invoke_input(req: EventInvokeRequest) -> Result<EventInvokeInput, ApiError> {
-    let range = |v: Option<i64>, field: &str, min: i64, max: i64| -> Result<Option<u32>, ApiError> {
+    let range = |v: Option<i64>,
+                 field: &str,
+                 min: i64,
+                 max: i64|
+     -> Result<Option<u32>, ApiError> {
         match v {
             None => Ok(None),
             Some(n) if n < min || n > max => {
@@ -185,7 +189,8 @@ fn event_invoke_input(req: EventInvokeRequest) -> Result<EventInvokeInput, ApiEr
         }
     };
     let destinations = req.destination_config;
-    let pick = |d: Option<&WireDestination>| d.map(|d| d.destination.clone().filter(|s| !s.is_empty()));
+    let pick =
+        |d: Option<&WireDestination>| d.map(|d| d.destination.clone().filter(|s| !s.is_empty()));
     Ok(EventInvokeInput {
         maximum_retry_attempts: range(req.maximum_retry_attempts, "maximumRetryAttempts", 0, 2)?,
         maximum_event_age_seconds: range(
@@ -278,9 +283,8 @@ pub(crate) async fn list_event_invoke(
 ) -> ApiResult {
     let views = state.control.list_event_invoke_configs(&name).await?;
     let (marker, max_items) = crate::functions::paging(raw.as_deref())?;
-    let start = marker
-        .and_then(|m| views.iter().position(|v| v.function_arn == m))
-        .map_or(0, |i| i + 1);
+    let start =
+        marker.and_then(|m| views.iter().position(|v| v.function_arn == m)).map_or(0, |i| i + 1);
     let limit = max_items.unwrap_or(50).clamp(1, 50);
     let page: Vec<_> = views.iter().skip(start).take(limit).map(event_invoke_json).collect();
     let mut out = json!({ "FunctionEventInvokeConfigs": page });

@@ -14,6 +14,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod logs_api;
+mod mappings;
 mod query;
 pub mod sigv4;
 mod targets;
@@ -74,6 +75,12 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/2015-03-31/functions/{name}/aliases/{alias}",
             get(aliases::get).put(aliases::update).delete(aliases::delete),
+        )
+        .route("/2015-03-31/event-source-mappings", get(mappings::list).post(mappings::create))
+        .route("/2015-03-31/event-source-mappings/", get(mappings::list).post(mappings::create))
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(mappings::get).put(mappings::update).delete(mappings::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
         .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))

@@ -212,7 +212,12 @@ impl Control {
     }
 
     /// Gives up on an event: its failure destination and dead-letter queue get it.
-    async fn settle_failure(&self, event: AsyncEvent, condition: &str, failure: Option<&AttemptFailure>) {
+    async fn settle_failure(
+        &self,
+        event: AsyncEvent,
+        condition: &str,
+        failure: Option<&AttemptFailure>,
+    ) {
         let mut pending = Vec::new();
         match self.effective_event_invoke(&event.function, &event.qualifier).await {
             Ok(config) => pending.extend(config.on_failure.map(Delivery::Destination)),
@@ -336,14 +341,20 @@ impl Control {
     ) -> Result<(), String> {
         let target = FunctionRef::parse(arn, self.account()).map_err(|e| e.to_string())?;
         self.inner.meta.get_version(&target.name, LATEST).await.map_err(|e| match e {
-            alonzo_store::StoreError::NotFound => format!("destination function {arn} does not exist"),
+            alonzo_store::StoreError::NotFound => {
+                format!("destination function {arn} does not exist")
+            }
             other => other.to_string(),
         })?;
         let now = chrono::Utc::now().timestamp_millis();
         let delivered = AsyncEvent {
             // Derived from the source event, so a repeated delivery after a crash is the
             // same queue entry rather than a second event.
-            id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}:{arn}", event.id).as_bytes()).to_string(),
+            id: uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{}:{arn}", event.id).as_bytes(),
+            )
+            .to_string(),
             function: target.name,
             qualifier: target.qualifier.map(|q| q.as_string()).unwrap_or_default(),
             payload: record.to_string().into_bytes(),

@@ -112,17 +112,21 @@ impl Control {
         self.reserved_concurrency(&name).await
     }
 
-    pub(crate) async fn reserved_concurrency(&self, name: &str) -> Result<Option<u32>, ControlError> {
-        Ok(
-            match self.inner.meta.get_setting(name, SettingKind::ReservedConcurrency, "").await? {
-                Some(FunctionSetting::ReservedConcurrency { reserved }) => Some(reserved),
-                _ => None,
-            },
-        )
+    pub(crate) async fn reserved_concurrency(
+        &self,
+        name: &str,
+    ) -> Result<Option<u32>, ControlError> {
+        Ok(match self.inner.meta.get_setting(name, SettingKind::ReservedConcurrency, "").await? {
+            Some(FunctionSetting::ReservedConcurrency { reserved }) => Some(reserved),
+            _ => None,
+        })
     }
 
     /// `DeleteFunctionConcurrency`.
-    pub async fn delete_function_concurrency(&self, function_name: &str) -> Result<(), ControlError> {
+    pub async fn delete_function_concurrency(
+        &self,
+        function_name: &str,
+    ) -> Result<(), ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         let _guard = self.inner.concurrency_lock.lock().await;
         self.load(&name, LATEST).await?;
@@ -195,13 +199,17 @@ impl Control {
         qualifier: Option<&str>,
         requested: i64,
     ) -> Result<ProvisionedView, ControlError> {
-        let Ok(requested) = u32::try_from(requested).map_err(|_| ()).and_then(|n| {
-            if n == 0 {
-                Err(())
-            } else {
-                Ok(n)
-            }
-        }) else {
+        let Ok(requested) =
+            u32::try_from(requested).map_err(|_| ()).and_then(
+                |n| {
+                    if n == 0 {
+                        Err(())
+                    } else {
+                        Ok(n)
+                    }
+                },
+            )
+        else {
             return Err(ValidationError::constraint(
                 &requested.to_string(),
                 "provisionedConcurrentExecutions",
@@ -254,7 +262,11 @@ impl Control {
         };
         self.inner
             .meta
-            .put_setting(&name, &qualifier, &FunctionSetting::ProvisionedConcurrency(config.clone()))
+            .put_setting(
+                &name,
+                &qualifier,
+                &FunctionSetting::ProvisionedConcurrency(config.clone()),
+            )
             .await
             .map_err(|e| self.store_not_found(e, &name))?;
         self.sync_provisioned(&name).await?;

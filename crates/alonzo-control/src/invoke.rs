@@ -165,7 +165,10 @@ impl Control {
         })
     }
 
-    pub(crate) async fn function_spec(&self, record: &FunctionRecord) -> Result<FunctionSpec, ControlError> {
+    pub(crate) async fn function_spec(
+        &self,
+        record: &FunctionRecord,
+    ) -> Result<FunctionSpec, ControlError> {
         let config = &record.config;
         let runtime_kind = self.runtimes().get(&config.runtime).cloned().ok_or_else(|| {
             ControlError::Invalid(ValidationError::param(format!(

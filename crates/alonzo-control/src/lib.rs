@@ -15,9 +15,11 @@ mod event_invoke;
 mod functions;
 mod invoke;
 mod layers;
+mod mappings;
 pub mod package;
 mod queues;
 mod settle;
+mod sqs_poller;
 mod versions;
 
 use std::sync::Arc;
@@ -33,15 +35,16 @@ pub use alonzo_sandbox::{
 };
 pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
 pub use concurrency::ProvisionedView;
-pub use event_invoke::{EventInvokeInput, EventInvokeView};
 pub use error::ControlError;
+pub use event_invoke::{EventInvokeInput, EventInvokeView};
 pub use functions::{
     AccountSettings, ConfigPatch, CreateFunction, FunctionView, ListPage, UpdateCode,
 };
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
 pub use layers::PublishLayerInput;
+pub use mappings::{MappingInput, MappingPage};
 pub use package::PackageLimits;
-pub use queues::{MessageAttribute, QueueService};
+pub use queues::{MessageAttribute, QueueMessage, QueueService};
 pub use versions::PublishInput;
 
 /// Settings of the control plane, fixed at start-up.
@@ -90,8 +93,13 @@ struct Inner {
     /// Serialises changes to reserved and provisioned concurrency, whose rules span
     /// functions.
     concurrency_lock: tokio::sync::Mutex<()>,
-    /// The queue service for dead-letter queues and SQS destinations.
+    /// The queue service for dead-letter queues, SQS destinations and event source
+    /// mappings.
     queues: Option<Arc<dyn QueueService>>,
+    /// Serialises changes to event source mappings.
+    mappings_lock: tokio::sync::Mutex<()>,
+    /// Wakes the mapping supervisor after a change.
+    mappings_wakeup: tokio::sync::Notify,
 }
 
 impl Control {
@@ -121,6 +129,8 @@ impl Control {
             publish_lock: tokio::sync::Mutex::new(()),
             concurrency_lock: tokio::sync::Mutex::new(()),
             queues,
+            mappings_lock: tokio::sync::Mutex::new(()),
+            mappings_wakeup: tokio::sync::Notify::new(),
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
@@ -140,6 +150,9 @@ impl Control {
                 );
             }
             tokio::spawn(Self::run_async_workers(Arc::downgrade(&control.inner), parallelism));
+            if control.inner.queues.is_some() {
+                tokio::spawn(Self::run_mapping_supervisor(Arc::downgrade(&control.inner)));
+            }
         }
         Ok(control)
     }

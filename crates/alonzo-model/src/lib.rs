@@ -12,6 +12,7 @@
 mod alias;
 mod arn;
 mod config;
+mod event_pattern;
 mod function;
 mod invocation;
 mod layer;
@@ -24,13 +25,17 @@ pub use config::{
     Architecture, EnvironmentVars, FunctionConfig, LoggingConfig, TracingMode, VpcConfig,
     LAMBDA_RUNTIME_IDS, RESERVED_ENV_KEYS,
 };
+pub use event_pattern::{
+    matches_any, sqs_record_view, EventPattern, PatternError, MAX_PATTERN_LEN,
+};
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
 pub use invocation::{AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, InvocationRecord};
 pub use layer::{validate_layer_name, LayerVersionRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
 pub use settings::{
-    DestinationKind, EventInvokeConfig, FunctionSetting, ProvisionedConcurrencyConfig,
-    SettingKind, DEFAULT_MAXIMUM_EVENT_AGE_SECONDS, DEFAULT_MAXIMUM_RETRY_ATTEMPTS,
+    DestinationKind, EventInvokeConfig, EventSourceMappingRecord, FunctionSetting, MappingState,
+    ProvisionedConcurrencyConfig, SettingKind, DEFAULT_MAXIMUM_EVENT_AGE_SECONDS,
+    DEFAULT_MAXIMUM_RETRY_ATTEMPTS,
 };
 
 /// Which of Lambda's two validation errors a broken rule produces.

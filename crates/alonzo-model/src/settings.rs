@@ -16,6 +16,8 @@ pub enum SettingKind {
     EventInvoke,
     /// `PutProvisionedConcurrencyConfig`.
     ProvisionedConcurrency,
+    /// `CreateEventSourceMapping` (the qualifier column holds the mapping's UUID).
+    EventSourceMapping,
 }
 
 impl SettingKind {
@@ -25,6 +27,7 @@ impl SettingKind {
             Self::ReservedConcurrency => "reserved-concurrency",
             Self::EventInvoke => "event-invoke",
             Self::ProvisionedConcurrency => "provisioned-concurrency",
+            Self::EventSourceMapping => "event-source-mapping",
         }
     }
 }
@@ -42,6 +45,8 @@ pub enum FunctionSetting {
     EventInvoke(EventInvokeConfig),
     /// Provisioned concurrency of a version or alias.
     ProvisionedConcurrency(ProvisionedConcurrencyConfig),
+    /// An event source mapping that invokes the function.
+    EventSourceMapping(EventSourceMappingRecord),
 }
 
 impl FunctionSetting {
@@ -51,6 +56,7 @@ impl FunctionSetting {
             Self::ReservedConcurrency { .. } => SettingKind::ReservedConcurrency,
             Self::EventInvoke(_) => SettingKind::EventInvoke,
             Self::ProvisionedConcurrency(_) => SettingKind::ProvisionedConcurrency,
+            Self::EventSourceMapping(_) => SettingKind::EventSourceMapping,
         }
     }
 }
@@ -159,6 +165,73 @@ pub struct ProvisionedConcurrencyConfig {
     pub requested: u32,
     /// Epoch milliseconds of the last change.
     pub last_modified_ms: i64,
+}
+
+/// Where an event source mapping is in its life (Lambda's `State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MappingState {
+    /// Just created; the poller is starting.
+    Creating,
+    /// Being enabled.
+    Enabling,
+    /// Polling.
+    Enabled,
+    /// Being disabled.
+    Disabling,
+    /// Not polling.
+    Disabled,
+    /// Changed; the poller restarts with the new settings.
+    Updating,
+    /// Being deleted.
+    Deleting,
+}
+
+impl MappingState {
+    /// Lambda's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "Creating",
+            Self::Enabling => "Enabling",
+            Self::Enabled => "Enabled",
+            Self::Disabling => "Disabling",
+            Self::Disabled => "Disabled",
+            Self::Updating => "Updating",
+            Self::Deleting => "Deleting",
+        }
+    }
+}
+
+/// A stored event source mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventSourceMappingRecord {
+    /// The mapping's id.
+    pub uuid: String,
+    /// Function name.
+    pub function: String,
+    /// Version or alias to invoke, if any.
+    pub qualifier: Option<String>,
+    /// The queue (or stream) ARN.
+    pub event_source_arn: String,
+    /// Records per invocation.
+    pub batch_size: u32,
+    /// How long to gather records before invoking, seconds.
+    pub maximum_batching_window_s: u32,
+    /// Whether the mapping should poll.
+    pub enabled: bool,
+    /// `["ReportBatchItemFailures"]` or empty.
+    pub function_response_types: Vec<String>,
+    /// `ScalingConfig.MaximumConcurrency`.
+    pub maximum_concurrency: Option<u32>,
+    /// `FilterCriteria.Filters[].Pattern`, as given.
+    pub filter_patterns: Vec<String>,
+    /// Current state.
+    pub state: MappingState,
+    /// Why it is in that state (`USER_INITIATED`…).
+    pub state_transition_reason: String,
+    /// Epoch milliseconds of the last change.
+    pub last_modified_ms: i64,
+    /// Increases on every change, so the poller knows to restart.
+    pub generation: u64,
 }
 
 #[cfg(test)]

@@ -661,11 +661,9 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
                 let now = Instant::now();
                 let mut out = Vec::new();
                 for envs in pool.idle.values_mut() {
-                    let (old, keep): (Vec<_>, Vec<_>) = envs
-                        .drain(..)
-                        .partition(|e| {
-                            !e.provisioned && now.duration_since(e.last_used) > inner.idle_timeout
-                        });
+                    let (old, keep): (Vec<_>, Vec<_>) = envs.drain(..).partition(|e| {
+                        !e.provisioned && now.duration_since(e.last_used) > inner.idle_timeout
+                    });
                     *envs = keep;
                     out.extend(old);
                 }

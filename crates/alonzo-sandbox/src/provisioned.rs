@@ -79,8 +79,10 @@ impl Manager {
     /// The provisioned concurrency of one version, if it has a target.
     pub fn provisioned_status(&self, function: &str, version: &str) -> Option<ProvisionedStatus> {
         let all = self.inner.provisioned.lock().ok()?;
-        let (key, target) =
-            all.by_key.iter().find(|(k, t)| k.0 == function && k.1 == version && t.requested > 0)?;
+        let (key, target) = all
+            .by_key
+            .iter()
+            .find(|(k, t)| k.0 == function && k.1 == version && t.requested > 0)?;
         let available = self
             .inner
             .pool

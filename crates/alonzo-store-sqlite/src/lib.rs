@@ -6,6 +6,7 @@
 //! SQLite calls run on tokio's blocking pool behind one connection mutex: SQLite serialises
 //! writers anyway, and metadata calls are short.
 
+mod group_commit;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Shares fsyncs between concurrent queue writes.
+    group: group_commit::GroupCommit,
 }
 
 impl SqliteStore {
@@ -34,7 +37,9 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
         schema::migrate(&conn).map_err(backend)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let conn = Arc::new(Mutex::new(conn));
+        let group = group_commit::GroupCommit::start(Arc::clone(&conn));
+        Ok(Self { conn, group })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -517,15 +522,16 @@ impl MetaStore for SqliteStore {
     async fn enqueue_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError> {
         let doc = serde_json::to_string(event).map_err(backend)?;
         let id = event.id.clone();
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO async_events (id, due_ms, event) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
-                params![id, due_ms, doc],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.group
+            .write(Box::new(move |tx| {
+                tx.execute(
+                    "INSERT INTO async_events (id, due_ms, event) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
+                    params![id, due_ms, doc],
+                )
+                .map_err(backend)?;
+                Ok(())
+            }))
+            .await
     }
 
     async fn lease_events(
@@ -558,11 +564,13 @@ impl MetaStore for SqliteStore {
 
     async fn complete_event(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.with_conn(move |conn| {
-            conn.execute("DELETE FROM async_events WHERE id = ?1", params![id]).map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.group
+            .write(Box::new(move |tx| {
+                tx.execute("DELETE FROM async_events WHERE id = ?1", params![id])
+                    .map_err(backend)?;
+                Ok(())
+            }))
+            .await
     }
 
     async fn retry_event(&self, event: &AsyncEvent, due_ms: i64) -> Result<(), StoreError> {

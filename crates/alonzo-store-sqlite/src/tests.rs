@@ -230,10 +230,7 @@ async fn settings_round_trip_and_follow_their_function() {
     use alonzo_model::{EventInvokeConfig, FunctionSetting, SettingKind};
     let (_dir, store) = open();
     let reserved = FunctionSetting::ReservedConcurrency { reserved: 5 };
-    assert!(matches!(
-        store.put_setting("f", "", &reserved).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.put_setting("f", "", &reserved).await, Err(StoreError::NotFound)));
     store.create_function(&record("f", "r1"), &BTreeMap::new()).await.unwrap();
     store.put_setting("f", "", &reserved).await.unwrap();
     let invoke = FunctionSetting::EventInvoke(EventInvokeConfig {
@@ -252,4 +249,38 @@ async fn settings_round_trip_and_follow_their_function() {
     assert!(!store.delete_setting("f", SettingKind::EventInvoke, "live").await.unwrap());
     store.delete_function("f").await.unwrap();
     assert!(store.list_settings(None, SettingKind::ReservedConcurrency).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_share_commits_and_all_land() {
+    let (_dir, store) = open();
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = alonzo_model::AsyncEvent {
+                id: format!("e{i}"),
+                function: "f".into(),
+                qualifier: String::new(),
+                payload: b"{}".to_vec(),
+                received_ms: 1,
+                attempts: 0,
+                trace_id: None,
+                system_attempts: 0,
+                last_failure: None,
+                outcome: None,
+            };
+            store.enqueue_event(&event, 1).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let leased = store.lease_events(10, 1000, 1000).await.unwrap();
+    assert_eq!(leased.len(), 400);
+    for e in &leased[..200] {
+        store.complete_event(&e.id).await.unwrap();
+    }
+    store.release_leases().await.unwrap();
+    assert_eq!(store.lease_events(10, 1000, 1000).await.unwrap().len(), 200);
 }

@@ -117,9 +117,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
     };
-    let control = Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox), None)
-        .await
-        .context("starting the control plane")?;
+    let control =
+        Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox), None)
+            .await
+            .context("starting the control plane")?;
     let manager = control.sandbox().cloned();
     let state = ApiState {
         control,
