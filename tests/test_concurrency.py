@@ -278,3 +278,30 @@ def test_cold_and_warm_report_lines(client):
     warm_tail = base64.b64decode(warm["LogResult"]).decode()
     assert re.search(r"Init Duration: \d+\.\d\d ms", cold_tail), cold_tail
     assert "Init Duration" not in warm_tail
+
+
+def test_alonzo_top_shows_live_concurrency(client, srv):
+    from alonzo_helpers import ALONZO_BIN, run
+
+    name = make_fn(client)
+    version = client.publish_version(FunctionName=name)["Version"]
+    client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    try:
+        client.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=1)
+        wait_ready(client, name, version)
+        t = threading.Thread(target=invoke, args=(client, name, {"sleep": 3}))
+        t.start()
+        time.sleep(0.5)
+        assert invoke(client, name)[0] == "throttled"
+        snap = json.loads(run([str(ALONZO_BIN), "top", "--once", "--json"], env=srv.env, timeout=30).stdout)
+        rows = {(v["Function"], v["Version"]): v for v in snap["Versions"]}
+        assert rows[(name, "$LATEST")]["Busy"] == 1
+        assert rows[(name, version)]["Provisioned"] == 1
+        assert snap["Reserved"][name] == 1
+        assert snap["Throttles"][name] >= 1
+        text = run([str(ALONZO_BIN), "top", "--once"], env=srv.env, timeout=30).stdout
+        assert "PROVISIONED" in text and name in text
+        t.join()
+        client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+    finally:
+        client.delete_function_concurrency(FunctionName=name)

@@ -15,6 +15,7 @@ mod invoke;
 mod layers;
 mod logs_api;
 mod mappings;
+mod platform;
 mod query;
 pub mod sigv4;
 mod targets;
@@ -122,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
             get(functions::runtime_management_config),
         )
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
+        .route("/_alonzo/api/concurrency", get(platform::concurrency))
         .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)
         .method_not_allowed_fallback(unimplemented::fallback)

@@ -33,7 +33,7 @@ pub use alonzo_sandbox::{
     InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,
     MAX_EVENTS as MAX_LOG_EVENTS,
 };
-pub use alonzo_sandbox::{RuntimeCatalog, RuntimeKind};
+pub use alonzo_sandbox::{PoolStats, RuntimeCatalog, RuntimeKind, VersionStats};
 pub use concurrency::ProvisionedView;
 pub use error::ControlError;
 pub use event_invoke::{EventInvokeInput, EventInvokeView};
@@ -155,6 +155,12 @@ impl Control {
             }
         }
         Ok(control)
+    }
+
+    /// Live concurrency figures (busy, idle and provisioned environments, throttles), for
+    /// `alonzo top`; `None` without a sandbox manager.
+    pub fn concurrency_stats(&self) -> Option<PoolStats> {
+        self.inner.sandbox.as_ref().map(alonzo_sandbox::Manager::stats)
     }
 
     /// Read access to the stored function logs (empty without a sandbox manager).

@@ -35,6 +35,22 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Invoke a function and print its result and the tail of its log.
     Invoke(InvokeArgs),
+    /// Show live concurrency per function version: busy, idle and provisioned
+    /// environments, reservations and throttles.
+    Top(TopArgs),
+}
+
+/// Settings of `alonzo top`.
+#[derive(Debug, Args)]
+pub(crate) struct TopArgs {
+    /// Print one snapshot and exit (the default refreshes until interrupted).
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Refresh interval (e.g. `1s`, `500ms`).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub(crate) interval: std::time::Duration,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 /// Settings of `alonzo invoke`.

@@ -4,6 +4,7 @@ mod functions;
 mod invoke;
 mod logs;
 mod runtimes;
+mod top;
 
 use crate::cli::{Cli, Command};
 
@@ -15,6 +16,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runtimes => runtimes::run(),
         Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
         Command::Invoke(args) => client_runtime()?.block_on(invoke::run(&args)),
+        Command::Top(args) => client_runtime()?.block_on(top::run(&args)),
     }
 }
 
