@@ -14,6 +14,7 @@ mod provisioned;
 mod rootfs;
 mod runtime_api;
 pub mod runtimes;
+mod scaling;
 mod unisolated;
 
 use std::collections::HashMap;
@@ -178,6 +179,8 @@ pub struct ManagerConfig {
     pub idle_timeout: Duration,
     /// Account-wide limit of concurrently running environments.
     pub concurrency_limit: u32,
+    /// New environments each function may start per 10 seconds (Lambda: 1000).
+    pub scale_per_10s: u32,
     /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
     /// development only (`--insecure-no-isolation`).
     pub isolation: bool,
@@ -208,6 +211,8 @@ pub(crate) struct Inner {
     provisioned: Mutex<provisioned::Targets>,
     /// Wakes the provisioner.
     provision_wakeup: tokio::sync::Notify,
+    /// The rate at which functions may add environments.
+    scaling: scaling::ScaleLimiter,
 }
 
 /// Environments of one function revision are interchangeable: the pool key.
@@ -340,6 +345,7 @@ impl Manager {
             returned: tokio::sync::Notify::new(),
             provisioned: Mutex::new(provisioned::Targets::default()),
             provision_wakeup: tokio::sync::Notify::new(),
+            scaling: scaling::ScaleLimiter::new(config.scale_per_10s),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
@@ -362,6 +368,15 @@ impl Manager {
         let warm = self.take_idle_or_wait(&key).await?;
         let mut env = match warm {
             Some(env) => env,
+            None if !self.inner.scaling.take(&spec.name).await => {
+                self.release_slot(&key);
+                if let Ok(mut pool) = self.inner.pool.lock() {
+                    *pool.throttles.entry(key.0.clone()).or_default() += 1;
+                }
+                return Err(SandboxError::Throttled(
+                    ThrottleReason::ConcurrentInvocationLimitExceeded,
+                ));
+            }
             None => match Environment::start(self, Arc::clone(&spec), false).await {
                 Ok(Ok(env)) => env,
                 Ok(Err(failure)) => {

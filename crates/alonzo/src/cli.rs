@@ -107,6 +107,10 @@ pub(crate) struct ServeArgs {
     /// 100); capped at the concurrency limit.
     #[arg(long, env = "ALONZO_UNRESERVED_CONCURRENCY_MIN", default_value_t = 100)]
     pub(crate) unreserved_concurrency_min: u32,
+    /// New execution environments each function may start per 10 seconds (Lambda: 1000);
+    /// a cold start beyond it waits up to half a second, then is throttled.
+    #[arg(long, env = "ALONZO_SCALE_RATE", default_value_t = 1000)]
+    pub(crate) scale_rate: u32,
     /// How long an idle execution environment is kept warm (e.g. `300s`, `5m`).
     #[arg(long, env = "ALONZO_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub(crate) idle_timeout: std::time::Duration,

@@ -30,6 +30,7 @@ struct ServeConfig {
     account: Account,
     concurrency_limit: u32,
     unreserved_minimum: u32,
+    scale_per_10s: u32,
     idle_timeout: std::time::Duration,
     async_retry_delay: std::time::Duration,
     insecure_no_isolation: bool,
@@ -65,6 +66,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         account: Account { region: args.region, account_id: args.account_id },
         concurrency_limit: args.concurrency_limit,
         unreserved_minimum: args.unreserved_concurrency_min,
+        scale_per_10s: args.scale_rate,
         idle_timeout: args.idle_timeout,
         async_retry_delay: args.async_retry_delay,
         insecure_no_isolation: args.insecure_no_isolation,
@@ -161,6 +163,7 @@ fn start_sandboxes(
         exe: std::path::PathBuf::from("/proc/self/exe"),
         idle_timeout: config.idle_timeout,
         concurrency_limit: config.concurrency_limit,
+        scale_per_10s: config.scale_per_10s,
         isolation,
     };
     if config.insecure_no_isolation {
