@@ -95,6 +95,9 @@ impl From<ControlError> for ApiError {
             ControlError::Package(p) => Self::invalid_parameter(p.to_string()),
             ControlError::InvalidContent(m) => Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", m),
             ControlError::TooLarge { limit, operation } => Self::too_large(limit, operation),
+            ControlError::PolicyTooLarge(m) => {
+                Self::new(StatusCode::BAD_REQUEST, "PolicyLengthExceededException", m)
+            }
             ControlError::Throttled => {
                 let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
                 err.extra.push(("Reason", "ConcurrentInvocationLimitExceeded".to_owned()));
