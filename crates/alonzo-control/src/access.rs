@@ -129,7 +129,9 @@ impl Control {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ControlError::Conflict("The policy was changed concurrently; retry the request.".into()))
+        Err(ControlError::Conflict(
+            "The policy was changed concurrently; retry the request.".into(),
+        ))
     }
 
     /// `RemovePermission`.
@@ -169,7 +171,9 @@ impl Control {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ControlError::Conflict("The policy was changed concurrently; retry the request.".into()))
+        Err(ControlError::Conflict(
+            "The policy was changed concurrently; retry the request.".into(),
+        ))
     }
 
     /// `GetPolicy`.
@@ -179,11 +183,9 @@ impl Control {
         qualifier: Option<&str>,
     ) -> Result<ResourcePolicy, ControlError> {
         let (name, qualifier, _) = self.policy_target(function_name, qualifier, false).await?;
-        self.inner
-            .meta
-            .get_policy(&name, qualifier.as_deref())
-            .await?
-            .ok_or_else(|| ControlError::NotFound("The resource you requested does not exist.".into()))
+        self.inner.meta.get_policy(&name, qualifier.as_deref()).await?.ok_or_else(|| {
+            ControlError::NotFound("The resource you requested does not exist.".into())
+        })
     }
 
     /// The function and qualifier a policy operation addresses (which must exist), and the
@@ -319,9 +321,8 @@ impl Control {
         let name = self.resolve_unqualified(function_name)?;
         self.load(&name, LATEST).await?;
         let all = self.inner.meta.list_function_urls(&name).await?;
-        let start = marker
-            .and_then(|m| all.iter().position(|u| u.url_id == m))
-            .map_or(0, |i| i + 1);
+        let start =
+            marker.and_then(|m| all.iter().position(|u| u.url_id == m)).map_or(0, |i| i + 1);
         let limit = max_items.unwrap_or(50).clamp(1, 50);
         let items: Vec<FunctionUrlRecord> = all.iter().skip(start).take(limit).cloned().collect();
         let next_marker = (start + items.len() < all.len())
