@@ -113,14 +113,14 @@ async fn verified_request(state: &ApiState, req: Request) -> Result<Request, Api
 }
 
 /// Collects a body, giving up (`None`) as soon as it exceeds `limit`.
-async fn read_limited(body: Body, limit: usize) -> Option<Bytes> {
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Option<Bytes> {
     let limited = http_body_util::Limited::new(body, limit);
     limited.collect().await.ok().map(http_body_util::Collected::to_bytes)
 }
 
 /// Reads and discards an oversized body (up to a cap), so that clients that send the whole
 /// body before reading the response see the 413 rather than a reset connection.
-async fn drain(mut body: Body) {
+pub(crate) async fn drain(mut body: Body) {
     const DRAIN_CAP: usize = 256 << 20;
     let mut seen = 0usize;
     while let Some(Ok(frame)) = body.frame().await {

@@ -70,7 +70,7 @@ fn verify(key: &[u8], sha256_hex: &str, expires: i64, signature_hex: &str) -> bo
 }
 
 /// The `Host` the client used, if it is a plausible `host[:port]` (never echo garbage into URLs).
-fn request_host(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn request_host(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     let plausible = !host.is_empty()
         && host.len() <= 255

@@ -98,6 +98,9 @@ impl From<ControlError> for ApiError {
             ControlError::ProvisionedNotFound(m) => {
                 Self::new(StatusCode::NOT_FOUND, "ProvisionedConcurrencyConfigNotFoundException", m)
             }
+            ControlError::PolicyTooLarge(m) => {
+                Self::new(StatusCode::BAD_REQUEST, "PolicyLengthExceededException", m)
+            }
             ControlError::Throttled { reason } => {
                 let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.");
                 err.extra.push(("Reason", reason.to_owned()));

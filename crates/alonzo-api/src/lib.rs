@@ -10,23 +10,27 @@ mod auth;
 mod code;
 mod concurrency;
 mod error;
+mod function_url;
 mod functions;
+pub mod http_event;
 mod invoke;
 mod layers;
 mod logs_api;
 mod mappings;
+mod permissions;
 mod platform;
 mod query;
 pub mod sigv4;
 mod targets;
 mod unimplemented;
+mod url_configs;
 mod wire;
 
 use std::sync::Arc;
 
 use alonzo_control::Control;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 
 pub use auth::{AuthConfig, CODE_BODY_LIMIT, DEFAULT_BODY_LIMIT, INVOKE_BODY_LIMIT};
@@ -46,7 +50,8 @@ pub struct ApiState {
 }
 
 /// The whole HTTP application: the signed Lambda API plus the unsigned platform routes
-/// (`/_alonzo/health`, package downloads).
+/// (`/_alonzo/health`, package downloads) and the function URL front door (`/lambda-url/…`,
+/// or any path under a `<url-id>.lambda-url.…` host).
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
     let lambda = Router::new()
@@ -84,6 +89,19 @@ pub fn router(state: ApiState) -> Router {
             get(mappings::get).put(mappings::update).delete(mappings::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
+        .route("/2015-03-31/functions/{name}/policy", get(permissions::get).post(permissions::add))
+        .route(
+            "/2015-03-31/functions/{name}/policy/{sid}",
+            axum::routing::delete(permissions::remove),
+        )
+        .route(
+            "/2021-10-31/functions/{name}/url",
+            get(url_configs::get)
+                .post(url_configs::create)
+                .put(url_configs::update)
+                .delete(url_configs::delete),
+        )
+        .route("/2021-10-31/functions/{name}/urls", get(url_configs::list))
         .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
         .route("/2016-08-19/account-settings", get(functions::account_settings))
@@ -131,7 +149,11 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/_alonzo/health", get(|| async { "ok" }))
         .route("/_alonzo/code/{sha}", get(code::download))
+        .route("/lambda-url/{id}", any(function_url::by_path))
+        .route("/lambda-url/{id}/", any(function_url::by_path))
+        .route("/lambda-url/{id}/{*rest}", any(function_url::by_path))
         .merge(lambda)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), function_url::by_host))
         .layer(axum::middleware::from_fn(auth::request_id))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -35,6 +35,9 @@ pub enum ControlError {
         /// The operation named in the message.
         operation: &'static str,
     },
+    /// A resource policy would exceed its size limit (`PolicyLengthExceededException`).
+    #[error("{0}")]
+    PolicyTooLarge(String),
     /// A concurrency limit was reached (`TooManyRequestsException` with this `Reason`).
     #[error("Rate Exceeded.")]
     Throttled {

@@ -6,6 +6,7 @@
 //! optimistic locking, the Pending→Active state machine, package validation and the
 //! collection of packages no record refers to any more.
 
+mod access;
 mod aliases;
 mod async_worker;
 mod code;
@@ -28,6 +29,7 @@ use alonzo_model::Account;
 use alonzo_store::{BlobStore, MetaStore};
 use tokio::sync::{mpsc, RwLock};
 
+pub use access::{PermissionInput, UrlAccess, UrlConfigInput};
 pub use aliases::AliasInput;
 pub use alonzo_sandbox::{
     InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,

@@ -9,6 +9,7 @@
 //! in every ARN), [`FunctionConfig`] (what `$LATEST` or a version runs with) and
 //! [`FunctionRecord`] (a stored function version with its code and state).
 
+mod access;
 mod alias;
 mod arn;
 mod config;
@@ -19,6 +20,10 @@ mod layer;
 mod names;
 mod settings;
 
+pub use access::{
+    is_url_id, validate_statement_id, validate_url_qualifier, Cors, FunctionUrlRecord, InvokeMode,
+    PolicyStatement, ResourcePolicy, UrlAuthType, MAX_POLICY_BYTES,
+};
 pub use alias::{validate_alias_name, AliasRecord};
 pub use arn::Account;
 pub use config::{

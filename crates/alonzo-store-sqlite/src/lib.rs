@@ -6,6 +6,7 @@
 //! SQLite calls run on tokio's blocking pool behind one connection mutex: SQLite serialises
 //! writers anyway, and metadata calls are short.
 
+mod access;
 mod group_commit;
 mod schema;
 

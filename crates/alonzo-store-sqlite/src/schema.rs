@@ -67,6 +67,30 @@ const MIGRATIONS: &[&str] = &[
         record     TEXT NOT NULL,
         PRIMARY KEY (function, kind, qualifier)
      );",
+    // 6: resource policies and function URL configurations, per function and qualifier ('' is
+    // the unqualified function). Deleting a function cascades; deleting an alias removes its
+    // policy and URL (alias names can be reused; version numbers cannot, so a deleted
+    // version's policy is unreachable and left alone: `update_version` deletes and re-inserts
+    // rows, which a trigger on versions would mistake for a deletion).
+    "CREATE TABLE function_policies (
+        function     TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        qualifier    TEXT NOT NULL,
+        revision_id  TEXT NOT NULL,
+        record       TEXT NOT NULL,
+        PRIMARY KEY (function, qualifier)
+     );
+     CREATE TABLE function_urls (
+        function   TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        qualifier  TEXT NOT NULL,
+        url_id     TEXT NOT NULL UNIQUE,
+        record     TEXT NOT NULL,
+        PRIMARY KEY (function, qualifier)
+     );
+     CREATE TRIGGER aliases_access_cleanup AFTER DELETE ON aliases
+     BEGIN
+        DELETE FROM function_policies WHERE function = OLD.function AND qualifier = OLD.name;
+        DELETE FROM function_urls WHERE function = OLD.function AND qualifier = OLD.name;
+     END;",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

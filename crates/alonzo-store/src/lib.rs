@@ -10,6 +10,7 @@
 //! written to the blob store before the metadata that names them, so metadata never points at
 //! a missing package; orphaned packages are collected at start-up.
 
+mod access;
 mod blob;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use alonzo_model::{
     SettingKind,
 };
 
+pub use access::AccessStore;
 pub use blob::{BlobStore, FsBlobStore};
 
 /// What can go wrong in a store.
@@ -56,7 +58,7 @@ pub struct AccountUsage {
 
 /// Function metadata storage. Every method is one atomic, durable transaction.
 #[async_trait::async_trait]
-pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait MetaStore: AccessStore + Send + Sync + std::fmt::Debug + 'static {
     /// Stores a new function: its `$LATEST` record and its tags.
     async fn create_function(
         &self,
