@@ -6,6 +6,7 @@
 //! SQLite calls run on tokio's blocking pool behind one connection mutex: SQLite serialises
 //! writers anyway, and metadata calls are short.
 
+mod queues;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ use alonzo_model::{
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+pub use queues::SqliteQueueStore;
 
 /// The SQLite-backed [`MetaStore`].
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Storage interfaces: [`MetaStore`] for function metadata and [`BlobStore`] for deployment
-//! packages, plus [`FsBlobStore`], the content-addressed local-disk package store.
+//! Storage interfaces: [`MetaStore`] for function metadata, [`BlobStore`] for deployment
+//! packages and [`QueueStore`] for the SQS-compatible queues, plus [`FsBlobStore`], the
+//! content-addressed local-disk package store.
 //!
 //! The traits know nothing of SQL or of any wire format; backends (`alonzo-store-sqlite`
 //! now, PostgreSQL and S3-compatible object storage later) implement them. Only the
@@ -11,12 +12,14 @@
 //! a missing package; orphaned packages are collected at start-up.
 
 mod blob;
+pub mod queue;
 
 use std::collections::BTreeMap;
 
 use alonzo_model::{AliasRecord, AsyncEvent, FunctionRecord, InvocationRecord, LayerVersionRecord};
 
 pub use blob::{BlobStore, FsBlobStore};
+pub use queue::{QueueStore, QueueStoreError};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
