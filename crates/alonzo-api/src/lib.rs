@@ -15,6 +15,7 @@ mod layers;
 mod logs_api;
 mod query;
 pub mod sigv4;
+mod sqs;
 mod targets;
 mod unimplemented;
 mod wire;
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub code_url_key: Vec<u8>,
     /// `host:port` to put in links when a request carries no usable `Host`.
     pub public_host: String,
+    /// The SQS-compatible queues (`AmazonSQS.*` on `/`).
+    pub queues: alonzo_queue::Queues,
 }
 
 /// The whole HTTP application: the signed Lambda API plus the unsigned platform routes

@@ -48,6 +48,16 @@ pub use config::{parse_redrive, QueueConfig, RedrivePolicy, DEFAULT_MAX_MESSAGE_
 pub use digest::{md5_of_attributes, md5_of_body};
 pub use error::QueueError;
 
+/// Checks a batch's shape as SQS does before looking at any entry: 1 to 10 entries with
+/// distinct ids of letters, digits, `-` and `_` (at most 80). `entry_kind` names the entry
+/// type in the `EmptyBatchRequest` message.
+pub fn check_batch_ids<'a>(
+    ids: impl ExactSizeIterator<Item = &'a str>,
+    entry_kind: &'static str,
+) -> Result<(), QueueError> {
+    message::validate_batch(ids, entry_kind)
+}
+
 /// Longest long poll, seconds.
 pub const MAX_WAIT_SECONDS: u32 = 20;
 /// How often a long poll re-checks the store without a wake-up (delays and visibility

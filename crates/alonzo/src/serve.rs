@@ -118,6 +118,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("starting the control plane")?;
     let manager = control.sandbox().cloned();
+    let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
+        .context("opening the queue database")?;
+    let queues = alonzo_queue::Queues::open(Arc::new(queue_store), config.account.clone())
+        .await
+        .context("loading the queues")?;
     let state = ApiState {
         control,
         auth: AuthConfig {
@@ -127,13 +132,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         },
         code_url_key: url_key,
         public_host: config.listen.to_string(),
+        queues: queues.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
     axum::serve(listener, alonzo_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Parked long polls answer now instead of holding the drain for up to 20 s.
+            queues.close();
+        })
         .await?;
     if let Some(manager) = manager {
         manager.shutdown();
