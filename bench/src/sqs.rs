@@ -52,7 +52,9 @@ pub(crate) fn judge_send(reply: &Reply) -> anyhow::Result<()> {
     }
     let answer: Value = serde_json::from_slice(&reply.body).context("SendMessage's answer")?;
     // The MD5 of BODY (`md5sum`).
-    if answer["MD5OfMessageBody"] != "0c0c9df2449b30203900e25e8a1f8afe" || !answer["MessageId"].is_string() {
+    if answer["MD5OfMessageBody"] != "0c0c9df2449b30203900e25e8a1f8afe"
+        || !answer["MessageId"].is_string()
+    {
         bail!("SendMessage answered {}", reply.snippet());
     }
     Ok(())

@@ -33,7 +33,13 @@ struct SqsError {
 
 impl SqsError {
     fn new(shape: &'static str, query_code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, shape, query_code, sender_fault: true, message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            shape,
+            query_code,
+            sender_fault: true,
+            message: message.into(),
+        }
     }
 
     fn invalid(message: impl Into<String>) -> Self {
@@ -53,25 +59,46 @@ impl From<QueueError> for SqsError {
     fn from(e: QueueError) -> Self {
         let message = e.to_string();
         let (shape, code) = match &e {
-            QueueError::QueueDoesNotExist => ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"),
+            QueueError::QueueDoesNotExist => {
+                ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
+            }
             QueueError::QueueNameExists(_) => ("QueueNameExists", "QueueAlreadyExists"),
-            QueueError::InvalidParameterValue(_) => ("InvalidParameterValue", "InvalidParameterValue"),
+            QueueError::InvalidParameterValue(_) => {
+                ("InvalidParameterValue", "InvalidParameterValue")
+            }
             QueueError::MissingParameter(_) => ("MissingParameter", "MissingParameter"),
             QueueError::InvalidAttributeName(_) => ("InvalidAttributeName", "InvalidAttributeName"),
-            QueueError::InvalidAttributeValue(_) => ("InvalidAttributeValue", "InvalidAttributeValue"),
-            QueueError::InvalidMessageContents(_) => ("InvalidMessageContents", "InvalidMessageContents"),
-            QueueError::ReceiptHandleIsInvalid(_) => ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"),
-            QueueError::MessageNotInflight => ("MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"),
-            QueueError::EmptyBatchRequest(_) => ("EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest"),
-            QueueError::TooManyEntriesInBatchRequest(_) => {
-                ("TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest")
+            QueueError::InvalidAttributeValue(_) => {
+                ("InvalidAttributeValue", "InvalidAttributeValue")
             }
+            QueueError::InvalidMessageContents(_) => {
+                ("InvalidMessageContents", "InvalidMessageContents")
+            }
+            QueueError::ReceiptHandleIsInvalid(_) => {
+                ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid")
+            }
+            QueueError::MessageNotInflight => {
+                ("MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight")
+            }
+            QueueError::EmptyBatchRequest(_) => {
+                ("EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest")
+            }
+            QueueError::TooManyEntriesInBatchRequest(_) => (
+                "TooManyEntriesInBatchRequest",
+                "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+            ),
             QueueError::BatchEntryIdsNotDistinct(_) => {
                 ("BatchEntryIdsNotDistinct", "AWS.SimpleQueueService.BatchEntryIdsNotDistinct")
             }
-            QueueError::InvalidBatchEntryId => ("InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId"),
-            QueueError::BatchRequestTooLong(..) => ("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"),
-            QueueError::Unsupported(_) => ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"),
+            QueueError::InvalidBatchEntryId => {
+                ("InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId")
+            }
+            QueueError::BatchRequestTooLong(..) => {
+                ("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong")
+            }
+            QueueError::Unsupported(_) => {
+                ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation")
+            }
             QueueError::Internal(detail) => {
                 tracing::error!(error = %detail, "queue operation failed");
                 return Self {
@@ -89,7 +116,8 @@ impl From<QueueError> for SqsError {
 
 impl IntoResponse for SqsError {
     fn into_response(self) -> Response {
-        let body = json!({"__type": format!("com.amazonaws.sqs#{}", self.shape), "message": self.message});
+        let body =
+            json!({"__type": format!("com.amazonaws.sqs#{}", self.shape), "message": self.message});
         let mut response = (self.status, axum::Json(body)).into_response();
         let fault = if self.sender_fault { "Sender" } else { "Receiver" };
         if let Ok(v) = HeaderValue::from_str(&format!("{};{fault}", self.query_code)) {
@@ -166,7 +194,12 @@ struct Request {
 }
 
 /// Runs one `AmazonSQS.*` operation and renders its answer.
-pub(crate) async fn handle(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+pub(crate) async fn handle(
+    state: &ApiState,
+    op: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let result = run(state, op, headers, body).await;
     let mut response = match result {
         Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
@@ -219,13 +252,17 @@ fn to_send(entry: SendEntry) -> Result<SendMessage, SqsError> {
     let mut message_attributes = BTreeMap::new();
     for (name, a) in entry.message_attributes {
         let data_type = a.data_type.ok_or_else(|| {
-            SqsError::invalid(format!("The message attribute '{name}' must contain non-empty message attribute type."))
+            SqsError::invalid(format!(
+                "The message attribute '{name}' must contain non-empty message attribute type."
+            ))
         })?;
         let value = if data_type.starts_with("Binary") {
             let raw = a.binary_value.unwrap_or_default();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(raw)
-                .map_err(|_| SqsError::invalid(format!("The message attribute '{name}' has an invalid binary value.")))?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(raw).map_err(|_| {
+                SqsError::invalid(format!(
+                    "The message attribute '{name}' has an invalid binary value."
+                ))
+            })?;
             MessageAttributeValue { data_type, string_value: None, binary_value: Some(bytes) }
         } else {
             MessageAttributeValue { data_type, string_value: a.string_value, binary_value: None }
@@ -283,10 +320,15 @@ fn received_json(m: ReceivedMessage, system: &[String]) -> Value {
     out
 }
 
-fn batch_entries<T: serde::de::DeserializeOwned + Default>(entries: Vec<Value>) -> Result<Vec<T>, SqsError> {
+fn batch_entries<T: serde::de::DeserializeOwned + Default>(
+    entries: Vec<Value>,
+) -> Result<Vec<T>, SqsError> {
     entries
         .into_iter()
-        .map(|e| serde_json::from_value(e).map_err(|e| SqsError::invalid(format!("Invalid batch entry: {e}"))))
+        .map(|e| {
+            serde_json::from_value(e)
+                .map_err(|e| SqsError::invalid(format!("Invalid batch entry: {e}")))
+        })
         .collect()
 }
 
@@ -305,13 +347,22 @@ fn batch_result<T>(
     json!({"Successful": successful, "Failed": failed})
 }
 
-async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, SqsError> {
+async fn run(
+    state: &ApiState,
+    op: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, SqsError> {
     let queues = &state.queues;
     let req: Request = if body.is_empty() {
         Request::default()
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            SqsError::new("InvalidParameterValue", "InvalidParameterValue", format!("The request body is not valid JSON for this operation: {e}"))
+            SqsError::new(
+                "InvalidParameterValue",
+                "InvalidParameterValue",
+                format!("The request body is not valid JSON for this operation: {e}"),
+            )
         })?
     };
     match op {
@@ -337,7 +388,8 @@ async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Re
             let page = &names[start..(start + page_len).min(names.len())];
             let mut out = json!({});
             if !page.is_empty() {
-                out["QueueUrls"] = page.iter().map(|n| queues.queue_url(&host, n)).collect::<Vec<_>>().into();
+                out["QueueUrls"] =
+                    page.iter().map(|n| queues.queue_url(&host, n)).collect::<Vec<_>>().into();
             }
             if max.is_some() && start + page.len() < names.len() {
                 if let Some(last) = page.last() {
@@ -348,7 +400,8 @@ async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
         "GetQueueAttributes" => {
             let name = queue_name(queues, &req)?;
-            let names = if req.attribute_names.is_empty() { Vec::new() } else { req.attribute_names };
+            let names =
+                if req.attribute_names.is_empty() { Vec::new() } else { req.attribute_names };
             let attrs = queues.queue_attributes(&name, &names).await?;
             if attrs.is_empty() {
                 return Ok(json!({}));
@@ -442,7 +495,8 @@ async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
         "DeleteMessage" => {
             let name = queue_name(queues, &req)?;
-            let handle = req.receipt_handle.as_deref().ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
+            let handle =
+                req.receipt_handle.as_deref().ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
             queues.delete_message(&name, handle).await?;
             Ok(json!({}))
         }
@@ -458,7 +512,8 @@ async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
         "ChangeMessageVisibility" => {
             let name = queue_name(queues, &req)?;
-            let handle = req.receipt_handle.as_deref().ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
+            let handle =
+                req.receipt_handle.as_deref().ok_or_else(|| SqsError::missing("ReceiptHandle"))?;
             let timeout = int(req.visibility_timeout, "VisibilityTimeout", 0, 43_200)?
                 .ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
             queues.change_message_visibility(&name, handle, timeout).await?;
@@ -470,7 +525,8 @@ async fn run(state: &ApiState, op: &str, headers: &HeaderMap, body: &[u8]) -> Re
             let entries = entries
                 .into_iter()
                 .map(|e| {
-                    let timeout = e.visibility_timeout.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
+                    let timeout =
+                        e.visibility_timeout.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
                     (e.id.unwrap_or_default(), e.receipt_handle.unwrap_or_default(), timeout)
                 })
                 .collect();
