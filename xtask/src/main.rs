@@ -7,8 +7,7 @@
 //!   Terraform, `awslambdaric`, a `lambda_runtime` binary).
 //! - `bench`: the release build of the server, then the benchmark harness in `bench/`
 //!   (`alonzo-bench`: loopback floor, warm and cold invoke latency, throughput, durable SQS
-//!   sends; prints a
-//!   table and writes `target/bench/latest.json`).
+//!   sends; prints a table and writes `target/bench/latest.json`).
 
 mod tidy;
 
