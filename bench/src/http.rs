@@ -131,6 +131,18 @@ impl Conn {
         body: Bytes,
         extra: &[(&'static str, &str)],
     ) -> anyhow::Result<Request<Full<Bytes>>> {
+        self.signed_for("lambda", method, path_and_query, body, extra)
+    }
+
+    /// A SigV4-signed request for `service`, ready to send; `extra` headers are signed.
+    pub(crate) fn signed_for(
+        &self,
+        service: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        extra: &[(&'static str, &str)],
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
@@ -152,7 +164,7 @@ impl Conn {
             &body,
             &credentials(),
             REGION,
-            "lambda",
+            service,
             chrono::Utc::now(),
         );
         if !headers.contains_key(http::header::AUTHORIZATION) {

@@ -1,6 +1,7 @@
 //! `alonzo-bench`: runs the release `alonzo` server on loopback and measures, in one run,
 //! the loopback HTTP floor, warm invoke latency (Python and Rust no-ops), warm throughput at
-//! 1 and 32 clients, and cold starts (back to back and after an idle gap); prints a table
+//! 1 and 32 clients, cold starts (back to back and after an idle gap), and durable SQS
+//! `SendMessage` throughput at 1 and 64 clients; prints a table
 //! and writes the same figures to `target/bench/latest.json`. This module owns the order of
 //! the phases and their sizes; `report` renders, `scenarios` measures.
 //!
@@ -15,6 +16,7 @@ mod machine;
 mod report;
 mod scenarios;
 mod server;
+mod sqs;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +41,9 @@ const IDLE_GAP: Duration = Duration::from_millis(200);
 const FLOOR_SECONDS: Duration = Duration::from_secs(3);
 const INVOKE_SECONDS: Duration = Duration::from_secs(5);
 const HIGH_CONCURRENCY: usize = 32;
+/// Concurrent senders of the SQS phase's second run.
+const SQS_CONCURRENCY: usize = 64;
+const SQS_SECONDS: Duration = Duration::from_secs(5);
 /// The whole run (a first fixture build included) is stopped after this; a normal run takes
 /// under a minute.
 const WATCHDOG: Duration = Duration::from_secs(600);
@@ -192,6 +197,24 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
         HIGH_CONCURRENCY,
         Duration::from_secs(2),
         INVOKE_SECONDS,
+    ))?);
+
+    eprintln!("bench: durable SQS SendMessage");
+    let queue_url = single.block_on(sqs::create_queue(addr))?;
+    let send = Op::SqsSend { queue_url };
+    r.sqs_c1 = Some(single.block_on(scenarios::throughput(
+        addr,
+        &send,
+        1,
+        Duration::from_millis(500),
+        SQS_SECONDS,
+    ))?);
+    r.sqs_cn = Some(multi.block_on(scenarios::throughput(
+        addr,
+        &send,
+        SQS_CONCURRENCY,
+        Duration::from_millis(500),
+        SQS_SECONDS,
     ))?);
 
     eprintln!("bench: loopback floor again");

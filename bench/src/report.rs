@@ -35,6 +35,9 @@ pub(crate) struct Results {
     pub(crate) warm_rust: Samples,
     pub(crate) invoke_c1: Option<Throughput>,
     pub(crate) invoke_cn: Option<Throughput>,
+    /// Durable SQS `SendMessage` with 1 and with many clients.
+    pub(crate) sqs_c1: Option<Throughput>,
+    pub(crate) sqs_cn: Option<Throughput>,
     pub(crate) cold_python: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
@@ -109,6 +112,8 @@ impl Results {
             + tput_errors(&self.floor_cn)
             + tput_errors(&self.invoke_c1)
             + tput_errors(&self.invoke_cn)
+            + tput_errors(&self.sqs_c1)
+            + tput_errors(&self.sqs_cn)
             + self.cold_python.errors()
             + self.cold_rust.errors()
             + self.cold_python_idle.errors()
@@ -140,6 +145,8 @@ impl Results {
             ("floor throughput, N connections", &self.floor_cn),
             ("invoke throughput, 1 client", &self.invoke_c1),
             ("invoke throughput, N clients", &self.invoke_cn),
+            ("SQS SendMessage, 1 client", &self.sqs_c1),
+            ("SQS SendMessage, N clients", &self.sqs_cn),
         ] {
             if let Some(t) = t {
                 add(phase, &t.latency);
@@ -245,6 +252,31 @@ impl Results {
                 label,
                 thousands(rps(t)),
                 format!("{:.3}", rps(t) / rps(floor)),
+                f3(lat.map_or(f64::NAN, |l| l.percentile(50.0))),
+                f3(lat.map_or(f64::NAN, |l| l.percentile(99.0))),
+                windows(t),
+            );
+        }
+
+        let _ = writeln!(
+            s,
+            "\nSQS  durable SendMessage (answered after its commit's fsync), one connection per client"
+        );
+        let _ = writeln!(
+            s,
+            "  {:<34}{:>10} {:>15} {:>9} {:>9}  1-s windows",
+            "", "sends/s", "x floor", "p50", "p99"
+        );
+        for (t, floor) in [(&self.sqs_c1, &self.floor_c1), (&self.sqs_cn, &self.floor_cn)] {
+            let clients = t.as_ref().map_or(0, |t| t.clients);
+            let floor_clients = floor.as_ref().map_or(0, |t| t.clients);
+            let lat = t.as_ref().map(|t| &t.latency);
+            let _ = writeln!(
+                s,
+                "  {:<34}{:>10} {:>15} {:>9} {:>9}  {}",
+                format!("{clients} client(s)"),
+                thousands(rps(t)),
+                format!("{:.3} (c={floor_clients})", rps(t) / rps(floor)),
                 f3(lat.map_or(f64::NAN, |l| l.percentile(50.0))),
                 f3(lat.map_or(f64::NAN, |l| l.percentile(99.0))),
                 windows(t),
@@ -365,6 +397,7 @@ impl Results {
             },
             "warm_invoke": { "python": warm(&self.warm_python), "rust": warm(&self.warm_rust) },
             "invoke_throughput_python": { "c1": tput(&self.invoke_c1, &self.floor_c1), "cN": tput(&self.invoke_cn, &self.floor_cn) },
+            "sqs_send_message_durable": { "c1": tput(&self.sqs_c1, &self.floor_c1), "cN": tput(&self.sqs_cn, &self.floor_cn) },
             "cold_start": {
                 "idle_gap_ms": self.idle_gap_ms,
                 "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },

@@ -36,6 +36,8 @@ pub(crate) enum Op {
     Health,
     /// A signed synchronous invoke of a function.
     Invoke { name: String, kind: Kind },
+    /// A signed, durable SQS `SendMessage`.
+    SqsSend { queue_url: String },
 }
 
 impl Op {
@@ -43,6 +45,7 @@ impl Op {
         match self {
             Self::Health => Ok(conn.health_request()),
             Self::Invoke { name, .. } => conn.invoke_request(name, false),
+            Self::SqsSend { queue_url } => crate::sqs::send_request(conn, queue_url),
         }
     }
 
@@ -58,6 +61,7 @@ impl Op {
             Self::Invoke { kind, .. } => {
                 check_payload(*kind, &check_invoke(reply)?.payload).map(|_| ())
             }
+            Self::SqsSend { .. } => crate::sqs::judge_send(reply),
         }
     }
 }

@@ -6,8 +6,8 @@
 //!   in `tests/` against the release binary with real clients (boto3, the AWS CLI,
 //!   Terraform, `awslambdaric`, a `lambda_runtime` binary).
 //! - `bench`: the release build of the server, then the benchmark harness in `bench/`
-//!   (`alonzo-bench`: loopback floor, warm and cold invoke latency, throughput; prints a
-//!   table and writes `target/bench/latest.json`).
+//!   (`alonzo-bench`: loopback floor, warm and cold invoke latency, throughput, durable SQS
+//!   sends; prints a table and writes `target/bench/latest.json`).
 
 mod tidy;
 

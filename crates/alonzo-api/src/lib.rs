@@ -21,6 +21,7 @@ mod permissions;
 mod platform;
 mod query;
 pub mod sigv4;
+mod sqs;
 mod targets;
 mod unimplemented;
 mod url_configs;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub code_url_key: Vec<u8>,
     /// `host:port` to put in links when a request carries no usable `Host`.
     pub public_host: String,
+    /// The SQS-compatible queues (`AmazonSQS.*` on `/`).
+    pub queues: alonzo_queue::Queues,
 }
 
 /// The whole HTTP application: the signed Lambda API plus the unsigned platform routes

@@ -1,6 +1,6 @@
 //! Dispatch of the JSON-protocol services that share the endpoint with Lambda's REST API:
 //! requests to `/` name their operation in `X-Amz-Target` (`Logs_20140328.FilterLogEvents`)
-//! and are signed for their own service name (`logs`).
+//! and are signed for their own service name (`logs`, `sqs`).
 
 use std::sync::Arc;
 
@@ -10,13 +10,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::{logs_api, ApiState};
+use crate::{logs_api, sqs, ApiState};
 
 /// The SigV4 service name a request must be signed for.
 pub(crate) fn signing_service(headers: &HeaderMap, path: &str) -> &'static str {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     if path == "/" && target.starts_with("Logs_20140328.") {
         "logs"
+    } else if path == "/" && target.starts_with("AmazonSQS.") {
+        "sqs"
     } else {
         "lambda"
     }
@@ -30,6 +32,7 @@ pub(crate) async fn dispatch(
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
     let result = match target.split_once('.') {
+        Some(("AmazonSQS", op)) => return sqs::handle(&state, op, &headers, &body).await,
         Some(("Logs_20140328", op)) => logs_api::handle(&state, op, &body),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -8,6 +8,7 @@
 
 mod access;
 mod group_commit;
+mod queues;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ use alonzo_model::{
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+pub use queues::SqliteQueueStore;
 
 /// The SQLite-backed [`MetaStore`].
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Storage interfaces: [`MetaStore`] for function metadata and [`BlobStore`] for deployment
-//! packages, plus [`FsBlobStore`], the content-addressed local-disk package store.
+//! Storage interfaces: [`MetaStore`] for function metadata, [`BlobStore`] for deployment
+//! packages and [`QueueStore`] for the SQS-compatible queues, plus [`FsBlobStore`], the
+//! content-addressed local-disk package store.
 //!
 //! The traits know nothing of SQL or of any wire format; backends (`alonzo-store-sqlite`
 //! now, PostgreSQL and S3-compatible object storage later) implement them. Only the
@@ -12,6 +13,7 @@
 
 mod access;
 mod blob;
+pub mod queue;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,7 @@ use alonzo_model::{
 
 pub use access::AccessStore;
 pub use blob::{BlobStore, FsBlobStore};
+pub use queue::{QueueStore, QueueStoreError};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]

@@ -119,10 +119,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
     };
-    let control =
-        Control::start(control_config, Arc::new(meta), Arc::new(blobs), Some(sandbox), None)
-            .await
-            .context("starting the control plane")?;
+    let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
+        .context("opening the queue database")?;
+    let queues = alonzo_queue::Queues::open(Arc::new(queue_store), config.account.clone())
+        .await
+        .context("loading the queues")?;
+    let queue_port: Arc<dyn alonzo_control::QueueService> =
+        Arc::new(crate::queue_port::BuiltInQueues(queues.clone()));
+    let control = Control::start(
+        control_config,
+        Arc::new(meta),
+        Arc::new(blobs),
+        Some(sandbox),
+        Some(queue_port),
+    )
+    .await
+    .context("starting the control plane")?;
     let manager = control.sandbox().cloned();
     let state = ApiState {
         control,
@@ -133,6 +145,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         },
         code_url_key: url_key,
         public_host: config.listen.to_string(),
+        queues: queues.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -142,7 +155,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         listener,
         alonzo_api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // Parked long polls answer now instead of holding the drain for up to 20 s.
+        queues.close();
+    })
     .await?;
     if let Some(manager) = manager {
         manager.shutdown();
