@@ -100,6 +100,20 @@ async fn worker(shared: Arc<Shared>) {
                 continue;
             }
         };
+        if *shared.stop.borrow() {
+            // Stopped while receiving: hand the batch back untouched.
+            for message in &batch {
+                let _ = shared
+                    .queues
+                    .change_visibility(
+                        &shared.mapping.event_source_arn,
+                        &message.receipt_handle,
+                        Duration::ZERO,
+                    )
+                    .await;
+            }
+            break;
+        }
         if batch.is_empty() {
             // Quiet: surplus workers leave, keeping at least one.
             let target = shared.target.load(Ordering::Relaxed).max(1);
