@@ -270,6 +270,17 @@ impl Conn {
         let extra: &[(&'static str, &str)] = if tail { &[("x-amz-log-type", "Tail")] } else { &[] };
         self.signed(Method::POST, &path, Bytes::from_static(b"{}"), extra)
     }
+
+    /// A signed asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`).
+    pub(crate) fn invoke_event_request(&self, name: &str) -> anyhow::Result<Request<Full<Bytes>>> {
+        let path = format!("/2015-03-31/functions/{name}/invocations");
+        self.signed(
+            Method::POST,
+            &path,
+            Bytes::from_static(b"{}"),
+            &[("x-amz-invocation-type", "Event")],
+        )
+    }
 }
 
 /// The outcome of one invocation, judged.

@@ -53,6 +53,7 @@ const BACKGROUND_SAMPLE: Duration = Duration::from_secs(1);
 const PY_WARM: &str = "bench-python-warm";
 const RS_WARM: &str = "bench-rust-warm";
 const PY_COLD: &str = "bench-python-cold";
+const PY_ASYNC: &str = "bench-python-async";
 const RS_COLD: &str = "bench-rust-cold";
 
 fn main() -> ExitCode {
@@ -129,7 +130,13 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
 
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
-        for (name, f) in [(PY_WARM, python), (RS_WARM, rust), (PY_COLD, python), (RS_COLD, rust)] {
+        for (name, f) in [
+            (PY_WARM, python),
+            (RS_WARM, rust),
+            (PY_COLD, python),
+            (RS_COLD, rust),
+            (PY_ASYNC, python),
+        ] {
             conn.create_function(name, f.runtime, f.handler, &f.zip)
                 .await
                 .with_context(|| format!("creating {name}"))?;
@@ -212,6 +219,23 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
     r.sqs_cn = Some(multi.block_on(scenarios::throughput(
         addr,
         &send,
+        SQS_CONCURRENCY,
+        Duration::from_millis(500),
+        SQS_SECONDS,
+    ))?);
+
+    eprintln!("bench: durable asynchronous Invoke (202 after the queue's commit)");
+    let event = Op::InvokeEvent { name: PY_ASYNC.into() };
+    r.async_c1 = Some(single.block_on(scenarios::throughput(
+        addr,
+        &event,
+        1,
+        Duration::from_millis(500),
+        SQS_SECONDS,
+    ))?);
+    r.async_cn = Some(multi.block_on(scenarios::throughput(
+        addr,
+        &event,
         SQS_CONCURRENCY,
         Duration::from_millis(500),
         SQS_SECONDS,

@@ -38,6 +38,8 @@ pub(crate) struct Results {
     /// Durable SQS `SendMessage` with 1 and with many clients.
     pub(crate) sqs_c1: Option<Throughput>,
     pub(crate) sqs_cn: Option<Throughput>,
+    pub(crate) async_c1: Option<Throughput>,
+    pub(crate) async_cn: Option<Throughput>,
     pub(crate) cold_python: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
@@ -114,6 +116,8 @@ impl Results {
             + tput_errors(&self.invoke_cn)
             + tput_errors(&self.sqs_c1)
             + tput_errors(&self.sqs_cn)
+            + tput_errors(&self.async_c1)
+            + tput_errors(&self.async_cn)
             + self.cold_python.errors()
             + self.cold_rust.errors()
             + self.cold_python_idle.errors()
@@ -147,6 +151,8 @@ impl Results {
             ("invoke throughput, N clients", &self.invoke_cn),
             ("SQS SendMessage, 1 client", &self.sqs_c1),
             ("SQS SendMessage, N clients", &self.sqs_cn),
+            ("async Invoke, 1 client", &self.async_c1),
+            ("async Invoke, N clients", &self.async_cn),
         ] {
             if let Some(t) = t {
                 add(phase, &t.latency);
@@ -258,16 +264,25 @@ impl Results {
             );
         }
 
-        let _ = writeln!(
-            s,
-            "\nSQS  durable SendMessage (answered after its commit's fsync), one connection per client"
-        );
+        for (title, unit, runs) in [
+            (
+                "\nSQS  durable SendMessage (answered after its commit's fsync), one connection per client",
+                "sends/s",
+                [(&self.sqs_c1, &self.floor_c1), (&self.sqs_cn, &self.floor_cn)],
+            ),
+            (
+                "\nASYNC  durable Invoke with InvocationType Event (202 after the queue's commit; the events run meanwhile)",
+                "202s/s",
+                [(&self.async_c1, &self.floor_c1), (&self.async_cn, &self.floor_cn)],
+            ),
+        ] {
+        let _ = writeln!(s, "{title}");
         let _ = writeln!(
             s,
             "  {:<34}{:>10} {:>15} {:>9} {:>9}  1-s windows",
-            "", "sends/s", "x floor", "p50", "p99"
+            "", unit, "x floor", "p50", "p99"
         );
-        for (t, floor) in [(&self.sqs_c1, &self.floor_c1), (&self.sqs_cn, &self.floor_cn)] {
+        for (t, floor) in runs {
             let clients = t.as_ref().map_or(0, |t| t.clients);
             let floor_clients = floor.as_ref().map_or(0, |t| t.clients);
             let lat = t.as_ref().map(|t| &t.latency);
@@ -281,6 +296,7 @@ impl Results {
                 f3(lat.map_or(f64::NAN, |l| l.percentile(99.0))),
                 windows(t),
             );
+        }
         }
 
         let _ = writeln!(
@@ -398,6 +414,7 @@ impl Results {
             "warm_invoke": { "python": warm(&self.warm_python), "rust": warm(&self.warm_rust) },
             "invoke_throughput_python": { "c1": tput(&self.invoke_c1, &self.floor_c1), "cN": tput(&self.invoke_cn, &self.floor_cn) },
             "sqs_send_message_durable": { "c1": tput(&self.sqs_c1, &self.floor_c1), "cN": tput(&self.sqs_cn, &self.floor_cn) },
+            "async_invoke_durable": { "c1": tput(&self.async_c1, &self.floor_c1), "cN": tput(&self.async_cn, &self.floor_cn) },
             "cold_start": {
                 "idle_gap_ms": self.idle_gap_ms,
                 "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },

@@ -38,6 +38,8 @@ pub(crate) enum Op {
     Invoke { name: String, kind: Kind },
     /// A signed, durable SQS `SendMessage`.
     SqsSend { queue_url: String },
+    /// A signed asynchronous invoke, answered 202 once the event is durably queued.
+    InvokeEvent { name: String },
 }
 
 impl Op {
@@ -46,6 +48,7 @@ impl Op {
             Self::Health => Ok(conn.health_request()),
             Self::Invoke { name, .. } => conn.invoke_request(name, false),
             Self::SqsSend { queue_url } => crate::sqs::send_request(conn, queue_url),
+            Self::InvokeEvent { name } => conn.invoke_event_request(name),
         }
     }
 
@@ -62,6 +65,12 @@ impl Op {
                 check_payload(*kind, &check_invoke(reply)?.payload).map(|_| ())
             }
             Self::SqsSend { .. } => crate::sqs::judge_send(reply),
+            Self::InvokeEvent { .. } => {
+                if reply.status != http::StatusCode::ACCEPTED {
+                    bail!("Event invoke answered HTTP {}: {}", reply.status, reply.snippet());
+                }
+                Ok(())
+            }
         }
     }
 }
