@@ -219,6 +219,17 @@ impl Conn {
         self.wait_settled(name, "State", "Active", Duration::from_millis(5)).await
     }
 
+    /// `PutFunctionConcurrency`.
+    pub(crate) async fn put_reserved_concurrency(
+        &mut self,
+        name: &str,
+        n: u32,
+    ) -> anyhow::Result<()> {
+        let path = format!("/2017-10-31/functions/{name}/concurrency");
+        self.call(Method::PUT, &path, Some(json!({ "ReservedConcurrentExecutions": n }))).await?;
+        Ok(())
+    }
+
     /// `UpdateFunctionConfiguration` setting one environment variable; a new revision, so the
     /// next invoke starts a new environment. Waits until `LastUpdateStatus` is `Successful`,
     /// polling every `poll`.

@@ -271,7 +271,7 @@ impl Results {
                 [(&self.sqs_c1, &self.floor_c1), (&self.sqs_cn, &self.floor_cn)],
             ),
             (
-                "\nASYNC  durable Invoke with InvocationType Event (202 after the queue's commit; the events run meanwhile)",
+                "\nASYNC  durable Invoke with InvocationType Event (202 after the queue's commit), to a function with reserved concurrency 0 (events settle at once, so this is the queue, not Python)",
                 "202s/s",
                 [(&self.async_c1, &self.floor_c1), (&self.async_cn, &self.floor_cn)],
             ),

@@ -24,10 +24,38 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 pub use queues::SqliteQueueStore;
 
+/// Cached `get_setting` answers, with a generation that every invalidation bumps so that a
+/// read racing a change never caches the old value.
+#[derive(Debug, Default)]
+struct SettingsCache {
+    generation: u64,
+    entries: std::collections::HashMap<(String, &'static str, String), Option<FunctionSetting>>,
+}
+
+impl SqliteStore {
+    /// Forgets cached settings of `function` (all of them when `qualifier` is `None`).
+    fn invalidate_settings(&self, function: &str, qualifier: Option<&str>) {
+        if let Ok(mut cache) = self.settings_cache.lock() {
+            cache.generation += 1;
+            cache.entries.retain(|(f, _, q), _| f != function || qualifier.is_some_and(|x| x != q));
+        }
+    }
+}
+
+/// Read-only connections kept open beside the writer.
+const READERS: usize = 4;
+
 /// The SQLite-backed [`MetaStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections: in WAL mode readers never wait for the writer, so lookups on
+    /// the invoke path do not queue behind a commit's fsync.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    /// Settings read on every asynchronous event (event invoke config, reserved
+    /// concurrency), cached; this store is its database's only writer, and every method that
+    /// changes settings invalidates them.
+    settings_cache: Arc<Mutex<SettingsCache>>,
     /// Shares fsyncs between concurrent queue writes.
     group: group_commit::GroupCommit,
 }
@@ -43,7 +71,40 @@ impl SqliteStore {
         schema::migrate(&conn).map_err(backend)?;
         let conn = Arc::new(Mutex::new(conn));
         let group = group_commit::GroupCommit::start(Arc::clone(&conn));
-        Ok(Self { conn, group })
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(path).map_err(backend)?;
+                reader.pragma_update(None, "query_only", "ON").map_err(backend)?;
+                reader.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self {
+            conn,
+            readers: Arc::new(readers),
+            settings_cache: Arc::new(Mutex::new(SettingsCache::default())),
+            group,
+        })
+    }
+
+    /// Runs the read-only `f` with a free reader connection on the blocking pool.
+    async fn with_read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let guard = readers
+                .iter()
+                .find_map(|r| r.try_lock().ok())
+                .map_or_else(|| readers[0].lock(), Ok)
+                .map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
+            f(&guard)
+        })
+        .await
+        .map_err(backend)?
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -91,7 +152,7 @@ impl MetaStore for SqliteStore {
 
     async fn get_version(&self, name: &str, version: &str) -> Result<FunctionRecord, StoreError> {
         let (name, version) = (name.to_owned(), version.to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let doc: Option<String> = conn
                 .query_row(
                     "SELECT record FROM function_versions WHERE name = ?1 AND version = ?2",
@@ -169,8 +230,11 @@ impl MetaStore for SqliteStore {
     }
 
     async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        self.invalidate_settings(name, Some(version));
+        let function_key = name.to_owned();
+        let qualifier_key = version.to_owned();
         let (name, version) = (name.to_owned(), version.to_owned());
-        self.with_conn(move |conn| {
+        let result = self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let routing_path = format!("$.routing.\"{version}\"");
             let aliased: i64 = tx
@@ -189,7 +253,9 @@ impl MetaStore for SqliteStore {
                 .map_err(backend)?;
             tx.commit().map_err(backend)
         })
-        .await
+        .await;
+        self.invalidate_settings(&function_key, Some(&qualifier_key));
+        result
     }
 
     async fn create_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
@@ -223,7 +289,7 @@ impl MetaStore for SqliteStore {
 
     async fn get_alias(&self, function: &str, name: &str) -> Result<AliasRecord, StoreError> {
         let (function, name) = (function.to_owned(), name.to_owned());
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let doc: Option<String> = conn
                 .query_row(
                     "SELECT record FROM aliases WHERE function = ?1 AND name = ?2",
@@ -262,28 +328,35 @@ impl MetaStore for SqliteStore {
     }
 
     async fn delete_alias(&self, function: &str, name: &str) -> Result<(), StoreError> {
+        self.invalidate_settings(function, Some(name));
+        let function_key = function.to_owned();
+        let qualifier_key = name.to_owned();
         let (function, name) = (function.to_owned(), name.to_owned());
-        self.with_conn(move |conn| {
-            let tx =
-                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            change_one(
-                &tx,
-                "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
-                params![function, name],
-            )?;
-            tx.execute(
-                "DELETE FROM function_settings WHERE function = ?1 AND qualifier = ?2",
-                params![function, name],
-            )
-            .map_err(backend)?;
-            tx.commit().map_err(backend)
-        })
-        .await
+        let result = self
+            .with_conn(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(backend)?;
+                change_one(
+                    &tx,
+                    "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
+                    params![function, name],
+                )?;
+                tx.execute(
+                    "DELETE FROM function_settings WHERE function = ?1 AND qualifier = ?2",
+                    params![function, name],
+                )
+                .map_err(backend)?;
+                tx.commit().map_err(backend)
+            })
+            .await;
+        self.invalidate_settings(&function_key, Some(&qualifier_key));
+        result
     }
 
     async fn list_aliases(&self, function: &str) -> Result<Vec<AliasRecord>, StoreError> {
         let function = function.to_owned();
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT record FROM aliases WHERE function = ?1 ORDER BY name")
                 .map_err(backend)?;
@@ -330,7 +403,7 @@ impl MetaStore for SqliteStore {
     ) -> Result<LayerVersionRecord, StoreError> {
         let name = name.to_owned();
         let version = i64::try_from(version).unwrap_or(-1);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let doc: Option<String> = conn
                 .query_row(
                     "SELECT record FROM layer_versions WHERE name = ?1 AND version = ?2",
@@ -384,17 +457,22 @@ impl MetaStore for SqliteStore {
     }
 
     async fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+        self.invalidate_settings(name, None);
+        let function_key = name.to_owned();
         let name = name.to_owned();
-        self.with_conn(move |conn| {
-            let deleted = conn
-                .execute("DELETE FROM functions WHERE name = ?1", params![name])
-                .map_err(backend)?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
-        .await
+        let result = self
+            .with_conn(move |conn| {
+                let deleted = conn
+                    .execute("DELETE FROM functions WHERE name = ?1", params![name])
+                    .map_err(backend)?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await;
+        self.invalidate_settings(&function_key, None);
+        result
     }
 
     async fn list_functions(
@@ -404,7 +482,7 @@ impl MetaStore for SqliteStore {
     ) -> Result<Vec<FunctionRecord>, StoreError> {
         let after = after.unwrap_or("").to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT record FROM function_versions WHERE version = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
@@ -418,7 +496,7 @@ impl MetaStore for SqliteStore {
 
     async fn list_versions(&self, name: &str) -> Result<Vec<FunctionRecord>, StoreError> {
         let name = name.to_owned();
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT record FROM function_versions WHERE name = ?1 ORDER BY version_num",
@@ -438,7 +516,7 @@ impl MetaStore for SqliteStore {
 
     async fn get_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let name = name.to_owned();
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let doc: Option<String> = conn
                 .query_row("SELECT tags FROM functions WHERE name = ?1", params![name], |row| {
                     row.get(0)
@@ -596,10 +674,13 @@ impl MetaStore for SqliteStore {
         qualifier: &str,
         setting: &FunctionSetting,
     ) -> Result<(), StoreError> {
+        self.invalidate_settings(function, Some(qualifier));
+        let function_key = function.to_owned();
+        let qualifier_key = qualifier.to_owned();
         let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
         let kind = setting.kind().as_str();
         let doc = serde_json::to_string(setting).map_err(backend)?;
-        self.with_conn(move |conn| {
+        let result = self.with_conn(move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let exists: i64 = tx
@@ -618,7 +699,9 @@ impl MetaStore for SqliteStore {
             .map_err(backend)?;
             tx.commit().map_err(backend)
         })
-        .await
+        .await;
+        self.invalidate_settings(&function_key, Some(&qualifier_key));
+        result
     }
 
     async fn get_setting(
@@ -627,19 +710,36 @@ impl MetaStore for SqliteStore {
         kind: SettingKind,
         qualifier: &str,
     ) -> Result<Option<FunctionSetting>, StoreError> {
+        let key = (function.to_owned(), kind.as_str(), qualifier.to_owned());
+        let generation = match self.settings_cache.lock() {
+            Ok(cache) => {
+                if let Some(hit) = cache.entries.get(&key) {
+                    return Ok(hit.clone());
+                }
+                cache.generation
+            }
+            Err(_) => u64::MAX,
+        };
         let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
-        self.with_conn(move |conn| {
-            let doc: Option<String> = conn
-                .query_row(
-                    "SELECT record FROM function_settings WHERE function = ?1 AND kind = ?2 AND qualifier = ?3",
-                    params![function, kind.as_str(), qualifier],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            doc.map(|d| serde_json::from_str(&d).map_err(backend)).transpose()
-        })
-        .await
+        let found = self
+            .with_read(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT record FROM function_settings WHERE function = ?1 AND kind = ?2 AND qualifier = ?3",
+                        params![function, kind.as_str(), qualifier],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                doc.map(|d| serde_json::from_str::<FunctionSetting>(&d).map_err(backend)).transpose()
+            })
+            .await?;
+        if let Ok(mut cache) = self.settings_cache.lock() {
+            if cache.generation == generation {
+                cache.entries.insert(key, found.clone());
+            }
+        }
+        Ok(found)
     }
 
     async fn delete_setting(
@@ -648,8 +748,11 @@ impl MetaStore for SqliteStore {
         kind: SettingKind,
         qualifier: &str,
     ) -> Result<bool, StoreError> {
+        self.invalidate_settings(function, Some(qualifier));
+        let function_key = function.to_owned();
+        let qualifier_key = qualifier.to_owned();
         let (function, qualifier) = (function.to_owned(), qualifier.to_owned());
-        self.with_conn(move |conn| {
+        let result = self.with_conn(move |conn| {
             let n = conn
                 .execute(
                     "DELETE FROM function_settings WHERE function = ?1 AND kind = ?2 AND qualifier = ?3",
@@ -658,7 +761,9 @@ impl MetaStore for SqliteStore {
                 .map_err(backend)?;
             Ok(n > 0)
         })
-        .await
+        .await;
+        self.invalidate_settings(&function_key, Some(&qualifier_key));
+        result
     }
 
     async fn list_settings(
@@ -667,7 +772,7 @@ impl MetaStore for SqliteStore {
         kind: SettingKind,
     ) -> Result<Vec<(String, String, FunctionSetting)>, StoreError> {
         let function = function.map(str::to_owned);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT function, qualifier, record FROM function_settings
@@ -729,7 +834,7 @@ impl MetaStore for SqliteStore {
         function: Option<&str>,
     ) -> Result<Vec<InvocationRecord>, StoreError> {
         let function = function.map(str::to_owned);
-        self.with_conn(move |conn| {
+        self.with_read(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT record FROM invocations WHERE ?1 IS NULL OR function = ?1 ORDER BY started_ms")
                 .map_err(backend)?;
