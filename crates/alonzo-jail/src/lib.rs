@@ -32,7 +32,7 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
-pub use crate::spawn::{exit_code, main_if_jail, spawn, Bind, Jail, JailSpec};
+pub use crate::spawn::{exit_code, main_if_jail, prepare, spawn, Bind, Jail, JailSpec, Prepared};
 
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without
 /// isolation, in development, where there is no cgroup to kill through). A group that no

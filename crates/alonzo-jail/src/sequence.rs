@@ -56,7 +56,20 @@ fn sequence() -> Result<i32, JailError> {
     // an owner here.
     unsafe { crate::sys::close_fds_from(4) }
         .context(|| "close inherited descriptors".to_owned())?;
-    let spec = crate::spawn::decode_spec(&mut channel)?;
+    // A prepared jail (spawn::prepare) joins its cgroups first and then waits for the spec,
+    // so that the slow cgroup migration happens before anyone needs the sandbox.
+    let (spec, joined) = match crate::spawn::decode_frame(&mut channel)? {
+        crate::spawn::Frame::Spec(spec) => (spec, false),
+        crate::spawn::Frame::Prepare { cgroup_procs } => {
+            join_cgroups(&cgroup_procs)?;
+            match crate::spawn::decode_frame(&mut channel)? {
+                crate::spawn::Frame::Spec(spec) => (spec, true),
+                crate::spawn::Frame::Prepare { .. } => {
+                    return Err(JailError::Protocol("a second Prepare frame".to_owned()))
+                }
+            }
+        }
+    };
     spec.validate()?;
     // Resolve root_dir and the bind sources now, while root on the host: inside the user
     // namespace a host directory that is not world-searchable could not be traversed. A
@@ -67,7 +80,9 @@ fn sequence() -> Result<i32, JailError> {
 
     // 2. Join the sandbox's cgroups before anything is created: every process and page of the
     //    sandbox is then accounted to them, and the cgroup namespace of step 4 is rooted there.
-    join_cgroups(&spec.cgroup_procs)?;
+    if !joined {
+        join_cgroups(&spec.cgroup_procs)?;
+    }
 
     // 3. Fork C, which unshares a user namespace; J, root on the host, writes C's uid and gid
     //    maps (an unprivileged process could only map itself), and C becomes root inside.

@@ -70,6 +70,74 @@ pub struct JailSpec {
     pub runtime_api_port: u16,
 }
 
+/// What the server sends on the spec socket: a whole spec, or first a `Prepare` (join these
+/// cgroups now and wait) and later the spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Frame {
+    /// Join the cgroups, then wait for the spec.
+    Prepare {
+        /// `cgroup.procs` files to join.
+        cgroup_procs: Vec<PathBuf>,
+    },
+    /// Build the sandbox.
+    Spec(JailSpec),
+}
+
+/// A jail process started ahead of demand: it has joined its cgroups (the slow part of a
+/// start on cgroup v1, where a migration waits for an RCU grace period) and waits for its
+/// spec. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Prepared {
+    child: Option<std::process::Child>,
+    server_end: UnixStream,
+}
+
+/// Starts `exe __jail` and has it join `cgroup_procs` now; [`Prepared::launch`] later hands
+/// it the rest of the spec. Does not wait for the join.
+pub fn prepare(exe: &Path, cgroup_procs: &[PathBuf]) -> Result<Prepared, JailError> {
+    if let Some(path) = cgroup_procs.iter().find(|p| !p.is_absolute()) {
+        return Err(JailError::InvalidSpec(format!(
+            "cgroup.procs path {} is not absolute",
+            path.display()
+        )));
+    }
+    let payload = encode_frame(&Frame::Prepare { cgroup_procs: cgroup_procs.to_vec() })?;
+    let (child, server_end) = start(exe)?;
+    let mut prepared = Prepared { child: Some(child), server_end };
+    send_all(&prepared.server_end, &payload)?;
+    if prepared.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
+        return Err(JailError::Protocol("the prepared jail process exited".to_owned()));
+    }
+    Ok(prepared)
+}
+
+impl Prepared {
+    /// Whether the waiting process is still alive.
+    pub fn is_alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Hands over `spec` (its `cgroup_procs` are ignored: the process joined its cgroups when
+    /// prepared) and returns once the Runtime API listener is back, as [`spawn`] does.
+    pub fn launch(mut self, spec: &JailSpec) -> Result<Jail, JailError> {
+        spec.validate()?;
+        let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+        let Some(child) = self.child.take() else {
+            return Err(JailError::Protocol("the prepared jail was already used".to_owned()));
+        };
+        finish(child, &self.server_end, &payload)
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A host path bind-mounted into the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bind {
@@ -112,7 +180,13 @@ pub struct Jail {
 /// (`tokio::task::spawn_blocking`) in async code.
 pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
     spec.validate()?;
-    let payload = encode_spec(spec)?;
+    let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+    let (child, server_end) = start(exe)?;
+    finish(child, &server_end, &payload)
+}
+
+/// Starts `exe __jail` with the jail's end of a new socket on fd 3.
+fn start(exe: &Path) -> Result<(std::process::Child, UnixStream), JailError> {
     let (server_end, jail_end) = UnixStream::pair()
         .map_err(|source| JailError::Io { step: "create the spec socket".to_owned(), source })?;
     let jail_end_fd = jail_end.as_raw_fd();
@@ -128,11 +202,20 @@ pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
     unsafe {
         command.pre_exec(move || move_to_spec_fd(jail_end_fd));
     }
-    let mut child = command
+    let child = command
         .spawn()
         .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
     drop(jail_end);
-    match hand_over(&server_end, &payload) {
+    Ok((child, server_end))
+}
+
+/// Sends the spec frame and collects the started sandbox.
+fn finish(
+    mut child: std::process::Child,
+    server_end: &UnixStream,
+    payload: &[u8],
+) -> Result<Jail, JailError> {
+    match hand_over(server_end, payload) {
         Ok(listener) => match (child.stdout.take(), child.stderr.take()) {
             (Some(stdout), Some(stderr)) => {
                 Ok(Jail { child, stdout, stderr, runtime_api: listener })
@@ -243,9 +326,9 @@ fn check_sandbox_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The wire form of a spec: a little-endian `u32` length, then that many bytes of JSON.
-pub(crate) fn encode_spec(spec: &JailSpec) -> Result<Vec<u8>, JailError> {
-    let json = serde_json::to_vec(spec)
+/// The wire form of a frame: a little-endian `u32` length, then that many bytes of JSON.
+pub(crate) fn encode_frame(frame: &Frame) -> Result<Vec<u8>, JailError> {
+    let json = serde_json::to_vec(frame)
         .map_err(|e| JailError::Protocol(format!("encode the spec: {e}")))?;
     let len =
         u32::try_from(json.len()).ok().filter(|len| *len <= MAX_SPEC_BYTES).ok_or_else(|| {
@@ -257,8 +340,8 @@ pub(crate) fn encode_spec(spec: &JailSpec) -> Result<Vec<u8>, JailError> {
     Ok(out)
 }
 
-/// Reads one spec in the wire form of `encode_spec`.
-pub(crate) fn decode_spec(reader: &mut impl Read) -> Result<JailSpec, JailError> {
+/// Reads one frame in the wire form of `encode_frame`.
+pub(crate) fn decode_frame(reader: &mut impl Read) -> Result<Frame, JailError> {
     let io = |source| JailError::Io { step: "read the spec".to_owned(), source };
     let mut len = [0u8; 4];
     reader.read_exact(&mut len).map_err(io)?;
@@ -269,6 +352,22 @@ pub(crate) fn decode_spec(reader: &mut impl Read) -> Result<JailSpec, JailError>
     let mut json = vec![0u8; len as usize];
     reader.read_exact(&mut json).map_err(io)?;
     serde_json::from_slice(&json).map_err(|e| JailError::Protocol(format!("decode the spec: {e}")))
+}
+
+/// Sends all of `payload`; a peer that already died is not an error here (its exit status
+/// and stderr tell why, later).
+fn send_all(server_end: &UnixStream, payload: &[u8]) -> Result<(), JailError> {
+    let mut sent = 0;
+    while sent < payload.len() {
+        // MSG_NOSIGNAL: if the jail process already died, fail with EPIPE instead of SIGPIPE.
+        match send(server_end.as_raw_fd(), &payload[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => break,
+            Err(source) => return Err(JailError::Sys { step: "send the spec".to_owned(), source }),
+        }
+    }
+    Ok(())
 }
 
 /// The only code that runs between fork and exec: put the jail's end of the socket at fd 3
@@ -291,17 +390,7 @@ fn move_to_spec_fd(fd: RawFd) -> std::io::Result<()> {
 
 /// Sends the spec and waits (bounded by `SPAWN_TIMEOUT`) for the listener.
 fn hand_over(server_end: &UnixStream, payload: &[u8]) -> Result<std::net::TcpListener, JailError> {
-    let mut sent = 0;
-    while sent < payload.len() {
-        // MSG_NOSIGNAL: if the jail process already died, fail with EPIPE instead of SIGPIPE.
-        match send(server_end.as_raw_fd(), &payload[sent..], MsgFlags::MSG_NOSIGNAL) {
-            Ok(n) => sent += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            // The jail process died early; its stderr and status tell why.
-            Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => break,
-            Err(source) => return Err(JailError::Sys { step: "send the spec".to_owned(), source }),
-        }
-    }
+    send_all(server_end, payload)?;
     server_end
         .set_read_timeout(Some(SPAWN_TIMEOUT))
         .map_err(|source| JailError::Io { step: "set the spawn timeout".to_owned(), source })?;
@@ -362,19 +451,22 @@ mod tests {
 
     #[test]
     fn spec_survives_the_wire() {
-        let spec = sample();
-        let bytes = encode_spec(&spec).unwrap();
+        let frame = Frame::Spec(sample());
+        let bytes = encode_frame(&frame).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - 4);
-        assert_eq!(decode_spec(&mut &bytes[..]).unwrap(), spec);
+        assert_eq!(decode_frame(&mut &bytes[..]).unwrap(), frame);
+        let prepare = Frame::Prepare { cgroup_procs: vec!["/sys/fs/cgroup/x/cgroup.procs".into()] };
+        let bytes = encode_frame(&prepare).unwrap();
+        assert_eq!(decode_frame(&mut &bytes[..]).unwrap(), prepare);
     }
 
     #[test]
     fn oversized_and_truncated_frames_are_rejected() {
         let mut bytes = (MAX_SPEC_BYTES + 1).to_le_bytes().to_vec();
         bytes.extend_from_slice(b"{}");
-        assert!(matches!(decode_spec(&mut &bytes[..]), Err(JailError::Protocol(_))));
-        let bytes = encode_spec(&sample()).unwrap();
-        assert!(matches!(decode_spec(&mut &bytes[..bytes.len() - 1]), Err(JailError::Io { .. })));
+        assert!(matches!(decode_frame(&mut &bytes[..]), Err(JailError::Protocol(_))));
+        let bytes = encode_frame(&Frame::Spec(sample())).unwrap();
+        assert!(matches!(decode_frame(&mut &bytes[..bytes.len() - 1]), Err(JailError::Io { .. })));
     }
 
     #[track_caller]

@@ -130,15 +130,30 @@ impl Environment {
     ) -> Result<Result<Self, InitFailure>, SandboxError> {
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
         let started = Instant::now();
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        // A prepared sandbox (already in its cgroup) when one is waiting, a new one otherwise.
+        let prepared = if manager.inner.isolation { manager.take_prepared() } else { None };
+        let (id, cgroup, prepared) = match prepared {
+            Some(p) => {
+                if let Err(e) = crate::prepared::set_limits(&p.cgroup, &crate::limits_for(&spec)) {
+                    crate::prepared::discard(p);
+                    return Err(SandboxError::Spawn(format!("cgroup: {e}")));
+                }
+                (p.id, Some(p.cgroup), Some(p.jail))
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let cgroup = manager.create_cgroup(&id, &spec)?;
+                (id, cgroup, None)
+            }
+        };
         let root_dir = manager.inner.sandboxes_dir.join(&id);
         std::fs::create_dir_all(&root_dir)
             .map_err(SandboxError::io("creating the sandbox root"))?;
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
-        let cgroup = manager.create_cgroup(&id, &spec)?;
         let spawned = if manager.inner.isolation {
-            spawn_jail(manager, &spec, &stream, &root_dir, cgroup.as_ref(), init_type).await?
+            spawn_jail(manager, &spec, &stream, &root_dir, cgroup.as_ref(), init_type, prepared)
+                .await?
         } else {
             crate::unisolated::spawn(&manager.inner.files, &spec, &stream.name, init_type)?
         };
@@ -470,6 +485,7 @@ async fn spawn_jail(
     root_dir: &std::path::Path,
     cgroup: Option<&SandboxCgroup>,
     init_type: &str,
+    prepared: Option<alonzo_jail::Prepared>,
 ) -> Result<crate::unisolated::Spawned, SandboxError> {
     let jail_spec = JailSpec {
         root_dir: root_dir.to_owned(),
@@ -488,10 +504,13 @@ async fn spawn_jail(
         runtime_api_port: rootfs::RUNTIME_API_PORT,
     };
     let exe = manager.inner.exe.clone();
-    let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
-        .await
-        .map_err(|e| SandboxError::Spawn(e.to_string()))?
-        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    let jail = tokio::task::spawn_blocking(move || match prepared {
+        Some(prepared) => prepared.launch(&jail_spec),
+        None => alonzo_jail::spawn(&exe, &jail_spec),
+    })
+    .await
+    .map_err(|e| SandboxError::Spawn(e.to_string()))?
+    .map_err(|e| SandboxError::Spawn(e.to_string()))?;
     Ok(crate::unisolated::Spawned {
         child: jail.child,
         stdout: jail.stdout,

@@ -10,6 +10,7 @@
 mod environment;
 mod log_store;
 mod logs;
+mod prepared;
 mod provisioned;
 mod rootfs;
 mod runtime_api;
@@ -213,6 +214,10 @@ pub(crate) struct Inner {
     provision_wakeup: tokio::sync::Notify,
     /// The rate at which functions may add environments.
     scaling: scaling::ScaleLimiter,
+    /// Jail processes started ahead of demand, already in their cgroups.
+    prepared: Mutex<prepared::PreparedPool>,
+    /// Wakes the task that refills `prepared`.
+    prepare_wakeup: tokio::sync::Notify,
 }
 
 /// Environments of one function revision are interchangeable: the pool key.
@@ -346,10 +351,15 @@ impl Manager {
             provisioned: Mutex::new(provisioned::Targets::default()),
             provision_wakeup: tokio::sync::Notify::new(),
             scaling: scaling::ScaleLimiter::new(config.scale_per_10s),
+            prepared: Mutex::new(prepared::PreparedPool::default()),
+            prepare_wakeup: tokio::sync::Notify::new(),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
         tokio::spawn(provisioned::run(Arc::downgrade(&manager.inner)));
+        if manager.inner.cgroups.is_some() {
+            tokio::spawn(prepared::run(Arc::downgrade(&manager.inner)));
+        }
         Ok((manager, report_rx))
     }
 
@@ -589,12 +599,7 @@ impl Manager {
         spec: &FunctionSpec,
     ) -> Result<Option<SandboxCgroup>, SandboxError> {
         let Some(parent) = &self.inner.cgroups else { return Ok(None) };
-        let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
-        // Lambda's ratio (1 vCPU at 1769 MB), with a floor of one core so that small
-        // functions start as fast as large ones; see docs/sandbox.md.
-        let cpu_quota_us = (u64::from(spec.memory_mb) * 100_000 / 1769).max(100_000);
-        let limits = CgroupLimits { memory_bytes, cpu_quota_us, pids_max: 1024 };
-        SandboxCgroup::create(parent, id, &limits)
+        SandboxCgroup::create(parent, id, &limits_for(spec))
             .map(Some)
             .map_err(|e| SandboxError::Spawn(format!("cgroup: {e}")))
     }
@@ -607,6 +612,7 @@ impl Manager {
 
     /// Kills every environment (shutdown).
     pub fn shutdown(&self) {
+        prepared::drain(&self.inner);
         let all: Vec<Environment> = match self.inner.pool.lock() {
             Ok(mut pool) => pool.idle.drain().flat_map(|(_, envs)| envs).collect(),
             Err(_) => Vec::new(),
@@ -615,6 +621,15 @@ impl Manager {
             env.destroy();
         }
     }
+}
+
+/// The cgroup limits of a function's environments.
+pub(crate) fn limits_for(spec: &FunctionSpec) -> CgroupLimits {
+    let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
+    // Lambda's ratio (1 vCPU at 1769 MB), with a floor of one core so that small
+    // functions start as fast as large ones; see docs/sandbox.md.
+    let cpu_quota_us = (u64::from(spec.memory_mb) * 100_000 / 1769).max(100_000);
+    CgroupLimits { memory_bytes, cpu_quota_us, pids_max: 1024 }
 }
 
 /// Detects the cgroup layout, creates this data directory's cgroup parent and removes
@@ -696,6 +711,7 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        prepared::drain(self);
         if let Some(parent) = &self.cgroups {
             parent.remove();
         }

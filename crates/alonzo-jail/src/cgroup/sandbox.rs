@@ -66,6 +66,18 @@ impl SandboxCgroup {
         SandboxCgroup { dirs }
     }
 
+    /// Changes the limits of a cgroup made earlier (a prepared sandbox taken for a function):
+    /// memory+swap is lifted first so that memory can move either way.
+    pub fn set_limits(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
+        if let Dirs::V1 { memory, .. } = &self.dirs {
+            let memsw = memory.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                write(&memsw, "-1")?;
+            }
+        }
+        self.apply(limits)
+    }
+
     fn apply(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
         match &self.dirs {
             Dirs::V1 { memory, cpu, pids, .. } => {
