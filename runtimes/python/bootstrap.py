@@ -25,6 +25,18 @@ import time
 
 import _socket
 
+if sys.flags.no_site:
+    # The platform starts the interpreter with -S: the host's site-packages (and any .pth
+    # hooks installed there) are not part of a Lambda runtime, and skipping them saves most
+    # of the interpreter's start-up. Keep the two builtins `site` would have added that
+    # function code does use.
+    import builtins
+
+    def _quitter(code=None):
+        raise SystemExit(code)
+
+    builtins.exit = builtins.quit = _quitter
+
 _RUNTIME_FILE = os.path.abspath(__file__)
 _API_PREFIX = "/2018-06-01"
 _ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
