@@ -3,7 +3,7 @@ then unsigned HTTP requests to /_routes/<stage>/…: the payload format 1.0 even
 parameters, stage variables, multi-value headers and query, requestContext) through an
 alias, the 2.0 event of a greedy proxy route and of the $default stage, route and method
 precedence, 404s for unmatched paths, methods and stages, 502/500 on function errors, bad
-results and missing functions, `alonzo routes`, and invalid routes files refused at start-up.
+results and missing functions, 429 when the function is throttled, `alonzo routes`, and invalid routes files refused at start-up.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def app_zip(marker: str) -> bytes:
     return make_zip([("app.py", APP + f"# {marker}\n")])
 
 
-def routes_doc(fn: str) -> dict:
+def routes_doc(fn: str, throttled: str) -> dict:
     return {
         "stages": {
             "prod": {
@@ -63,6 +63,7 @@ def routes_doc(fn: str) -> dict:
                     {"route": "GET /noshape", "function": fn, "payload_format": "1.0"},
                     {"route": "GET /noshape2", "function": fn},
                     {"route": "GET /missing", "function": "no-such-function-xyz", "payload_format": "2.0"},
+                    {"route": "GET /throttled", "function": throttled, "payload_format": "1.0"},
                 ],
             },
             "$default": {"routes": [{"route": "$default", "function": fn, "payload_format": "2.0"}]},
@@ -74,15 +75,17 @@ def routes_doc(fn: str) -> dict:
 def gateway(tmp_path_factory):
     """A private server with a routes file, the routed function, and its alias `live` → 1."""
     root = tmp_path_factory.mktemp("alonzo-routes")
-    fn = unique_name("routed")
+    fn, throttled = unique_name("routed"), unique_name("throttled")
     routes_file = root / "routes.json"
-    routes_file.write_text(json.dumps(routes_doc(fn)))
+    routes_file.write_text(json.dumps(routes_doc(fn, throttled)))
     srv = AlonzoServer(root, owner="routes", extra_env={"ALONZO_ROUTES": str(routes_file)})
     srv.start()
     client = srv.client()
     create_function(client, fn, app_zip("v1"), Timeout=10)
     client.publish_version(FunctionName=fn)
     client.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
+    create_function(client, throttled, app_zip("t"))
+    client.put_function_concurrency(FunctionName=throttled, ReservedConcurrentExecutions=0)
     yield srv, fn
     srv.close()
 
@@ -232,6 +235,14 @@ def test_route_to_a_missing_function_is_500(gateway):
     assert r.status_code == 500, r.text
     assert r.json() == {"message": "Internal server error"}
     assert "no-such-function" not in r.text
+
+
+def test_throttled_function_is_429(gateway):
+    srv, _ = gateway
+    r = requests.get(url(srv, "/prod/throttled"), timeout=60)
+    assert r.status_code == 429, r.text
+    assert r.json() == {"message": "Too Many Requests"}
+    assert r.headers["Retry-After"] == "1"
 
 
 def test_alonzo_routes_prints_the_loaded_table(gateway):

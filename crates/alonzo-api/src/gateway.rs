@@ -205,4 +205,22 @@ mod tests {
         assert_eq!(split_stage_path("/_routes/"), None);
         assert_eq!(split_stage_path("/lambda-url/x"), None);
     }
+
+    #[tokio::test]
+    async fn failures_are_answered_as_api_gateway_does() {
+        use http_body_util::BodyExt;
+        let cases = [
+            (InvokeFailure::Failed, 502, "Internal server error"),
+            (InvokeFailure::NoFunction, 500, "Internal server error"),
+            (InvokeFailure::Throttled, 429, "Too Many Requests"),
+            (InvokeFailure::TooLarge, 413, "Request Entity Too Large"),
+        ];
+        for (failure, status, text) in cases {
+            let response = gateway_failure(failure);
+            assert_eq!(response.status().as_u16(), status);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(value, serde_json::json!({ "message": text }));
+        }
+    }
 }
