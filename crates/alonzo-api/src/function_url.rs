@@ -231,7 +231,7 @@ async fn answer(
     .await
     {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(failure) => return url_failure(failure),
     };
     if let Some(cors) = &url.cors {
         http_event::apply_cors(cors, &parts.headers, &mut response);
@@ -239,8 +239,22 @@ async fn answer(
     to_response(response)
 }
 
-/// Invokes `function` synchronously with an HTTP event and converts its result; `Err` is the
-/// error answer (413 event too large, 429 throttled, 502 function error or bad result).
+/// Why an HTTP front door's invocation produced no answer; each front door renders it in
+/// its own error format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvokeFailure {
+    /// The event is over the synchronous payload limit (413).
+    TooLarge,
+    /// A concurrency or scaling limit was reached (429).
+    Throttled,
+    /// The function (or its qualifier) does not exist.
+    NoFunction,
+    /// A function error, a result that is not a valid answer, or a platform failure.
+    Failed,
+}
+
+/// Invokes `function` synchronously with an HTTP event and converts its result with the
+/// rules of `format`.
 pub(crate) async fn invoke(
     state: &ApiState,
     function: &str,
@@ -249,10 +263,10 @@ pub(crate) async fn invoke(
     request_id: &str,
     trace_id: &str,
     format: PayloadFormat,
-) -> Result<HttpResponse, Response> {
+) -> Result<HttpResponse, InvokeFailure> {
     let payload = event.to_string();
     if payload.len() > INVOKE_BODY_LIMIT {
-        return Err(message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"));
+        return Err(InvokeFailure::TooLarge);
     }
     let input = InvokeInput {
         request_id: request_id.to_owned(),
@@ -262,30 +276,44 @@ pub(crate) async fn invoke(
         client_context_b64: None,
         trace_id: Some(trace_id.to_owned()),
     };
-    let bad_gateway = || message(StatusCode::BAD_GATEWAY, "Internal Server Error");
     match state.control.invoke(function, qualifier, input).await {
         Ok(InvokeResult::Completed(outcome)) if outcome.function_error.is_some() => {
             tracing::info!(function, error_type = ?outcome.error_type, "function error behind an HTTP front door");
-            Err(bad_gateway())
+            Err(InvokeFailure::Failed)
         }
         Ok(InvokeResult::Completed(outcome)) => {
             http_event::http_response(&outcome.body, format).map_err(|e| {
                 tracing::info!(function, error = %e, "function result is not a valid HTTP response");
-                bad_gateway()
+                InvokeFailure::Failed
             })
         }
-        Ok(_) => Err(bad_gateway()),
-        Err(ControlError::Throttled { .. }) => {
-            let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-            r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
-            Err(r)
-        }
-        Err(ControlError::TooLarge { .. }) => {
-            Err(message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"))
+        Ok(_) => Err(InvokeFailure::Failed),
+        Err(ControlError::Throttled { .. }) => Err(InvokeFailure::Throttled),
+        Err(ControlError::TooLarge { .. }) => Err(InvokeFailure::TooLarge),
+        Err(ControlError::NotFound(e)) => {
+            tracing::warn!(function, error = %e, "the function behind an HTTP front door does not exist");
+            Err(InvokeFailure::NoFunction)
         }
         Err(e) => {
             tracing::warn!(function, error = %e, "invocation behind an HTTP front door failed");
-            Err(bad_gateway())
+            Err(InvokeFailure::Failed)
+        }
+    }
+}
+
+/// The function URL answer to a failed invocation (Lambda's `{"Message": …}` bodies).
+fn url_failure(failure: InvokeFailure) -> Response {
+    match failure {
+        InvokeFailure::TooLarge => {
+            message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+        }
+        InvokeFailure::Throttled => {
+            let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+            r
+        }
+        InvokeFailure::NoFunction | InvokeFailure::Failed => {
+            message(StatusCode::BAD_GATEWAY, "Internal Server Error")
         }
     }
 }

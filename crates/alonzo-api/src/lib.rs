@@ -12,6 +12,7 @@ mod concurrency;
 mod error;
 mod function_url;
 mod functions;
+mod gateway;
 pub mod http_event;
 mod invoke;
 mod layers;
@@ -20,6 +21,7 @@ mod mappings;
 mod permissions;
 mod platform;
 mod query;
+pub mod routes;
 pub mod sigv4;
 mod sqs;
 mod targets;
@@ -50,11 +52,14 @@ pub struct ApiState {
     pub public_host: String,
     /// The SQS-compatible queues (`AmazonSQS.*` on `/`).
     pub queues: alonzo_queue::Queues,
+    /// The API gateway's stages and routes (served under `/_routes/<stage>/`).
+    pub routes: routes::RouteTable,
 }
 
 /// The whole HTTP application: the signed Lambda API plus the unsigned platform routes
-/// (`/_alonzo/health`, package downloads) and the function URL front door (`/lambda-url/…`,
-/// or any path under a `<url-id>.lambda-url.…` host).
+/// (`/_alonzo/health`, package downloads), the function URL front door (`/lambda-url/…`,
+/// or any path under a `<url-id>.lambda-url.…` host) and the API gateway's routes
+/// (`/_routes/<stage>/…`).
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
     let lambda = Router::new()
@@ -145,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
         .route("/_alonzo/api/concurrency", get(platform::concurrency))
+        .route("/_alonzo/api/routes", get(platform::routes))
         .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)
         .method_not_allowed_fallback(unimplemented::fallback)
@@ -155,6 +161,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/lambda-url/{id}", any(function_url::by_path))
         .route("/lambda-url/{id}/", any(function_url::by_path))
         .route("/lambda-url/{id}/{*rest}", any(function_url::by_path))
+        .route("/_routes", any(gateway::serve))
+        .route("/_routes/", any(gateway::serve))
+        .route("/_routes/{stage}", any(gateway::serve))
+        .route("/_routes/{stage}/", any(gateway::serve))
+        .route("/_routes/{stage}/{*rest}", any(gateway::serve))
         .merge(lambda)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), function_url::by_host))
         .layer(axum::middleware::from_fn(auth::request_id))

@@ -1,5 +1,5 @@
 //! Alonzo's own signed operations beyond Lambda's API, under `/_alonzo/api/`: live
-//! concurrency for `alonzo top`.
+//! concurrency for `alonzo top`, and the loaded route table for `alonzo routes`.
 
 use std::sync::Arc;
 
@@ -41,4 +41,28 @@ pub(crate) async fn concurrency(State(state): State<Arc<ApiState>>) -> Result<Re
         "Reserved": reserved,
     }))
     .into_response())
+}
+
+/// `GET /_alonzo/api/routes`: every stage with its variables and routes (in file order).
+pub(crate) async fn routes(State(state): State<Arc<ApiState>>) -> Response {
+    let stages: serde_json::Map<String, serde_json::Value> = state
+        .routes
+        .stages()
+        .iter()
+        .map(|(name, stage)| {
+            let routes: Vec<_> = stage
+                .routes
+                .iter()
+                .map(|r| {
+                    json!({
+                        "Route": r.key,
+                        "Function": r.function,
+                        "PayloadFormat": r.format_name(),
+                    })
+                })
+                .collect();
+            (name.clone(), json!({ "Variables": stage.variables, "Routes": routes }))
+        })
+        .collect();
+    Json(json!({ "Stages": stages })).into_response()
 }

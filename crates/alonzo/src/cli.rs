@@ -38,6 +38,8 @@ pub(crate) enum Command {
     /// Show live concurrency per function version: busy, idle and provisioned
     /// environments, reservations and throttles.
     Top(TopArgs),
+    /// Show the API gateway routes the server loaded (from `serve --routes`), per stage.
+    Routes(ClientArgs),
 }
 
 /// Settings of `alonzo top`.
@@ -118,6 +120,10 @@ pub(crate) struct ServeArgs {
     /// twice as long (Lambda: about 1 and 2 minutes).
     #[arg(long, env = "ALONZO_ASYNC_RETRY_DELAY", default_value = "60s", value_parser = parse_duration)]
     pub(crate) async_retry_delay: std::time::Duration,
+    /// A routes file (JSON) mapping `METHOD /path/{param}` routes, per stage, to functions
+    /// or aliases, served under `/_routes/<stage>/`; see docs/routes.md.
+    #[arg(long, env = "ALONZO_ROUTES")]
+    pub(crate) routes: Option<PathBuf>,
     /// DEVELOPMENT ONLY: run functions as plain child processes when this host cannot
     /// isolate them (no root, no user namespaces, no cgroups). Functions then see the host
     /// and each other, and memory limits do not apply.

@@ -35,6 +35,7 @@ struct ServeConfig {
     async_retry_delay: std::time::Duration,
     insecure_no_isolation: bool,
     access_key: Option<credentials::KeyPair>,
+    routes: alonzo_api::routes::RouteTable,
 }
 
 /// Checks every setting; nothing is created or bound yet.
@@ -60,10 +61,15 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     if args.concurrency_limit == 0 {
         return Err(ConfigError("--concurrency-limit must be at least 1".into()));
     }
+    let account = Account { region: args.region, account_id: args.account_id };
+    let routes = match &args.routes {
+        Some(path) => load_routes(path, &account)?,
+        None => alonzo_api::routes::RouteTable::default(),
+    };
     Ok(ServeConfig {
         listen,
         data_dir: args.data_dir,
-        account: Account { region: args.region, account_id: args.account_id },
+        account,
         concurrency_limit: args.concurrency_limit,
         unreserved_minimum: args.unreserved_concurrency_min,
         scale_per_10s: args.scale_rate,
@@ -71,7 +77,20 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         async_retry_delay: args.async_retry_delay,
         insecure_no_isolation: args.insecure_no_isolation,
         access_key: access_key_from_env()?,
+        routes,
     })
+}
+
+/// Reads and validates the routes file of `--routes`/`ALONZO_ROUTES`.
+fn load_routes(
+    path: &Path,
+    account: &Account,
+) -> Result<alonzo_api::routes::RouteTable, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!("--routes/ALONZO_ROUTES: cannot read {}: {e}", path.display()))
+    })?;
+    alonzo_api::routes::RouteTable::parse(&text, account)
+        .map_err(|e| ConfigError(format!("--routes/ALONZO_ROUTES {}: {e}", path.display())))
 }
 
 /// `ALONZO_ACCESS_KEY_ID`/`ALONZO_SECRET_ACCESS_KEY`: both or neither.
@@ -146,10 +165,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         code_url_key: url_key,
         public_host: config.listen.to_string(),
         queues: queues.clone(),
+        routes: config.routes,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    for (stage, routes) in state.routes.stages() {
+        tracing::info!(stage = %stage, routes = routes.routes.len(), "serving API gateway stage under /_routes/{stage}/");
+    }
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
     axum::serve(
         listener,

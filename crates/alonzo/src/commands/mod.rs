@@ -3,6 +3,7 @@
 mod functions;
 mod invoke;
 mod logs;
+mod routes;
 mod runtimes;
 mod top;
 
@@ -17,6 +18,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
         Command::Invoke(args) => client_runtime()?.block_on(invoke::run(&args)),
         Command::Top(args) => client_runtime()?.block_on(top::run(&args)),
+        Command::Routes(args) => client_runtime()?.block_on(routes::run(&args)),
     }
 }
 
