@@ -16,6 +16,7 @@ pub(crate) const CASES: &[Case] = cases![Cgroups;
     cpu_quota_holds,
     kill_all_kills_everything_and_remove_cleans_up,
     kill_all_without_cgroup_kill_uses_a_kill_loop,
+    prepared_jail_joins_its_cgroup_before_the_spec_and_then_runs_it,
 ];
 
 const LIMITS: CgroupLimits =
@@ -181,4 +182,41 @@ fn kill_all_without_cgroup_kill_uses_a_kill_loop() {
     assert_eq!(exit_code(jail.child.wait().unwrap()), 137);
     cgroup.try_remove().unwrap();
     parent.try_remove().unwrap();
+}
+
+/// `prepare` starts the jail process and moves it into its cgroup at once; `launch` later
+/// hands over the spec (its own `cgroup_procs` ignored) and the program runs inside that
+/// cgroup, under limits changed after the join.
+fn prepared_jail_joins_its_cgroup_before_the_spec_and_then_runs_it() {
+    let cgroup = SandboxCgroup::create(cgroup_parent(), "prepared", &LIMITS).unwrap();
+    let mut prepared =
+        alonzo_jail::prepare(&std::env::current_exe().unwrap(), &cgroup.procs_files()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cgroup.pids().is_empty() {
+        assert!(Instant::now() < deadline, "the prepared jail never joined its cgroup");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(prepared.is_alive());
+    assert_eq!(cgroup.pids().len(), 1, "only the waiting jail process, nothing of a program");
+    cgroup.set_limits(&CgroupLimits { memory_bytes: 64 << 20, ..LIMITS }).unwrap();
+    let mut spec = python("x = b'x' * (200 << 20)\nprint('survived')");
+    spec.cgroup_procs = Vec::new();
+    let jail = prepared.launch(&spec).unwrap();
+    let mut child = jail.child;
+    let status = child.wait().unwrap();
+    assert_eq!(exit_code(status), 137, "the new 64 MiB limit applies to the program");
+    assert!(cgroup.oom_killed());
+    cgroup.remove();
+
+    // A prepared jail that is dropped unused is killed.
+    let cgroup = SandboxCgroup::create(cgroup_parent(), "prepared-unused", &LIMITS).unwrap();
+    let prepared =
+        alonzo_jail::prepare(&std::env::current_exe().unwrap(), &cgroup.procs_files()).unwrap();
+    drop(prepared);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cgroup.pids().is_empty() {
+        assert!(Instant::now() < deadline, "the dropped jail is still running");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cgroup.remove();
 }
