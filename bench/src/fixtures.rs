@@ -28,6 +28,16 @@ pub(crate) fn python_noop() -> anyhow::Result<Fixture> {
     })
 }
 
+/// The Node.js no-op.
+pub(crate) fn node_noop() -> anyhow::Result<Fixture> {
+    let source = "export const handler = async () => ({});\n";
+    Ok(Fixture {
+        runtime: "nodejs20.x",
+        handler: "index.handler",
+        zip: zip_one("index.mjs", source.as_bytes(), 0o644)?,
+    })
+}
+
 /// The Rust no-op, built (or found up to date) by cargo first.
 pub(crate) fn rust_noop(root: &Path) -> anyhow::Result<Fixture> {
     let manifest = root.join("bench/fixtures/rust-noop/Cargo.toml");
@@ -53,7 +63,7 @@ pub(crate) fn rust_noop(root: &Path) -> anyhow::Result<Fixture> {
 }
 
 /// A zip holding one file with the given unix mode.
-fn zip_one(name: &str, contents: &[u8], mode: u32) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn zip_one(name: &str, contents: &[u8], mode: u32) -> anyhow::Result<Vec<u8>> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)

@@ -14,6 +14,7 @@ mod fixtures;
 mod http;
 mod machine;
 mod report;
+mod scale;
 mod scenarios;
 mod server;
 mod sqs;
@@ -54,6 +55,11 @@ const PY_WARM: &str = "bench-python-warm";
 const RS_WARM: &str = "bench-rust-warm";
 const PY_COLD: &str = "bench-python-cold";
 const PY_ASYNC: &str = "bench-python-async";
+const NODE_COLD: &str = "bench-node-cold";
+const PY_SCALE: &str = "bench-python-scale";
+/// Parallel calls of the scale-out phase (`ALONZO_BENCH_SCALE_N`; the goal is stated
+/// for 1000).
+const SCALE_N_DEFAULT: usize = 200;
 const RS_COLD: &str = "bench-rust-cold";
 
 fn main() -> ExitCode {
@@ -78,12 +84,13 @@ fn run() -> anyhow::Result<Results> {
     server::guard_run(WATCHDOG)?;
     let python = fixtures::python_noop()?;
     let rust = fixtures::rust_noop(&root)?;
+    let node = fixtures::node_noop()?;
 
     let background_before = machine::busy_share(BACKGROUND_SAMPLE);
     let mut server = Server::start(&bin)?;
     eprintln!("bench: server {} on {}", bin.display(), server.addr);
     let started = Instant::now();
-    let measured = measure(&server, &python, &rust);
+    let measured = measure(&server, &python, &rust, &node);
     let elapsed = started.elapsed();
     let mut results = match measured {
         Ok(mut results) => {
@@ -119,7 +126,12 @@ fn run() -> anyhow::Result<Results> {
 /// shared machine was. Latency phases run on a single-threaded runtime (no
 /// cross-thread wake-ups in the client), and so do the one-client throughput runs; the
 /// 32-client runs use a two-worker runtime.
-fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<Results> {
+fn measure(
+    server: &Server,
+    python: &Fixture,
+    rust: &Fixture,
+    node: &Fixture,
+) -> anyhow::Result<Results> {
     let addr = server.addr;
     let single = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let multi =
@@ -136,11 +148,14 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
             (PY_COLD, python),
             (RS_COLD, rust),
             (PY_ASYNC, python),
+            (NODE_COLD, node),
         ] {
             conn.create_function(name, f.runtime, f.handler, &f.zip)
                 .await
                 .with_context(|| format!("creating {name}"))?;
         }
+        let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
+        conn.create_function(PY_SCALE, "python3.11", "index.handler", &sleeper).await?;
         // The async phase measures the durable queue, not Python: with reserved concurrency
         // 0 every accepted event goes straight to the (empty) failure path.
         conn.put_reserved_concurrency(PY_ASYNC, 0).await?;
@@ -184,6 +199,8 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
                 (PY_COLD, Kind::Python, &idle, Some(IDLE_GAP), &mut r.cold_python_idle),
                 (RS_COLD, Kind::Rust, &b2b, None, &mut r.cold_rust),
                 (RS_COLD, Kind::Rust, &idle, Some(IDLE_GAP), &mut r.cold_rust_idle),
+                (NODE_COLD, Kind::Node, &b2b, None, &mut r.cold_node),
+                (NODE_COLD, Kind::Node, &idle, Some(IDLE_GAP), &mut r.cold_node_idle),
             ];
             for (name, kind, revision, gap, into) in run {
                 scenarios::cold_start(&mut conn, name, kind, revision, gap, into).await;
@@ -245,6 +262,13 @@ fn measure(server: &Server, python: &Fixture, rust: &Fixture) -> anyhow::Result<
         Duration::from_millis(500),
         SQS_SECONDS,
     ))?);
+
+    let n = std::env::var("ALONZO_BENCH_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SCALE_N_DEFAULT);
+    eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
+    r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
 
     eprintln!("bench: loopback floor again");
     r.floor_latency_end =

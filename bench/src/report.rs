@@ -41,6 +41,9 @@ pub(crate) struct Results {
     pub(crate) async_c1: Option<Throughput>,
     pub(crate) async_cn: Option<Throughput>,
     pub(crate) cold_python: Cold,
+    pub(crate) cold_node: Cold,
+    pub(crate) scale: Option<crate::scale::ScaleOut>,
+    pub(crate) cold_node_idle: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
     pub(crate) cold_rust_idle: Cold,
@@ -122,6 +125,9 @@ impl Results {
             + self.cold_rust.errors()
             + self.cold_python_idle.errors()
             + self.cold_rust_idle.errors()
+            + self.cold_node.errors()
+            + self.cold_node_idle.errors()
+            + self.scale.as_ref().map_or(0, |s| s.errors as u64)
     }
 
     fn floor_p50(&self) -> f64 {
@@ -162,6 +168,11 @@ impl Results {
         add("cold Rust, back to back", &self.cold_rust.total);
         add("cold python3.11, after idle", &self.cold_python_idle.total);
         add("cold Rust, after idle", &self.cold_rust_idle.total);
+        add("cold nodejs20.x, back to back", &self.cold_node.total);
+        add("cold nodejs20.x, after idle", &self.cold_node_idle.total);
+        if let Some(s) = self.scale.as_ref().filter(|s| s.errors > 0) {
+            out.push(("scale-out", s.errors as u64, s.first_error.clone().unwrap_or_default()));
+        }
         out
     }
 
@@ -315,6 +326,8 @@ impl Results {
             (format!("python3.11, {idle}"), &self.cold_python_idle, Kind::Python),
             ("Rust, back to back".to_owned(), &self.cold_rust, Kind::Rust),
             (format!("Rust, {idle}"), &self.cold_rust_idle, Kind::Rust),
+            ("nodejs20.x, back to back".to_owned(), &self.cold_node, Kind::Node),
+            (format!("nodejs20.x, {idle}"), &self.cold_node_idle, Kind::Node),
         ] {
             let (p50, p90) = if kind == Kind::Rust {
                 (f3(c.platform.percentile(50.0)), f3(c.platform.percentile(90.0)))
@@ -332,6 +345,23 @@ impl Results {
                 f3(c.init.percentile(90.0)),
                 p50,
                 p90
+            );
+        }
+
+        if let Some(sc) = &self.scale {
+            let _ = writeln!(
+                s,
+                "\nSCALE-OUT  {} parallel calls of a python3.11 function sleeping {} s, none warm",
+                sc.n,
+                crate::scale::SLEEP.as_secs()
+            );
+            let _ = writeln!(
+                s,
+                "  all {} environments running after {} ms (median call waited {} ms for its environment); {} failed",
+                sc.n,
+                f3(sc.scale_ms),
+                f3(sc.median_ms),
+                sc.errors
             );
         }
 
@@ -419,6 +449,8 @@ impl Results {
                 "idle_gap_ms": self.idle_gap_ms,
                 "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },
                 "rust": { "back_to_back": self.cold_rust.to_json(Kind::Rust), "after_idle": self.cold_rust_idle.to_json(Kind::Rust) },
+                "nodejs": { "back_to_back": self.cold_node.to_json(Kind::Node), "after_idle": self.cold_node_idle.to_json(Kind::Node) },
+                "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },
             "targets": {
                 "warm_p50_python": { "target_ms": TARGET_WARM_P50_MS, "p50_ms": round3(warm_p50), "met": warm_p50 < TARGET_WARM_P50_MS },

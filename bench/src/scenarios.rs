@@ -25,6 +25,8 @@ const MAX_REQUESTS_PER_CLIENT: u64 = 5_000_000;
 pub(crate) enum Kind {
     /// Answers `{}`.
     Python,
+    /// Answers `{}` (Node.js).
+    Node,
     /// Answers `{"main_start_ns": N}`.
     Rust,
 }
@@ -78,12 +80,12 @@ impl Op {
 /// Checks a no-op's answer; for Rust returns the reported `main` start (epoch ns).
 fn check_payload(kind: Kind, payload: &Value) -> anyhow::Result<Option<u64>> {
     match kind {
-        Kind::Python if payload == &json!({}) => Ok(None),
+        Kind::Python | Kind::Node if payload == &json!({}) => Ok(None),
         Kind::Rust => match payload.get("main_start_ns").and_then(Value::as_u64) {
             Some(ns) => Ok(Some(ns)),
             None => bail!("the Rust no-op answered {payload} (no main_start_ns)"),
         },
-        Kind::Python => bail!("the Python no-op answered {payload}, not {{}}"),
+        Kind::Python | Kind::Node => bail!("the no-op answered {payload}, not {{}}"),
     }
 }
 
