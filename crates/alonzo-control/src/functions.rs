@@ -367,6 +367,9 @@ impl Control {
         &self,
         resource_arn: &str,
     ) -> Result<BTreeMap<String, String>, ControlError> {
+        if let Some(uuid) = Self::mapping_uuid_of(resource_arn) {
+            return self.mapping_tags(uuid).await;
+        }
         let name = self.resolve_tag_resource(resource_arn)?;
         self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))
     }
@@ -377,6 +380,9 @@ impl Control {
         resource_arn: &str,
         tags: BTreeMap<String, String>,
     ) -> Result<(), ControlError> {
+        if let Some(uuid) = Self::mapping_uuid_of(resource_arn) {
+            return self.change_mapping_tags(uuid, |current| current.extend(tags)).await;
+        }
         let name = self.resolve_tag_resource(resource_arn)?;
         let mut current =
             self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;
@@ -391,6 +397,15 @@ impl Control {
         resource_arn: &str,
         keys: &[String],
     ) -> Result<(), ControlError> {
+        if let Some(uuid) = Self::mapping_uuid_of(resource_arn) {
+            return self
+                .change_mapping_tags(uuid, |current| {
+                    for key in keys {
+                        current.remove(key);
+                    }
+                })
+                .await;
+        }
         let name = self.resolve_tag_resource(resource_arn)?;
         let mut current =
             self.inner.meta.get_tags(&name).await.map_err(|e| self.not_found(e, &name))?;

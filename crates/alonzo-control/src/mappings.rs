@@ -100,6 +100,7 @@ impl Control {
             state_transition_reason: "USER_INITIATED".into(),
             last_modified_ms: chrono::Utc::now().timestamp_millis(),
             generation: 1,
+            tags: std::collections::BTreeMap::new(),
         };
         apply(&mut record, &input)?;
         self.inner
@@ -211,6 +212,41 @@ impl Control {
             .then(|| items.last().map(|r| r.uuid.clone()))
             .flatten();
         Ok(MappingPage { items, next_marker })
+    }
+
+    /// The UUID of an event source mapping ARN, if `arn` is one.
+    pub(crate) fn mapping_uuid_of(arn: &str) -> Option<&str> {
+        arn.split_once(":event-source-mapping:").map(|(_, uuid)| uuid)
+    }
+
+    /// Tags of an event source mapping.
+    pub(crate) async fn mapping_tags(
+        &self,
+        uuid: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ControlError> {
+        Ok(self.get_event_source_mapping(uuid).await?.tags)
+    }
+
+    /// Changes the tags of an event source mapping (no new generation: the poller is
+    /// unaffected).
+    pub(crate) async fn change_mapping_tags(
+        &self,
+        uuid: &str,
+        change: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+    ) -> Result<(), ControlError> {
+        let _guard = self.inner.mappings_lock.lock().await;
+        let mut record = self.find_mapping(uuid).await?.ok_or_else(|| mapping_not_found(uuid))?;
+        change(&mut record.tags);
+        alonzo_model::validate_tags(&record.tags)?;
+        self.inner
+            .meta
+            .put_setting(
+                &record.function,
+                uuid,
+                &FunctionSetting::EventSourceMapping(record.clone()),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn all_mappings(&self) -> Result<Vec<EventSourceMappingRecord>, ControlError> {

@@ -232,6 +232,9 @@ pub struct EventSourceMappingRecord {
     pub last_modified_ms: i64,
     /// Increases on every change, so the poller knows to restart.
     pub generation: u64,
+    /// The mapping's tags (`TagResource` on its ARN).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]
