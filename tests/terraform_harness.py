@@ -31,6 +31,36 @@ provider_installation {{
 """
 
 
+def provider_block(server, *services: str) -> str:
+    """The `terraform` and `provider "aws"` blocks pointing `services` (default: lambda) at
+    `server`, with every AWS-account lookup turned off."""
+    endpoints = "\n".join(f'    {s} = "{server.endpoint}"' for s in (services or ("lambda",)))
+    return f"""
+terraform {{
+  required_providers {{
+    aws = {{
+      source = "hashicorp/aws"
+    }}
+  }}
+}}
+
+provider "aws" {{
+  region                      = "{server.region}"
+  access_key                  = "{server.access_key}"
+  secret_key                  = "{server.secret_key}"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  max_retries                 = 2
+
+  endpoints {{
+{endpoints}
+  }}
+}}
+"""
+
+
 class Terraform:
     """`terraform <cmd> -no-color …` in one working directory, asserting the exit code."""
 

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from alonzo_helpers import ROLE, error_code, make_zip, poll_until, unique_name
-from terraform_harness import make_terraform, needs_terraform
+from terraform_harness import make_terraform, needs_terraform, provider_block
 
 pytestmark = needs_terraform
 
@@ -28,31 +28,7 @@ def handler(event, context):
 
 
 def main_tf(server, name: str) -> str:
-    return f"""
-terraform {{
-  required_providers {{
-    aws = {{
-      source = "hashicorp/aws"
-    }}
-  }}
-}}
-
-provider "aws" {{
-  region                      = "{server.region}"
-  access_key                  = "{server.access_key}"
-  secret_key                  = "{server.secret_key}"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  max_retries                 = 2
-
-  endpoints {{
-    lambda = "{server.endpoint}"
-    sqs    = "{server.endpoint}"
-  }}
-}}
-
+    return provider_block(server, "lambda", "sqs") + f"""
 resource "aws_sqs_queue" "dlq" {{
   name = "{name}-dlq"
 }}

@@ -227,29 +227,36 @@ fn event_invoke_json(view: &EventInvokeView) -> serde_json::Value {
     out
 }
 
-/// `PUT /2019-09-25/functions/{name}/event-invoke-config`
+/// `PUT /2019-09-25/functions/{name}/event-invoke-config`: replaces the configuration.
 pub(crate) async fn put_event_invoke(
-    State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
-    RawQuery(raw): RawQuery,
+    state: State<Arc<ApiState>>,
+    name: Path<String>,
+    raw: RawQuery,
     body: Bytes,
 ) -> ApiResult {
-    let input = event_invoke_input(parse_body(&body)?)?;
-    let q = qualifier(raw.as_deref());
-    let view = state.control.put_event_invoke_config(&name, q.as_deref(), input, true).await?;
-    Ok(Json(event_invoke_json(&view)).into_response())
+    store_event_invoke(state, name, raw, body, true).await
 }
 
-/// `POST /2019-09-25/functions/{name}/event-invoke-config`
+/// `POST /2019-09-25/functions/{name}/event-invoke-config`: merges into the configuration.
 pub(crate) async fn update_event_invoke(
+    state: State<Arc<ApiState>>,
+    name: Path<String>,
+    raw: RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    store_event_invoke(state, name, raw, body, false).await
+}
+
+async fn store_event_invoke(
     State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
+    replace: bool,
 ) -> ApiResult {
     let input = event_invoke_input(parse_body(&body)?)?;
     let q = qualifier(raw.as_deref());
-    let view = state.control.put_event_invoke_config(&name, q.as_deref(), input, false).await?;
+    let view = state.control.put_event_invoke_config(&name, q.as_deref(), input, replace).await?;
     Ok(Json(event_invoke_json(&view)).into_response())
 }
 
