@@ -65,8 +65,12 @@ fn sign(key: &[u8], sha256_hex: &str, expires: i64) -> String {
 }
 
 fn verify(key: &[u8], sha256_hex: &str, expires: i64, signature_hex: &str) -> bool {
-    hex::decode(signature_hex)
-        .is_ok_and(|sig| mac(key, sha256_hex, expires).verify_slice(&sig).is_ok())
+    // Only the exact (lower-case) form this server hands out: a link is one string, and an
+    // edited one, even to the same bytes, is not it.
+    let canonical = signature_hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    canonical
+        && hex::decode(signature_hex)
+            .is_ok_and(|sig| mac(key, sha256_hex, expires).verify_slice(&sig).is_ok())
 }
 
 /// The `Host` the client used, if it is a plausible `host[:port]` (never echo garbage into URLs).
@@ -90,6 +94,7 @@ mod tests {
         assert!(!verify(key, "ac", 10, &sig));
         assert!(!verify(key, "ab", 11, &sig));
         assert!(!verify(b"other", "ab", 10, &sig));
+        assert!(!verify(key, "ab", 10, &sig.to_uppercase()), "only the form handed out");
         assert!(!verify(key, "ab", 10, "zz"));
     }
 

@@ -174,11 +174,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(stage = %stage, routes = routes.routes.len(), "serving API gateway stage under /_routes/{stage}/");
     }
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
-    axum::serve(
-        listener,
-        alonzo_api::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    crate::http_server::serve(listener, alonzo_api::router(state), async move {
         shutdown_signal().await;
         // Parked long polls answer now instead of holding the drain for up to 20 s.
         queues.close();
