@@ -121,13 +121,15 @@ pub(crate) mod tests {
             let mut headers = Vec::new();
             while !h.is_empty() {
                 let name_len = h[0] as usize;
-                let name = String::from_utf8(h[1..1 + name_len].to_vec()).map_err(|e| e.to_string())?;
+                let name =
+                    String::from_utf8(h[1..1 + name_len].to_vec()).map_err(|e| e.to_string())?;
                 h = &h[1 + name_len..];
                 if h[0] != TYPE_STRING {
                     return Err(format!("unexpected header type {}", h[0]));
                 }
                 let value_len = u16::from_be_bytes([h[1], h[2]]) as usize;
-                let value = String::from_utf8(h[3..3 + value_len].to_vec()).map_err(|e| e.to_string())?;
+                let value =
+                    String::from_utf8(h[3..3 + value_len].to_vec()).map_err(|e| e.to_string())?;
                 h = &h[3 + value_len..];
                 headers.push((name, value));
             }

@@ -17,12 +17,12 @@ use std::time::Instant;
 
 use alonzo_control::{ControlError, InvocationType, InvokeInput, InvokeOutcome, InvokeResult};
 use alonzo_model::InvokeMode;
-use bytes::{Bytes, BytesMut};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 
 use crate::auth::{self, RequestId, INVOKE_BODY_LIMIT};
 use crate::http_event::{self, EventContext, HttpRequest, HttpResponse, IamCaller, PayloadFormat};

@@ -28,10 +28,10 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use environment::{InvocationReport, InvokeOutcome, ResponseStream};
-pub use runtime_api::{MAX_RESPONSE_BYTES, MAX_STREAM_BYTES};
 pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, MAX_EVENTS};
 pub use logs::group_dir_name;
 pub use provisioned::ProvisionedStatus;
+pub use runtime_api::{MAX_RESPONSE_BYTES, MAX_STREAM_BYTES};
 pub use runtimes::{RuntimeCatalog, RuntimeKind};
 
 use environment::Environment;

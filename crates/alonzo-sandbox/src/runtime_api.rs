@@ -250,12 +250,18 @@ fn too_large() -> Response {
 }
 
 fn truncated() -> Response {
-    let body = r#"{"errorMessage":"The request body was cut short","errorType":"TruncatedHTTPRequest"}"#;
+    let body =
+        r#"{"errorMessage":"The request body was cut short","errorType":"TruncatedHTTPRequest"}"#;
     (StatusCode::BAD_REQUEST, [("content-type", "application/json")], body).into_response()
 }
 
 /// An ordinary response: the whole body, then one message.
-async fn buffered_response(shared: &Shared, id: String, headers: &HeaderMap, body: Body) -> Response {
+async fn buffered_response(
+    shared: &Shared,
+    id: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -296,10 +302,13 @@ async fn streamed_response(
     if !claim(shared, &id) {
         return invalid_request_id();
     }
-    let content_type =
-        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (items, rx) = mpsc::channel(STREAM_BUFFER);
-    let _ = shared.messages.send(RuntimeMessage::Stream { request_id: id, content_type, items: rx });
+    let _ =
+        shared.messages.send(RuntimeMessage::Stream { request_id: id, content_type, items: rx });
     loop {
         let item = match body.frame().await {
             None => StreamItem::Complete,
@@ -379,4 +388,149 @@ async fn init_error(
     let _ =
         shared.messages.send(RuntimeMessage::InitError { error_type: error_type(&headers), body });
     accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+    }
+
+    /// Serves the API on a loopback port and hands `id` to a runtime's `GET /next`.
+    async fn with_event(id: &str) -> (RuntimeChannel, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (mut channel, _task) = serve(listener);
+        let mut next = TcpStream::connect(addr).await.expect("connect");
+        next.write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(matches!(
+            within("ready", channel.messages.recv()).await,
+            Some(RuntimeMessage::Ready)
+        ));
+        let event = Event {
+            request_id: id.to_owned(),
+            deadline_ms: 0,
+            invoked_arn: "arn".into(),
+            trace_id: None,
+            client_context: None,
+            cognito_identity: None,
+            payload: Bytes::from_static(b"{}"),
+        };
+        channel.events.send(event).await.expect("event");
+        let head = read_head(&mut next).await;
+        assert!(head.contains(id), "{head}");
+        (channel, addr)
+    }
+
+    async fn read_head(conn: &mut TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = within("response", conn.read(&mut byte)).await.expect("read");
+            assert!(n > 0, "connection closed");
+            buf.extend_from_slice(&byte[..n]);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    async fn stream_start(
+        channel: &mut RuntimeChannel,
+    ) -> (Option<String>, mpsc::Receiver<StreamItem>) {
+        match within("stream start", channel.messages.recv()).await {
+            Some(RuntimeMessage::Stream { request_id, content_type, items }) => {
+                assert_eq!(request_id, "req-1");
+                (content_type, items)
+            }
+            other => panic!("expected a stream, got {other:?}"),
+        }
+    }
+
+    const STREAM_HEAD: &[u8] =
+        b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: api\r\n\
+        Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\
+        Content-Type: text/plain\r\n\
+        Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n";
+
+    #[tokio::test]
+    async fn chunks_are_forwarded_as_they_arrive() {
+        let (mut channel, addr) = with_event("req-1").await;
+        let mut post = TcpStream::connect(addr).await.expect("connect");
+        post.write_all(STREAM_HEAD).await.expect("write");
+        post.write_all(b"5\r\nhello\r\n").await.expect("write");
+        let (content_type, mut items) = stream_start(&mut channel).await;
+        assert_eq!(content_type.as_deref(), Some("text/plain"));
+        // The first chunk is here while the body is still open.
+        assert_eq!(within("chunk", items.recv()).await, Some(StreamItem::Chunk("hello".into())));
+        post.write_all(b"6\r\n world\r\n").await.expect("write");
+        assert_eq!(within("chunk", items.recv()).await, Some(StreamItem::Chunk(" world".into())));
+        post.write_all(b"0\r\n\r\n").await.expect("write");
+        assert_eq!(within("end", items.recv()).await, Some(StreamItem::Complete));
+        assert!(read_head(&mut post).await.starts_with("HTTP/1.1 202"));
+    }
+
+    #[tokio::test]
+    async fn error_trailers_fail_the_stream() {
+        let (mut channel, addr) = with_event("req-1").await;
+        let mut post = TcpStream::connect(addr).await.expect("connect");
+        post.write_all(STREAM_HEAD).await.expect("write");
+        post.write_all(b"7\r\npartial\r\n").await.expect("write");
+        let (_, mut items) = stream_start(&mut channel).await;
+        assert_eq!(within("chunk", items.recv()).await, Some(StreamItem::Chunk("partial".into())));
+        let body = base64::engine::general_purpose::STANDARD.encode(r#"{"errorMessage":"boom"}"#);
+        let trailers = format!(
+            "0\r\nLambda-Runtime-Function-Error-Type: Runtime.StreamError\r\nLambda-Runtime-Function-Error-Body: {body}\r\n\r\n"
+        );
+        post.write_all(trailers.as_bytes()).await.expect("write");
+        assert_eq!(
+            within("end", items.recv()).await,
+            Some(StreamItem::Failed {
+                error_type: "Runtime.StreamError".into(),
+                body: Bytes::from_static(br#"{"errorMessage":"boom"}"#),
+            })
+        );
+        assert!(read_head(&mut post).await.starts_with("HTTP/1.1 202"));
+    }
+
+    #[tokio::test]
+    async fn unknown_response_modes_are_refused() {
+        let (mut channel, addr) = with_event("req-1").await;
+        let mut post = TcpStream::connect(addr).await.expect("connect");
+        post.write_all(b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: api\r\nLambda-Runtime-Function-Response-Mode: bogus\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .expect("write");
+        let head = read_head(&mut post).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+        match within("error", channel.messages.recv()).await {
+            Some(RuntimeMessage::Error { request_id, error_type, .. }) => {
+                assert_eq!(request_id, "req-1");
+                assert_eq!(error_type, "Runtime.InvalidResponseModeHeader");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn buffered_responses_are_one_message() {
+        let (mut channel, addr) = with_event("req-1").await;
+        let mut post = TcpStream::connect(addr).await.expect("connect");
+        post.write_all(b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\nHost: api\r\nContent-Length: 7\r\n\r\n\"whole\"")
+            .await
+            .expect("write");
+        assert!(read_head(&mut post).await.starts_with("HTTP/1.1 202"));
+        match within("response", channel.messages.recv()).await {
+            Some(RuntimeMessage::Response { body, .. }) => assert_eq!(&body[..], b"\"whole\""),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
 }
