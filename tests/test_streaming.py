@@ -28,6 +28,11 @@ exports.handler = awslambda.streamifyResponse(async (input, responseStream, cont
   const raw = input.rawPath !== undefined;  // a function URL event: the options are its body
   const event = raw ? JSON.parse(input.body || '{}') : input;
   const gap = event.gap_ms ?? 500;
+  if (event.big_mb) {
+    for (let i = 0; i < event.big_mb; i++) responseStream.write(Buffer.alloc(1 << 20, 97));
+    responseStream.end();
+    return;
+  }
   if (event.mode === 'http') {
     const stream = awslambda.HttpResponseStream.from(responseStream, {
       statusCode: 201,
@@ -167,6 +172,21 @@ def test_plain_function_through_the_streaming_api(lambda_client):
     resp = lambda_client.invoke(FunctionName=streamer, Payload=json.dumps({"count": 3, "gap_ms": 10}).encode())
     assert "FunctionError" not in resp
     assert resp["Payload"].read() == b"chunk-0;chunk-1;chunk-2;"
+
+
+def test_size_limits_of_streamed_responses(lambda_client, streamer):
+    # 8 MiB streams fine (the streaming limit is 200 MiB)...
+    chunks, complete, _ = read_events(stream_invoke(lambda_client, streamer, {"big_mb": 8}))
+    body = b"".join(c for _, c in chunks)
+    assert len(body) == 8 << 20 and body.count(b"a") == len(body)
+    assert "ErrorCode" not in complete, complete
+    # ...but buffered for the ordinary Invoke it exceeds the 6 MB response limit.
+    resp = lambda_client.invoke(FunctionName=streamer, Payload=json.dumps({"big_mb": 8}).encode())
+    assert resp.get("FunctionError") == "Unhandled"
+    assert json.loads(resp["Payload"].read())["errorType"] == "Function.ResponseSizeTooLarge"
+    # The next invocation gets a fresh environment and works.
+    chunks, complete, _ = read_events(stream_invoke(lambda_client, streamer, {"count": 1, "gap_ms": 0}))
+    assert b"".join(c for _, c in chunks) == b"chunk-0;" and "ErrorCode" not in complete
 
 
 def test_errors_before_streaming_use_the_lambda_format(lambda_client, raw_client):
