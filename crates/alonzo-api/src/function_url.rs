@@ -5,18 +5,24 @@
 //! SigV4 signature for service `lambda`), then a synchronous invocation with the payload
 //! format 2.0 event, whose result becomes the HTTP answer.
 //!
-//! `RESPONSE_STREAM` URLs are answered in buffered mode for now.
+//! `RESPONSE_STREAM` URLs send the function's streamed response with chunked transfer
+//! encoding as it is written: a stream that starts with an HTTP prelude
+//! (`awslambda.HttpResponseStream.from`: JSON, then eight NUL bytes) gives the status and
+//! headers; a mid-stream failure cuts the body short. A function that does not stream is
+//! answered as in buffered mode.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use alonzo_control::{ControlError, InvocationType, InvokeInput, InvokeResult};
+use alonzo_control::{ControlError, InvocationType, InvokeInput, InvokeOutcome, InvokeResult};
+use alonzo_model::InvokeMode;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 
 use crate::auth::{self, RequestId, INVOKE_BODY_LIMIT};
 use crate::http_event::{self, EventContext, HttpRequest, HttpResponse, IamCaller, PayloadFormat};
@@ -219,24 +225,171 @@ async fn answer(
         iam,
     };
     let event = http_event::event_v2(&request, &context);
-    let mut response = match invoke(
-        state,
-        &url.function,
-        url.qualifier.as_deref(),
-        &event,
-        request_id,
-        trace_id,
-        PayloadFormat::V2,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(failure) => return url_failure(failure),
+    let (function, qualifier) = (&url.function, url.qualifier.as_deref());
+    let answer = match url.invoke_mode {
+        InvokeMode::Buffered => {
+            invoke(state, function, qualifier, &event, request_id, trace_id, PayloadFormat::V2)
+                .await
+                .map(Answer::Whole)
+                .map_err(url_failure)
+        }
+        InvokeMode::ResponseStream => {
+            invoke_streamed(state, function, qualifier, &event, request_id, trace_id).await
+        }
     };
-    if let Some(cors) = &url.cors {
-        http_event::apply_cors(cors, &parts.headers, &mut response);
+    match answer {
+        Err(r) => r,
+        Ok(Answer::Whole(mut response)) => {
+            if let Some(cors) = &url.cors {
+                http_event::apply_cors(cors, &parts.headers, &mut response);
+            }
+            to_response(response)
+        }
+        Ok(Answer::Streamed { mut head, first, outcome }) => {
+            if let Some(cors) = &url.cors {
+                http_event::apply_cors(cors, &parts.headers, &mut head);
+            }
+            streamed_response(head, first, outcome)
+        }
     }
-    to_response(response)
+}
+
+/// What a function URL sends back.
+enum Answer {
+    /// A whole body.
+    Whole(HttpResponse),
+    /// Status and headers now, then `first` and the rest of the stream.
+    Streamed { head: HttpResponse, first: Bytes, outcome: InvokeOutcome },
+}
+
+/// Longest HTTP prelude of a streamed response.
+const MAX_PRELUDE: usize = 1 << 20;
+
+/// Invokes `function` for a `RESPONSE_STREAM` URL: the answer's head is known once the
+/// stream's prelude (if it has one) has arrived.
+async fn invoke_streamed(
+    state: &ApiState,
+    function: &str,
+    qualifier: Option<&str>,
+    event: &serde_json::Value,
+    request_id: &str,
+    trace_id: &str,
+) -> Result<Answer, Response> {
+    let payload = event.to_string();
+    if payload.len() > INVOKE_BODY_LIMIT {
+        return Err(message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"));
+    }
+    let input = InvokeInput {
+        request_id: request_id.to_owned(),
+        invocation_type: InvocationType::RequestResponse,
+        payload: payload.into(),
+        log_tail: false,
+        client_context_b64: None,
+        trace_id: Some(trace_id.to_owned()),
+        stream: true,
+    };
+    let bad_gateway = || message(StatusCode::BAD_GATEWAY, "Internal Server Error");
+    let mut outcome = match state.control.invoke(function, qualifier, input).await {
+        Ok(InvokeResult::Completed(outcome)) => outcome,
+        Ok(_) => return Err(bad_gateway()),
+        Err(e) => return Err(invoke_error(function, e)),
+    };
+    if outcome.function_error.is_some() {
+        tracing::info!(function, error_type = ?outcome.error_type, "function error behind an HTTP front door");
+        return Err(bad_gateway());
+    }
+    let Some(stream) = outcome.stream.as_mut() else {
+        // The function did not stream: its result is an ordinary payload 2.0 answer.
+        return http_event::http_response(&outcome.body, PayloadFormat::V2)
+            .map(Answer::Whole)
+            .map_err(|e| {
+                tracing::info!(function, error = %e, "function result is not a valid HTTP response");
+                bad_gateway()
+            });
+    };
+    if stream.content_type.as_deref() != Some(http_event::HTTP_INTEGRATION_CONTENT_TYPE) {
+        let content_type =
+            stream.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+        let head = HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), content_type)],
+            body: Vec::new(),
+        };
+        return Ok(Answer::Streamed { head, first: Bytes::new(), outcome });
+    }
+    let mut buf = BytesMut::new();
+    let end = loop {
+        match stream.chunks.recv().await {
+            Some(chunk) => {
+                buf.extend_from_slice(&chunk);
+                if let Some(end) = http_event::find_prelude_end(&buf) {
+                    break end;
+                }
+                if buf.len() > MAX_PRELUDE {
+                    tracing::info!(function, "streamed response prelude too long");
+                    return Err(bad_gateway());
+                }
+            }
+            None => {
+                tracing::info!(function, "streamed response ended before its prelude did");
+                return Err(bad_gateway());
+            }
+        }
+    };
+    let first = buf.split_off(end + http_event::PRELUDE_DELIMITER.len()).freeze();
+    let head = http_event::stream_prelude(&buf[..end]).map_err(|e| {
+        tracing::info!(function, error = %e, "streamed response prelude is not valid");
+        bad_gateway()
+    })?;
+    Ok(Answer::Streamed { head, first, outcome })
+}
+
+/// The answer whose head is `head` and whose body is `first` followed by the rest of the
+/// stream, chunk by chunk; a function error after the head went out cuts the body short
+/// (no final chunk), so the client sees an incomplete response.
+fn streamed_response(head: HttpResponse, first: Bytes, outcome: InvokeOutcome) -> Response {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    let function_error = outcome.function_error.clone();
+    tokio::spawn(async move {
+        if !first.is_empty() && tx.send_data(first).await.is_err() {
+            return;
+        }
+        let Some(mut stream) = outcome.stream else {
+            if function_error.is_some() {
+                tx.abort(std::io::Error::other("function error"));
+            }
+            return;
+        };
+        while let Some(chunk) = stream.chunks.recv().await {
+            if tx.send_data(chunk).await.is_err() {
+                return;
+            }
+        }
+        match stream.end.await {
+            Ok(end) if end.function_error.is_none() => {}
+            Ok(end) => {
+                tracing::info!(error_type = ?end.error_type, "function error in a streamed function URL response");
+                tx.abort(std::io::Error::other("function error"));
+            }
+            Err(_) => tx.abort(std::io::Error::other("the invocation ended without an outcome")),
+        }
+    });
+    let mut response = Response::new(Body::new(body));
+    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = response.headers_mut();
+    for (name, value) in head.headers {
+        if let (Ok(n), Ok(v)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+        {
+            headers.append(n, v);
+        }
+    }
+    response
+}
+
+/// The function URL answer for an invocation that could not run.
+fn invoke_error(function: &str, e: ControlError) -> Response {
+    url_failure(failure_of(function, e))
 }
 
 /// Why an HTTP front door's invocation produced no answer; each front door renders it in
@@ -275,6 +428,7 @@ pub(crate) async fn invoke(
         log_tail: false,
         client_context_b64: None,
         trace_id: Some(trace_id.to_owned()),
+        stream: false,
     };
     match state.control.invoke(function, qualifier, input).await {
         Ok(InvokeResult::Completed(outcome)) if outcome.function_error.is_some() => {
@@ -288,15 +442,22 @@ pub(crate) async fn invoke(
             })
         }
         Ok(_) => Err(InvokeFailure::Failed),
-        Err(ControlError::Throttled { .. }) => Err(InvokeFailure::Throttled),
-        Err(ControlError::TooLarge { .. }) => Err(InvokeFailure::TooLarge),
-        Err(ControlError::NotFound(e)) => {
+        Err(e) => Err(failure_of(function, e)),
+    }
+}
+
+/// Why an invocation that could not run failed, in front-door terms.
+fn failure_of(function: &str, e: ControlError) -> InvokeFailure {
+    match e {
+        ControlError::Throttled { .. } => InvokeFailure::Throttled,
+        ControlError::TooLarge { .. } => InvokeFailure::TooLarge,
+        ControlError::NotFound(e) => {
             tracing::warn!(function, error = %e, "the function behind an HTTP front door does not exist");
-            Err(InvokeFailure::NoFunction)
+            InvokeFailure::NoFunction
         }
-        Err(e) => {
+        e => {
             tracing::warn!(function, error = %e, "invocation behind an HTTP front door failed");
-            Err(InvokeFailure::Failed)
+            InvokeFailure::Failed
         }
     }
 }

@@ -426,6 +426,44 @@ fn structured_response(obj: &Map<String, Value>) -> Result<HttpResponse, Respons
     Ok(HttpResponse { status, headers, body })
 }
 
+/// `Content-Type` of a streamed response that starts with an HTTP prelude
+/// (`awslambda.HttpResponseStream.from`, `lambda_runtime`'s `StreamResponse`).
+pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
+    "application/vnd.awslambda.http-integration-response";
+
+/// The eight NUL bytes that end the JSON prelude of such a stream.
+pub const PRELUDE_DELIMITER: [u8; 8] = [0; 8];
+
+/// Where the prelude of a streamed HTTP response ends in `buf`: the offset of the
+/// delimiter, if it has arrived.
+pub fn find_prelude_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(PRELUDE_DELIMITER.len()).position(|w| w == PRELUDE_DELIMITER)
+}
+
+/// The status and headers of a streamed HTTP response from its JSON prelude
+/// `{"statusCode", "headers", "multiValueHeaders", "cookies"}` (every member optional:
+/// 200 and `application/octet-stream` by default). The returned body is empty.
+pub fn stream_prelude(prelude: &[u8]) -> Result<HttpResponse, ResponseError> {
+    let text = if prelude.iter().all(u8::is_ascii_whitespace) { b"{}" as &[u8] } else { prelude };
+    let value: Value = serde_json::from_slice(text).map_err(|_| ResponseError::NotJson)?;
+    let mut obj = value.as_object().cloned().ok_or(ResponseError::NotJson)?;
+    obj.remove("body");
+    obj.entry("statusCode").or_insert(Value::from(200));
+    let declared = obj
+        .get("headers")
+        .and_then(Value::as_object)
+        .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+    let mut head = structured_response(&obj)?;
+    if !declared {
+        for (name, value) in &mut head.headers {
+            if name == "content-type" {
+                "application/octet-stream".clone_into(value);
+            }
+        }
+    }
+    Ok(head)
+}
+
 /// CORS: whether `origin` is one the configuration allows.
 fn origin_allowed(cors: &Cors, origin: &str) -> bool {
     cors.allow_origins.iter().flatten().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
@@ -749,5 +787,32 @@ mod tests {
         let mut resp3 = HttpResponse { status: 200, headers: Vec::new(), body: Vec::new() };
         apply_cors(&star, &other, &mut resp3);
         assert_eq!(resp3.header("access-control-allow-origin"), Some("*"));
+    }
+
+    #[test]
+    fn stream_preludes_give_status_headers_and_cookies() {
+        let mut stream = br#"{"statusCode":201,"headers":{"Content-Type":"text/plain","X-Custom":"a"},"cookies":["k=v"]}"#.to_vec();
+        let prelude_len = stream.len();
+        stream.extend_from_slice(&PRELUDE_DELIMITER);
+        stream.extend_from_slice(b"body\0bytes");
+        let end = find_prelude_end(&stream).expect("delimiter");
+        assert_eq!(end, prelude_len);
+        assert_eq!(&stream[end + PRELUDE_DELIMITER.len()..], b"body\0bytes");
+        let head = stream_prelude(&stream[..end]).expect("valid prelude");
+        assert_eq!(head.status, 201);
+        assert_eq!(head.header("content-type"), Some("text/plain"));
+        assert_eq!(head.header("x-custom"), Some("a"));
+        assert_eq!(head.header("set-cookie"), Some("k=v"));
+        assert!(head.body.is_empty());
+        assert_eq!(find_prelude_end(b"{\"statusCode\":200}\0\0\0\0"), None);
+    }
+
+    #[test]
+    fn stream_prelude_defaults() {
+        let head = stream_prelude(b"{}").expect("empty prelude");
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), Some("application/octet-stream"));
+        assert_eq!(stream_prelude(b"not json"), Err(ResponseError::NotJson));
+        assert_eq!(stream_prelude(br#"{"statusCode":99}"#), Err(ResponseError::BadStatus));
     }
 }

@@ -10,6 +10,7 @@ mod auth;
 mod code;
 mod concurrency;
 mod error;
+mod event_stream;
 mod function_url;
 mod functions;
 mod gateway;
@@ -97,6 +98,10 @@ pub fn router(state: ApiState) -> Router {
             get(mappings::get).put(mappings::update).delete(mappings::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
+        .route(
+            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            post(invoke::invoke_with_response_stream),
+        )
         .route("/2015-03-31/functions/{name}/policy", get(permissions::get).post(permissions::add))
         .route(
             "/2015-03-31/functions/{name}/policy/{sid}",

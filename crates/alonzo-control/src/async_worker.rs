@@ -165,6 +165,7 @@ impl Control {
             client_context: None,
             trace_id: event.trace_id.clone(),
             log_tail: false,
+            stream: false,
         };
         match self.run(&record, request).await {
             Ok(outcome) if outcome.function_error.is_none() => {

@@ -39,10 +39,14 @@ pub struct InvokeInput {
     pub client_context_b64: Option<String>,
     /// `X-Amzn-Trace-Id`.
     pub trace_id: Option<String>,
+    /// The caller reads a streamed response as it is produced (`InvokeWithResponseStream`,
+    /// `RESPONSE_STREAM` function URLs): a runtime's streamed response then arrives as
+    /// [`InvokeOutcome::stream`] instead of one buffered body.
+    pub stream: bool,
 }
 
 /// Result of `Invoke`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum InvokeResult {
     /// The function ran (successfully or not).
     Completed(InvokeOutcome),
@@ -103,6 +107,7 @@ impl Control {
                     client_context,
                     trace_id: input.trace_id,
                     log_tail: input.log_tail,
+                    stream: input.stream,
                 };
                 let outcome = self.run(&record, request).await?;
                 Ok(InvokeResult::Completed(outcome))

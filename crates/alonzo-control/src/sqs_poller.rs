@@ -190,6 +190,7 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
         log_tail: false,
         client_context_b64: None,
         trace_id: None,
+        stream: false,
     };
     let outcome = match control.invoke(&function, None, input).await {
         Ok(InvokeResult::Completed(outcome)) => outcome,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::logs::{self, LogCommand, LogStream};
-use crate::runtime_api::{self, Event, RuntimeChannel, RuntimeMessage};
+use crate::runtime_api::{self, Event, RuntimeChannel, RuntimeMessage, StreamItem};
 use crate::{rootfs, FunctionSpec, InvokeRequest, Manager, SandboxError};
 
 /// How long a runtime may take to initialise (Lambda: 10 s for on-demand environments).
@@ -65,10 +65,14 @@ pub(crate) struct Environment {
     pub(crate) provisioned: bool,
 }
 
+/// How many chunks of a streamed response may wait for a slow caller before the runtime is
+/// slowed down.
+const STREAM_BUFFER: usize = 16;
+
 /// The result of one invocation as the caller sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct InvokeOutcome {
-    /// Response or error body.
+    /// Response or error body (empty when the response is [`InvokeOutcome::stream`]ed).
     pub body: Bytes,
     /// `Some("Unhandled")` when the function failed.
     pub function_error: Option<String>,
@@ -78,6 +82,24 @@ pub struct InvokeOutcome {
     pub log_tail: Option<String>,
     /// Version that ran.
     pub executed_version: String,
+    /// The response, when the runtime streams it and the caller asked for a stream
+    /// ([`crate::InvokeRequest::stream`]); this outcome is then sent as soon as the stream
+    /// starts, and how the invocation ended follows on [`ResponseStream::end`].
+    pub stream: Option<ResponseStream>,
+}
+
+/// A response the runtime is streaming.
+#[derive(Debug)]
+pub struct ResponseStream {
+    /// The `Content-Type` the runtime declared (`application/vnd.awslambda.http-integration-response`
+    /// when the stream starts with an HTTP status and headers prelude for a function URL).
+    pub content_type: Option<String>,
+    /// The chunks, in order, as the runtime writes them; closed at the end of the stream.
+    pub chunks: mpsc::Receiver<Bytes>,
+    /// How the invocation ended, once the last chunk is sent: `function_error` and `body`
+    /// describe a failure (mid-stream error, timeout, crash, size limit), `log_tail` is set
+    /// when it was asked for; `stream` is `None`.
+    pub end: oneshot::Receiver<InvokeOutcome>,
 }
 
 /// What one invocation cost, for metering and `REPORT`.
@@ -108,6 +130,12 @@ pub struct InvocationReport {
 /// How an invocation ended, from the driver's point of view.
 enum Ending {
     Response(Bytes),
+    /// The runtime started streaming its response (not a final state: it is pumped to its
+    /// end by [`Environment::pump`]).
+    Stream {
+        content_type: Option<String>,
+        items: mpsc::Receiver<StreamItem>,
+    },
     FunctionError {
         error_type: String,
         body: Bytes,
@@ -270,24 +298,52 @@ impl Environment {
             payload: req.payload.clone(),
         };
         let began = Instant::now();
-        let ending = if self.channel.events.send(event).await.is_err() {
+        let deadline = began + timeout;
+        let mut ending = if self.channel.events.send(event).await.is_err() {
             Ending::Fatal {
                 error_type: "Runtime.ExitError".into(),
                 message: "Runtime API closed".into(),
                 log_line: None,
             }
         } else {
-            self.await_ending(&req.request_id, began + timeout, timeout).await
+            self.await_ending(&req.request_id, deadline, timeout).await
         };
+        let mut reply = Some(reply);
+        if let Ending::Stream { content_type, items } = ending {
+            ending = if req.stream {
+                // The caller reads the stream: it gets the outcome now, the end later.
+                let (chunks_tx, chunks) = mpsc::channel(STREAM_BUFFER);
+                let (end_tx, end) = oneshot::channel();
+                let start = InvokeOutcome {
+                    body: Bytes::new(),
+                    function_error: None,
+                    error_type: None,
+                    log_tail: None,
+                    executed_version: spec.version.clone(),
+                    stream: Some(ResponseStream { content_type, chunks, end }),
+                };
+                if let Some(reply) = reply.replace(end_tx) {
+                    let _ = reply.send(start);
+                }
+                let limit = runtime_api::MAX_STREAM_BYTES;
+                self.pump(&req.request_id, items, Some(chunks_tx), limit, deadline, timeout).await
+            } else {
+                let limit = runtime_api::MAX_RESPONSE_BYTES;
+                self.pump(&req.request_id, items, None, limit, deadline, timeout).await
+            };
+        }
         let duration = began.elapsed();
         let reusable = !matches!(ending, Ending::Fatal { .. });
         let (outcome, fatal_line) = self.outcome(&req.request_id, ending);
+        let error_type = outcome.error_type.clone();
         // Without a log tail to collect, the caller gets its answer at once; the rest (the
         // runtime asking for its next event, the closing log lines) happens off its path.
-        let reply = if req.log_tail {
-            Some(reply)
+        let held = if req.log_tail {
+            Some(outcome)
         } else {
-            let _ = reply.send(outcome.clone());
+            if let Some(reply) = reply.take() {
+                let _ = reply.send(outcome);
+            }
             answered();
             None
         };
@@ -295,14 +351,14 @@ impl Environment {
             // The invocation ends when the runtime asks for the next event.
             self.await_ready(began + timeout.max(NEXT_GRACE)).await;
         }
-        let report = self.report(&req.request_id, duration, outcome.error_type.clone(), started_at);
+        let report = self.report(&req.request_id, duration, error_type, started_at);
         let mut lines = Vec::new();
         lines.extend(fatal_line);
         lines.push(format!("END RequestId: {}", req.request_id));
         lines.push(report_line(&report));
         let (tail_tx, tail_rx) = oneshot::channel();
         let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
-        if let Some(reply) = reply {
+        if let (Some(reply), Some(outcome)) = (reply, held) {
             let tail = tail_rx.await.unwrap_or_default();
             let _ = reply.send(InvokeOutcome { log_tail: Some(tail), ..outcome });
         }
@@ -324,6 +380,9 @@ impl Environment {
             tokio::select! {
                 msg = messages.recv() => match msg {
                     Some(RuntimeMessage::Response { request_id: id, body }) if id == request_id => return Ending::Response(body),
+                    Some(RuntimeMessage::Stream { request_id: id, content_type, items }) if id == request_id => {
+                        return Ending::Stream { content_type, items }
+                    }
                     Some(RuntimeMessage::Error { request_id: id, error_type, body }) if id == request_id => {
                         return Ending::FunctionError { error_type, body }
                     }
@@ -337,19 +396,71 @@ impl Environment {
                     Some(_) => continue,
                     None => return Ending::Fatal { error_type: "Runtime.ExitError".into(), message: "Runtime API closed".into(), log_line: None },
                 },
-                info = wait_exit(&mut exit) => {
-                    let (error_type, how) = exit_reason(cgroup, info);
-                    let message = format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
-                    return Ending::Fatal { log_line: Some(message.clone()), error_type, message };
-                }
+                info = wait_exit(&mut exit) => return exited(cgroup, request_id, info),
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    kill_tree(cgroup, pgid);
-                    let secs = format!("{:.2}", timeout.as_secs_f64());
-                    return Ending::Fatal {
-                        error_type: "Sandbox.Timedout".into(),
-                        message: format!("RequestId: {request_id} Error: Task timed out after {secs} seconds"),
-                        log_line: Some(format!("{} {request_id} Task timed out after {secs} seconds", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"))),
-                    };
+                    return timed_out(cgroup, pgid, request_id, timeout);
+                }
+            }
+        }
+    }
+
+    /// Follows a streamed response to its end: forwards each chunk to `forward` (the caller
+    /// reading the stream) or, without one, collects the chunks into one body; at most
+    /// `limit` bytes either way. The deadline and the runtime's exit still apply.
+    async fn pump(
+        &self,
+        request_id: &str,
+        mut items: mpsc::Receiver<StreamItem>,
+        forward: Option<mpsc::Sender<Bytes>>,
+        limit: usize,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Ending {
+        let mut exit = self.exit.clone();
+        let cgroup = self.cgroup.as_deref();
+        let pgid = self.pgid;
+        let streaming = forward.is_some();
+        let mut forward = forward;
+        let mut buffered = bytes::BytesMut::new();
+        let mut size = 0usize;
+        loop {
+            tokio::select! {
+                item = items.recv() => match item {
+                    Some(StreamItem::Chunk(chunk)) => {
+                        size += chunk.len();
+                        if size > limit {
+                            return Ending::Fatal {
+                                error_type: "Function.ResponseSizeTooLarge".into(),
+                                message: format!("Response payload size exceeded maximum allowed payload size ({limit} bytes)."),
+                                log_line: None,
+                            };
+                        }
+                        match &forward {
+                            Some(tx) => match tokio::time::timeout_at(deadline.into(), tx.send(chunk)).await {
+                                Ok(Ok(())) => {}
+                                // The caller went away: the function still runs to its end.
+                                Ok(Err(_)) => forward = None,
+                                Err(_) => return timed_out(cgroup, pgid, request_id, timeout),
+                            },
+                            None if streaming => {}
+                            None => buffered.extend_from_slice(&chunk),
+                        }
+                    }
+                    Some(StreamItem::Complete) => return Ending::Response(buffered.freeze()),
+                    Some(StreamItem::Failed { error_type, body }) => {
+                        return Ending::FunctionError { error_type, body }
+                    }
+                    None => {
+                        return Ending::Fatal {
+                            error_type: "Runtime.TruncatedResponse".into(),
+                            message: "The runtime's streamed response broke off.".into(),
+                            log_line: None,
+                        }
+                    }
+                },
+                info = wait_exit(&mut exit) => return exited(cgroup, request_id, info),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return timed_out(cgroup, pgid, request_id, timeout);
                 }
             }
         }
@@ -377,6 +488,7 @@ impl Environment {
                     error_type: None,
                     log_tail: None,
                     executed_version,
+                    stream: None,
                 },
                 None,
             ),
@@ -387,8 +499,18 @@ impl Environment {
                     error_type: Some(error_type),
                     log_tail: None,
                     executed_version,
+                    stream: None,
                 },
                 None,
+            ),
+            // Never left unpumped; a stream that ends here broke off.
+            Ending::Stream { .. } => self.outcome(
+                request_id,
+                Ending::Fatal {
+                    error_type: "Runtime.TruncatedResponse".into(),
+                    message: "The runtime's streamed response broke off.".into(),
+                    log_line: None,
+                },
             ),
             Ending::Fatal { error_type, message, log_line } => {
                 let message = if message.starts_with("RequestId:") {
@@ -403,6 +525,7 @@ impl Environment {
                     error_type: Some(error_type),
                     log_tail: None,
                     executed_version,
+                    stream: None,
                 };
                 (outcome, log_line)
             }
@@ -463,6 +586,30 @@ impl Environment {
             }
             let _ = tokio::fs::remove_dir_all(&root_dir).await;
         });
+    }
+}
+
+/// The runtime process died during an invocation.
+fn exited(cgroup: Option<&SandboxCgroup>, request_id: &str, info: ExitInfo) -> Ending {
+    let (error_type, how) = exit_reason(cgroup, info);
+    let message = format!("RequestId: {request_id} Error: Runtime exited with error: {how}");
+    Ending::Fatal { log_line: Some(message.clone()), error_type, message }
+}
+
+/// The invocation ran past its deadline: the environment is killed.
+fn timed_out(
+    cgroup: Option<&SandboxCgroup>,
+    pgid: Option<u32>,
+    request_id: &str,
+    timeout: Duration,
+) -> Ending {
+    kill_tree(cgroup, pgid);
+    let secs = format!("{:.2}", timeout.as_secs_f64());
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    Ending::Fatal {
+        error_type: "Sandbox.Timedout".into(),
+        message: format!("RequestId: {request_id} Error: Task timed out after {secs} seconds"),
+        log_line: Some(format!("{now} {request_id} Task timed out after {secs} seconds")),
     }
 }
 

@@ -28,10 +28,11 @@ use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgrou
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-pub use environment::{InvocationReport, InvokeOutcome};
+pub use environment::{InvocationReport, InvokeOutcome, ResponseStream};
 pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, MAX_EVENTS};
 pub use logs::group_dir_name;
 pub use provisioned::ProvisionedStatus;
+pub use runtime_api::{MAX_RESPONSE_BYTES, MAX_STREAM_BYTES};
 pub use runtimes::{RuntimeCatalog, RuntimeKind};
 
 use environment::Environment;
@@ -87,6 +88,10 @@ pub struct InvokeRequest {
     pub trace_id: Option<String>,
     /// Whether the caller wants the log tail.
     pub log_tail: bool,
+    /// Whether the caller reads a streamed response as a stream
+    /// ([`InvokeOutcome::stream`]); otherwise a streamed response is buffered (within the
+    /// 6 MB limit) like any other.
+    pub stream: bool,
 }
 
 /// Why the manager could not run an invocation at all.
@@ -590,6 +595,7 @@ impl Manager {
             error_type: Some(failure.error_type),
             log_tail: req.log_tail.then(String::new),
             executed_version: spec.version.clone(),
+            stream: None,
         }
     }
 
