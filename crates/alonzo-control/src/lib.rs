@@ -17,6 +17,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod mappings;
+mod metrics;
 pub mod package;
 mod queues;
 mod settle;
@@ -45,6 +46,7 @@ pub use functions::{
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
 pub use layers::PublishLayerInput;
 pub use mappings::{MappingInput, MappingPage};
+pub use metrics::{Metrics, QueueDepth};
 pub use package::PackageLimits;
 pub use queues::{MessageAttribute, QueueMessage, QueueService};
 pub use versions::PublishInput;
@@ -102,6 +104,8 @@ struct Inner {
     mappings_lock: tokio::sync::Mutex<()>,
     /// Wakes the mapping supervisor after a change.
     mappings_wakeup: tokio::sync::Notify,
+    /// Operational metrics (counters and histograms of what happened).
+    metrics: metrics::Metrics,
 }
 
 impl Control {
@@ -133,6 +137,7 @@ impl Control {
             queues,
             mappings_lock: tokio::sync::Mutex::new(()),
             mappings_wakeup: tokio::sync::Notify::new(),
+            metrics: metrics::Metrics::new(),
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
@@ -163,6 +168,20 @@ impl Control {
     /// `alonzo top`; `None` without a sandbox manager.
     pub fn concurrency_stats(&self) -> Option<PoolStats> {
         self.inner.sandbox.as_ref().map(alonzo_sandbox::Manager::stats)
+    }
+
+    /// The Prometheus exposition (OpenMetrics text): event metrics, live concurrency and
+    /// environments, and the depths of `queues` (read by the caller).
+    pub fn encode_metrics(&self, queues: &[QueueDepth]) -> String {
+        let pool = self.concurrency_stats();
+        self.inner.metrics.encode(pool.as_ref(), queues).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "encoding metrics failed");
+            String::from("# EOF\n")
+        })
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Read access to the stored function logs (empty without a sandbox manager).

@@ -93,6 +93,9 @@ pub(crate) struct ServeArgs {
     /// Address to listen on for the API.
     #[arg(long, env = "ALONZO_LISTEN", default_value = "127.0.0.1:9000")]
     pub(crate) listen: String,
+    /// Address of the unsigned Prometheus endpoint `/metrics`; `off` (or empty) disables it.
+    #[arg(long, env = "ALONZO_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub(crate) metrics_listen: String,
     /// Directory holding the database, code packages and generated credentials.
     #[arg(long, env = "ALONZO_DATA_DIR", default_value = "./.alonzo")]
     pub(crate) data_dir: PathBuf,

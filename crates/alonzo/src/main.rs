@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod commands;
 mod credentials;
+mod metrics;
 mod queue_port;
 mod serve;
 mod telemetry;
