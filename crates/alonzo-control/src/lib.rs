@@ -22,6 +22,7 @@ pub mod package;
 mod queues;
 mod settle;
 mod sqs_poller;
+mod usage;
 mod versions;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use mappings::{MappingInput, MappingPage};
 pub use metrics::{Metrics, QueueDepth};
 pub use package::PackageLimits;
 pub use queues::{MessageAttribute, QueueMessage, QueueService};
+pub use usage::{FunctionUsage, MonthUsage, PriceTable, UsageQuery, UsageReport};
 pub use versions::PublishInput;
 
 /// Settings of the control plane, fixed at start-up.
@@ -69,6 +71,8 @@ pub struct ControlConfig {
     /// Delay before the first retry of a failed asynchronous invocation (Lambda: about a
     /// minute; the second retry waits twice as long).
     pub async_retry_delay: std::time::Duration,
+    /// Prices for usage reports.
+    pub prices: PriceTable,
 }
 
 /// The control plane. Cheap to clone; all clones share one state.

@@ -38,6 +38,7 @@ struct ServeConfig {
     insecure_no_isolation: bool,
     access_key: Option<credentials::KeyPair>,
     routes: alonzo_api::routes::RouteTable,
+    prices: alonzo_control::PriceTable,
 }
 
 /// Checks every setting; nothing is created or bound yet.
@@ -77,7 +78,19 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         Some(path) => load_routes(path, &account)?,
         None => alonzo_api::routes::RouteTable::default(),
     };
+    let prices = match &args.prices {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("--prices/ALONZO_PRICES: cannot read {}: {e}", path.display()))
+            })?;
+            alonzo_control::PriceTable::from_json(&text).map_err(|e| {
+                ConfigError(format!("--prices/ALONZO_PRICES {}: {e}", path.display()))
+            })?
+        }
+        None => alonzo_control::PriceTable::default(),
+    };
     Ok(ServeConfig {
+        prices,
         listen,
         metrics_listen,
         data_dir: args.data_dir,
@@ -149,6 +162,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         unreserved_minimum: config.unreserved_minimum,
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
+        prices: config.prices.clone(),
     };
     let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
         .context("opening the queue database")?;
