@@ -263,6 +263,106 @@ fn month_of(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use alonzo_model::{Account, InvocationRecord};
+
+    fn record(
+        id: &str,
+        function: &str,
+        started_ms: i64,
+        billed_ms: u64,
+        memory_mb: u32,
+    ) -> InvocationRecord {
+        InvocationRecord {
+            request_id: id.into(),
+            function: function.into(),
+            version: "$LATEST".into(),
+            started_ms,
+            duration_ms: billed_ms as f64,
+            billed_ms,
+            memory_mb,
+            init_ms: None,
+            error_type: None,
+        }
+    }
+
+    async fn control(dir: &std::path::Path, prices: PriceTable) -> Control {
+        let meta = alonzo_store_sqlite::SqliteStore::open(&dir.join("meta.db")).unwrap();
+        let blobs = alonzo_store::FsBlobStore::open(dir.join("code")).unwrap();
+        let config = crate::ControlConfig {
+            account: Account { region: "us-east-1".into(), account_id: "000000000000".into() },
+            package_limits: crate::PackageLimits::default(),
+            runtimes: crate::RuntimeCatalog::default(),
+            concurrency_limit: 10,
+            unreserved_minimum: 1,
+            tasks_dir: dir.join("tasks"),
+            async_retry_delay: std::time::Duration::from_secs(1),
+            prices,
+        };
+        Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_count_each_time_and_a_record_stored_twice_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let prices = PriceTable {
+            free_requests_per_month: 1,
+            free_gb_seconds_per_month: 0.5,
+            request_per_million: 1_000_000.0, // 1 per request
+            gb_second_x86_64: 2.0,
+            ..PriceTable::default()
+        };
+        let control = control(dir.path(), prices).await;
+        // An asynchronous event run twice (same request id, two starts), one record stored
+        // twice, and one invocation in the next month. 1024 MB, 1000 ms = 1 GB-s.
+        let nov = 1_796_083_199_000; // 2026-11-30T23:59:59Z
+        let dec = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+        let a1 = record("async-1", "f", nov - 5_000, 1000, 1024);
+        let a2 = record("async-1", "f", nov - 2_000, 500, 1024);
+        let s = record("sync-1", "f", nov, 250, 512);
+        let d = record("sync-2", "f", dec, 1000, 1024);
+        control.inner.meta.record_invocations(&[a1, a2, s.clone()]).await.unwrap();
+        control.inner.meta.record_invocations(&[s, d]).await.unwrap();
+
+        let report = control.usage(UsageQuery::default()).await.unwrap();
+        assert_eq!(report.functions.len(), 2);
+        let november = &report.functions[0];
+        assert_eq!((november.month.as_str(), november.requests), ("2026-11", 3));
+        assert_eq!(november.billed_ms, 1750);
+        assert!((november.gb_seconds - (1.0 + 0.5 + 0.125)).abs() < 1e-12);
+        assert!((november.gross_cost - (3.0 + 2.0 * 1.625)).abs() < 1e-9);
+        // The free tier: 1 request and 0.5 GB-s of each month.
+        let m = &report.months[0];
+        assert_eq!(m.free_requests, 1);
+        assert!((m.cost - (2.0 + 2.0 * 1.125)).abs() < 1e-9, "{m:?}");
+        let december = &report.months[1];
+        assert_eq!((december.month.as_str(), december.requests), ("2026-12", 1));
+        assert!((december.cost - 2.0 * 0.5).abs() < 1e-9, "{december:?}");
+        assert!((report.total_cost - (4.25 + 1.0)).abs() < 1e-9);
+
+        // since inclusive, until exclusive.
+        let only_dec = control
+            .usage(UsageQuery { since_ms: Some(dec), ..UsageQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(only_dec.functions.len(), 1);
+        let only_nov = control
+            .usage(UsageQuery { until_ms: Some(dec), ..UsageQuery::default() })
+            .await
+            .unwrap();
+        assert_eq!(only_nov.months.len(), 1);
+        assert_eq!(only_nov.months[0].requests, 3);
+        let other = control
+            .usage(UsageQuery { function: Some("g".into()), ..UsageQuery::default() })
+            .await
+            .unwrap();
+        assert!(other.functions.is_empty() && other.total_cost == 0.0);
+        assert!(control
+            .usage(UsageQuery { since_ms: Some(dec), until_ms: Some(dec), function: None })
+            .await
+            .is_err());
+    }
 
     #[test]
     fn months_are_utc() {
