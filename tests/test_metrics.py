@@ -211,3 +211,51 @@ def test_bad_metrics_address_exits_2_before_binding(tmp_path, bad):
     assert p.returncode == 2, out
     assert "--metrics-listen" in out and "panicked" not in out, out
     assert not (tmp_path / "data").exists()
+
+
+BATCH_APP = '''
+import json
+def handler(event, context):
+    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]}
+'''
+
+
+def test_event_source_mapping_and_destination_counters(srv, client):
+    session = boto3.session.Session(aws_access_key_id=srv.access_key, aws_secret_access_key=srv.secret_key, region_name=srv.region)
+    sqs = session.client("sqs", endpoint_url=srv.endpoint, config=Config(retries={"total_max_attempts": 1}))
+    qname = unique_name("mesm")
+    url = sqs.create_queue(QueueName=qname, Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for body in ("a", "bad", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    name = unique_name("m-esm")
+    create_function(client, name, make_zip([("app.py", BATCH_APP)]))
+    client.create_event_source_mapping(FunctionName=name, EventSourceArn=arn, BatchSize=10, MaximumBatchingWindowInSeconds=1,
+                                       FunctionResponseTypes=["ReportBatchItemFailures"])
+    fam = poll_until(
+        lambda: (f := scrape(srv)) and value(f, "alonzo_event_source_records", "alonzo_event_source_records_total", function=name) == 3 and f,
+        timeout=30, what="the mapping's batches")
+    batches = value(fam, "alonzo_event_source_batches", "alonzo_event_source_batches_total", function=name, event_source=arn)
+    assert 1 <= batches <= 3
+    # One invocation per batch, and only the reported record failed.
+    assert total(fam, "alonzo_invocations", "alonzo_invocations_total", function=name) == batches
+    assert value(fam, "alonzo_event_source_failed_records", "alonzo_event_source_failed_records_total", function=name) == 1
+    # The failed record stays in flight (its visibility timeout); the others are deleted
+    # (just after the batch is counted).
+    poll_until(lambda: value(f := scrape(srv), "alonzo_queue_messages", "alonzo_queue_messages", queue=qname, state="in_flight") == 1
+               and value(f, "alonzo_queue_messages", "alonzo_queue_messages", queue=qname, state="visible") == 0,
+               timeout=10, what="the processed records to be deleted")
+
+    # A failure destination whose queue does not exist: each delivery attempt fails.
+    failing = unique_name("m-dest")
+    create_function(client, failing, make_zip([("app.py", APP)]))
+    missing = f"arn:aws:sqs:{srv.region}:{srv.account}:{unique_name('nope')}"
+    client.put_function_event_invoke_config(FunctionName=failing, MaximumRetryAttempts=0,
+                                            DestinationConfig={"OnFailure": {"Destination": missing}})
+    client.invoke(FunctionName=failing, InvocationType="Event", Payload=json.dumps({"fail": True}).encode())
+    fam = poll_until(
+        lambda: (f := scrape(srv)) and value(f, "alonzo_destination_delivery_failures", "alonzo_destination_delivery_failures_total",
+                                             function=failing, destination="sqs") >= 1 and f,
+        timeout=30, what="a failed delivery")
+    assert value(fam, "alonzo_async_events_dropped", "alonzo_async_events_dropped_total", function=failing, reason="RetriesExhausted") == 1
+    assert value(fam, "alonzo_invocations", "alonzo_invocations_total", function=failing, outcome="error") == 1
