@@ -115,6 +115,9 @@ class AlonzoServer:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        # Servers run in parallel: each gets its own metrics port (not the default 9464).
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.region = region
         self.account = account
         self.owner = owner
@@ -143,7 +146,10 @@ class AlonzoServer:
     # -- process control ---------------------------------------------------------------
 
     def command(self) -> list[str]:
-        return [str(ALONZO_BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
+        return [
+            str(ALONZO_BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
+            "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+        ]
 
     def start(self, timeout: float = 30.0) -> "AlonzoServer":
         assert self.proc is None or self.proc.poll() is not None, "server already running"

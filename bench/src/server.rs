@@ -73,7 +73,7 @@ impl Server {
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path)?;
         let child = Command::new(bin)
-            .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .args(["serve", "--metrics-listen", "off", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir.path().join("data"))
             .env_remove("ALONZO_LISTEN")
             .env_remove("ALONZO_DATA_DIR")

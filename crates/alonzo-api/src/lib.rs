@@ -156,6 +156,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/2024-08-31/functions/{name}/recursion-config", get(functions::recursion_config))
         .route("/_alonzo/api/concurrency", get(platform::concurrency))
         .route("/_alonzo/api/routes", get(platform::routes))
+        .route("/_alonzo/api/usage", get(platform::usage))
         .route("/", axum::routing::post(targets::dispatch))
         .fallback(unimplemented::fallback)
         .method_not_allowed_fallback(unimplemented::fallback)

@@ -88,6 +88,7 @@ impl Control {
         if now - event.received_ms > config.max_age_ms() {
             tracing::warn!(request_id = %event.id, function = %event.function, "asynchronous event expired: EventAgeExceeded");
             let failure = event.last_failure.clone();
+            self.metrics().async_dropped(&event.function, "EventAgeExceeded");
             return self.settle_failure(event, "EventAgeExceeded", failure.as_ref()).await;
         }
         match self.reserved_concurrency(&event.function).await {
@@ -99,11 +100,13 @@ impl Control {
                     executed_version: None,
                 };
                 tracing::warn!(request_id = %event.id, function = %event.function, "reserved concurrency is 0: asynchronous event sent to the failure path");
+                self.metrics().async_dropped(&event.function, "ReservedConcurrencyZero");
                 return self.settle_failure(event, "RetriesExhausted", Some(&failure)).await;
             }
             Ok(_) => {}
             Err(e) => return self.system_retry(event, &e.to_string()).await,
         }
+        self.metrics().async_age(&event.function, now - event.received_ms);
         match self.run_event(&event).await {
             Ok(Attempt::Succeeded { version, response }) => {
                 event.attempts += 1;
@@ -118,6 +121,7 @@ impl Control {
                     self.reschedule(&event, delay).await;
                 } else {
                     tracing::warn!(request_id = %event.id, function = %event.function, error_type = %failure.error_type, attempts = event.attempts, "asynchronous event failed: RetriesExhausted");
+                    self.metrics().async_dropped(&event.function, "RetriesExhausted");
                     self.settle_failure(event, "RetriesExhausted", Some(&failure)).await;
                 }
             }
@@ -129,6 +133,7 @@ impl Control {
             }
             Err(ControlError::NotFound(message)) => {
                 tracing::warn!(request_id = %event.id, function = %event.function, %message, "asynchronous event dropped: the function no longer exists");
+                self.metrics().async_dropped(&event.function, "FunctionDeleted");
                 self.finish(&event).await;
             }
             Err(e) => self.system_retry(event, &e.to_string()).await,
@@ -284,6 +289,17 @@ impl Control {
         for delivery in std::mem::take(&mut outcome.pending) {
             if let Err(message) = self.deliver(&event, &outcome, &delivery).await {
                 tracing::warn!(request_id = %event.id, function = %event.function, ?delivery, %message, "delivering an asynchronous invocation's outcome failed; will retry");
+                match &delivery {
+                    Delivery::DeadLetter(_) => self.metrics().dead_letter_error(&event.function),
+                    Delivery::Destination(arn) => {
+                        let kind = match DestinationKind::of(arn) {
+                            Ok(DestinationKind::Lambda) => "lambda",
+                            Ok(DestinationKind::Sqs) => "sqs",
+                            Err(_) => "invalid",
+                        };
+                        self.metrics().destination_failure(&event.function, kind);
+                    }
+                }
                 still.push(delivery);
             }
         }
@@ -367,6 +383,7 @@ impl Control {
             outcome: None,
         };
         self.inner.meta.enqueue_event(&delivered, now).await.map_err(|e| e.to_string())?;
+        self.metrics().async_received(&delivered.function);
         self.inner.async_wakeup.notify_one();
         Ok(())
     }

@@ -96,6 +96,7 @@ impl Control {
                     outcome: None,
                 };
                 self.inner.meta.enqueue_event(&event, event.received_ms).await?;
+                self.metrics().async_received(&event.function);
                 self.inner.async_wakeup.notify_one();
                 Ok(InvokeResult::Queued { request_id: event.id })
             }
@@ -162,7 +163,10 @@ impl Control {
         let sandbox = self.inner.sandbox.as_ref().ok_or(ControlError::Unavailable)?;
         let spec = self.function_spec(record).await?;
         sandbox.invoke(Arc::new(spec), request).await.map_err(|e| match e {
-            SandboxError::Throttled(reason) => ControlError::Throttled { reason: reason.as_str() },
+            SandboxError::Throttled(reason) => {
+                self.metrics().throttled(&record.name, reason.as_str());
+                ControlError::Throttled { reason: reason.as_str() }
+            }
             other => {
                 tracing::error!(function = %record.name, error = %other, "cannot run the function");
                 ControlError::Unavailable
@@ -209,8 +213,10 @@ impl Control {
     ) {
         let mut batch = Vec::new();
         while let Some(first) = reports.recv().await {
+            self.metrics().record_report(&first);
             batch.push(to_record(first));
             while let Ok(more) = reports.try_recv() {
+                self.metrics().record_report(&more);
                 batch.push(to_record(more));
             }
             if let Err(e) = self.inner.meta.record_invocations(&batch).await {

@@ -17,10 +17,12 @@ mod functions;
 mod invoke;
 mod layers;
 mod mappings;
+mod metrics;
 pub mod package;
 mod queues;
 mod settle;
 mod sqs_poller;
+mod usage;
 mod versions;
 
 use std::sync::Arc;
@@ -45,8 +47,10 @@ pub use functions::{
 pub use invoke::{InvocationType, InvokeInput, InvokeResult, ASYNC_PAYLOAD_LIMIT};
 pub use layers::PublishLayerInput;
 pub use mappings::{MappingInput, MappingPage};
+pub use metrics::{Metrics, QueueDepth};
 pub use package::PackageLimits;
 pub use queues::{MessageAttribute, QueueMessage, QueueService};
+pub use usage::{FunctionUsage, MonthUsage, PriceTable, UsageQuery, UsageReport};
 pub use versions::PublishInput;
 
 /// Settings of the control plane, fixed at start-up.
@@ -67,6 +71,8 @@ pub struct ControlConfig {
     /// Delay before the first retry of a failed asynchronous invocation (Lambda: about a
     /// minute; the second retry waits twice as long).
     pub async_retry_delay: std::time::Duration,
+    /// Prices for usage reports.
+    pub prices: PriceTable,
 }
 
 /// The control plane. Cheap to clone; all clones share one state.
@@ -102,6 +108,8 @@ struct Inner {
     mappings_lock: tokio::sync::Mutex<()>,
     /// Wakes the mapping supervisor after a change.
     mappings_wakeup: tokio::sync::Notify,
+    /// Operational metrics (counters and histograms of what happened).
+    metrics: metrics::Metrics,
 }
 
 impl Control {
@@ -133,6 +141,7 @@ impl Control {
             queues,
             mappings_lock: tokio::sync::Mutex::new(()),
             mappings_wakeup: tokio::sync::Notify::new(),
+            metrics: metrics::Metrics::new(),
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;
@@ -163,6 +172,20 @@ impl Control {
     /// `alonzo top`; `None` without a sandbox manager.
     pub fn concurrency_stats(&self) -> Option<PoolStats> {
         self.inner.sandbox.as_ref().map(alonzo_sandbox::Manager::stats)
+    }
+
+    /// The Prometheus exposition (OpenMetrics text): event metrics, live concurrency and
+    /// environments, and the depths of `queues` (read by the caller).
+    pub fn encode_metrics(&self, queues: &[QueueDepth]) -> String {
+        let pool = self.concurrency_stats();
+        self.inner.metrics.encode(pool.as_ref(), queues).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "encoding metrics failed");
+            String::from("# EOF\n")
+        })
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Read access to the stored function logs (empty without a sandbox manager).

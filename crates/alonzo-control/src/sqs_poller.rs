@@ -192,19 +192,26 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
         trace_id: None,
         stream: false,
     };
+    let count = records.len();
+    let metric = |failed| {
+        control.metrics().mapping_batch(&shared.mapping.function, arn, count, failed);
+    };
     let outcome = match control.invoke(&function, None, input).await {
         Ok(InvokeResult::Completed(outcome)) => outcome,
         Ok(_) => return Ok(()),
         Err(ControlError::Throttled { .. }) => {
+            metric(count);
             tracing::debug!(uuid = %shared.mapping.uuid, "batch throttled; records return after the visibility timeout");
             return Err(());
         }
         Err(e) => {
+            metric(count);
             tracing::warn!(uuid = %shared.mapping.uuid, function = %function, error = %e, "invoking the function of an event source mapping failed");
             return Err(());
         }
     };
     if outcome.function_error.is_some() {
+        metric(count);
         tracing::info!(uuid = %shared.mapping.uuid, function = %function, "the function failed; the batch returns to the queue after its visibility timeout");
         return Ok(());
     }
@@ -217,6 +224,7 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
         match batch_item_failures(&outcome.body, &handles) {
             Some(failed) => failed,
             None => {
+                metric(count);
                 tracing::warn!(uuid = %shared.mapping.uuid, "invalid batchItemFailures response; the whole batch fails");
                 return Ok(());
             }
@@ -224,6 +232,7 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
     } else {
         HashSet::new()
     };
+    metric(failed.len());
     for (id, receipt) in &handles {
         if !failed.contains(id) {
             if let Err(e) = shared.queues.delete(arn, receipt).await {

@@ -151,6 +151,8 @@ pub struct VersionStats {
     pub idle: u32,
     /// Provisioned environments (idle or busy).
     pub provisioned: u32,
+    /// Provisioned environments idle now.
+    pub provisioned_idle: u32,
 }
 
 /// Live figures of the whole pool.
@@ -498,7 +500,10 @@ impl Manager {
         }
         for (key, envs) in &pool.idle {
             let idle = envs.iter().filter(|e| !e.provisioned).count();
-            row(&mut by_version, key).idle += u32::try_from(idle).unwrap_or(u32::MAX);
+            let provisioned_idle = envs.len() - idle;
+            let row = row(&mut by_version, key);
+            row.idle += u32::try_from(idle).unwrap_or(u32::MAX);
+            row.provisioned_idle += u32::try_from(provisioned_idle).unwrap_or(u32::MAX);
         }
         for (key, n) in &pool.provisioned_alive {
             row(&mut by_version, key).provisioned += n;

@@ -40,6 +40,39 @@ pub(crate) enum Command {
     Top(TopArgs),
     /// Show the API gateway routes the server loaded (from `serve --routes`), per stage.
     Routes(ClientArgs),
+    /// Show requests, GB-seconds and cost per function and month, from the metering
+    /// records, with the monthly free tier applied.
+    Usage(UsageArgs),
+}
+
+/// Settings of `alonzo usage`.
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// Only invocations started at or after this date (`YYYY-MM-DD`, UTC) or RFC 3339 time.
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// Only invocations started before this date (`YYYY-MM-DD`, UTC) or RFC 3339 time.
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Only this function.
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+    pub(crate) format: UsageFormat,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// How `alonzo usage` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum UsageFormat {
+    /// Aligned columns and monthly totals.
+    Table,
+    /// The API's JSON.
+    Json,
+    /// One line per function and month.
+    Csv,
 }
 
 /// Settings of `alonzo top`.
@@ -93,6 +126,9 @@ pub(crate) struct ServeArgs {
     /// Address to listen on for the API.
     #[arg(long, env = "ALONZO_LISTEN", default_value = "127.0.0.1:9000")]
     pub(crate) listen: String,
+    /// Address of the unsigned Prometheus endpoint `/metrics`; `off` (or empty) disables it.
+    #[arg(long, env = "ALONZO_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub(crate) metrics_listen: String,
     /// Directory holding the database, code packages and generated credentials.
     #[arg(long, env = "ALONZO_DATA_DIR", default_value = "./.alonzo")]
     pub(crate) data_dir: PathBuf,
@@ -124,6 +160,11 @@ pub(crate) struct ServeArgs {
     /// or aliases, served under `/_routes/<stage>/`; see docs/routes.md.
     #[arg(long, env = "ALONZO_ROUTES")]
     pub(crate) routes: Option<PathBuf>,
+    /// A price file (JSON) for `alonzo usage`: request_per_million, gb_second_x86_64,
+    /// gb_second_arm64, free_requests_per_month, free_gb_seconds_per_month, currency; missing
+    /// fields take Lambda's published on-demand prices (us-east-1).
+    #[arg(long, env = "ALONZO_PRICES")]
+    pub(crate) prices: Option<PathBuf>,
     /// DEVELOPMENT ONLY: run functions as plain child processes when this host cannot
     /// isolate them (no root, no user namespaces, no cgroups). Functions then see the host
     /// and each other, and memory limits do not apply.

@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod credentials;
 mod http_server;
+mod metrics;
 mod queue_port;
 mod serve;
 mod telemetry;

@@ -26,6 +26,8 @@ pub(crate) struct ConfigError(pub(crate) String);
 #[derive(Debug)]
 struct ServeConfig {
     listen: SocketAddr,
+    /// Where `/metrics` is served; `None` when disabled.
+    metrics_listen: Option<SocketAddr>,
     data_dir: PathBuf,
     account: Account,
     concurrency_limit: u32,
@@ -36,6 +38,7 @@ struct ServeConfig {
     insecure_no_isolation: bool,
     access_key: Option<credentials::KeyPair>,
     routes: alonzo_api::routes::RouteTable,
+    prices: alonzo_control::PriceTable,
 }
 
 /// Checks every setting; nothing is created or bound yet.
@@ -43,6 +46,15 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     let listen: SocketAddr = args.listen.parse().map_err(|_| {
         ConfigError(format!("--listen/ALONZO_LISTEN {:?} is not an IP:port address", args.listen))
     })?;
+    let metrics_listen = match args.metrics_listen.trim() {
+        "" | "off" => None,
+        text => Some(text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError(format!(
+                "--metrics-listen/ALONZO_METRICS_LISTEN {:?} is not an IP:port address or `off`",
+                args.metrics_listen
+            ))
+        })?),
+    };
     if !Account::is_valid_region(&args.region) {
         return Err(ConfigError(format!(
             "ALONZO_REGION {:?} is not a region name like us-east-1",
@@ -66,8 +78,21 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         Some(path) => load_routes(path, &account)?,
         None => alonzo_api::routes::RouteTable::default(),
     };
+    let prices = match &args.prices {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("--prices/ALONZO_PRICES: cannot read {}: {e}", path.display()))
+            })?;
+            alonzo_control::PriceTable::from_json(&text).map_err(|e| {
+                ConfigError(format!("--prices/ALONZO_PRICES {}: {e}", path.display()))
+            })?
+        }
+        None => alonzo_control::PriceTable::default(),
+    };
     Ok(ServeConfig {
+        prices,
         listen,
+        metrics_listen,
         data_dir: args.data_dir,
         account,
         concurrency_limit: args.concurrency_limit,
@@ -137,6 +162,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         unreserved_minimum: config.unreserved_minimum,
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
+        prices: config.prices.clone(),
     };
     let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
         .context("opening the queue database")?;
@@ -170,6 +196,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    if let Some(addr) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        tracing::info!(listen = %metrics.local_addr()?, "serving Prometheus metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(metrics, state.control.clone(), queues.clone()));
+    }
     for (stage, routes) in state.routes.stages() {
         tracing::info!(stage = %stage, routes = routes.routes.len(), "serving API gateway stage under /_routes/{stage}/");
     }

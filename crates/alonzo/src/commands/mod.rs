@@ -6,6 +6,7 @@ mod logs;
 mod routes;
 mod runtimes;
 mod top;
+mod usage;
 
 use crate::cli::{Cli, Command};
 
@@ -19,6 +20,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invoke(args) => client_runtime()?.block_on(invoke::run(&args)),
         Command::Top(args) => client_runtime()?.block_on(top::run(&args)),
         Command::Routes(args) => client_runtime()?.block_on(routes::run(&args)),
+        Command::Usage(args) => client_runtime()?.block_on(usage::run(&args)),
     }
 }
 
