@@ -10,6 +10,7 @@
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
 //! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
 
+mod density;
 mod fixtures;
 mod http;
 mod machine;
@@ -57,6 +58,9 @@ const PY_COLD: &str = "bench-python-cold";
 const PY_ASYNC: &str = "bench-python-async";
 const NODE_COLD: &str = "bench-node-cold";
 const PY_SCALE: &str = "bench-python-scale";
+const PY_DENSE: &str = "bench-python-dense";
+/// Idle environments of the density phase (`ALONZO_BENCH_DENSITY_N`; the goal is 2000).
+const DENSITY_N_DEFAULT: usize = 200;
 /// Parallel calls of the scale-out phase (`ALONZO_BENCH_SCALE_N`; the goal is stated
 /// for 1000).
 const SCALE_N_DEFAULT: usize = 200;
@@ -156,6 +160,7 @@ fn measure(
         }
         let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
         conn.create_function(PY_SCALE, "python3.11", "index.handler", &sleeper).await?;
+        conn.create_function(PY_DENSE, "python3.11", "index.handler", &sleeper).await?;
         // The async phase measures the durable queue, not Python: with reserved concurrency
         // 0 every accepted event goes straight to the (empty) failure path.
         conn.put_reserved_concurrency(PY_ASYNC, 0).await?;
@@ -269,6 +274,22 @@ fn measure(
         .unwrap_or(SCALE_N_DEFAULT);
     eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
     r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
+
+    let n = std::env::var("ALONZO_BENCH_DENSITY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DENSITY_N_DEFAULT);
+    eprintln!("bench: density, {n} idle python3.11 environments");
+    let before = density::pss_tree_kib(server.pid());
+    let started = multi.block_on(scale::run(addr, PY_DENSE, n))?;
+    let after = density::pss_tree_kib(server.pid());
+    let warm = single.block_on(density::warm_latency(addr, PY_WARM))?;
+    r.density = Some(density::Density {
+        n: n - started.errors,
+        pss_before_kib: before,
+        pss_after_kib: after,
+        warm,
+    });
 
     eprintln!("bench: loopback floor again");
     r.floor_latency_end =

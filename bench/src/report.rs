@@ -43,6 +43,7 @@ pub(crate) struct Results {
     pub(crate) cold_python: Cold,
     pub(crate) cold_node: Cold,
     pub(crate) scale: Option<crate::scale::ScaleOut>,
+    pub(crate) density: Option<crate::density::Density>,
     pub(crate) cold_node_idle: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
@@ -128,6 +129,7 @@ impl Results {
             + self.cold_node.errors()
             + self.cold_node_idle.errors()
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
+            + self.density.as_ref().map_or(0, |d| d.warm.errors)
     }
 
     fn floor_p50(&self) -> f64 {
@@ -365,6 +367,20 @@ impl Results {
             );
         }
 
+        if let Some(d) = &self.density {
+            let _ = writeln!(
+                s,
+                "\nDENSITY  {} idle python3.11 environments: {:.1} MiB PSS each (server and descendants {} -> {} MiB); warm python p50 with them idle {} ms (p99 {} ms), at the start {} ms",
+                d.n,
+                d.per_environment_mib(),
+                d.pss_before_kib / 1024,
+                d.pss_after_kib / 1024,
+                f3(d.warm.percentile(50.0)),
+                f3(d.warm.percentile(99.0)),
+                f3(self.warm_python.percentile(50.0)),
+            );
+        }
+
         let _ = writeln!(s, "\nTARGETS");
         let warm = self.warm_python.percentile(50.0);
         let _ = writeln!(
@@ -450,6 +466,7 @@ impl Results {
                 "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },
                 "rust": { "back_to_back": self.cold_rust.to_json(Kind::Rust), "after_idle": self.cold_rust_idle.to_json(Kind::Rust) },
                 "nodejs": { "back_to_back": self.cold_node.to_json(Kind::Node), "after_idle": self.cold_node_idle.to_json(Kind::Node) },
+                "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },
             "targets": {
