@@ -18,6 +18,9 @@ pub(crate) struct Density {
     pub(crate) pss_after_kib: u64,
     /// Warm invoke latency of another function with the environments idle.
     pub(crate) warm: Samples,
+    /// Calls that failed to get an environment, and the first error.
+    pub(crate) errors: usize,
+    pub(crate) first_error: Option<String>,
 }
 
 impl Density {

@@ -289,6 +289,8 @@ fn measure(
         pss_before_kib: before,
         pss_after_kib: after,
         warm,
+        errors: started.errors,
+        first_error: started.first_error,
     });
 
     eprintln!("bench: loopback floor again");

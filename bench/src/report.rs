@@ -129,7 +129,7 @@ impl Results {
             + self.cold_node.errors()
             + self.cold_node_idle.errors()
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
-            + self.density.as_ref().map_or(0, |d| d.warm.errors)
+            + self.density.as_ref().map_or(0, |d| d.warm.errors + d.errors as u64)
     }
 
     fn floor_p50(&self) -> f64 {
@@ -172,9 +172,16 @@ impl Results {
         add("cold Rust, after idle", &self.cold_rust_idle.total);
         add("cold nodejs20.x, back to back", &self.cold_node.total);
         add("cold nodejs20.x, after idle", &self.cold_node_idle.total);
+        if let Some(d) = &self.density {
+            add("warm python3.11 with the density environments idle", &d.warm);
+        }
         if let Some(s) = self.scale.as_ref().filter(|s| s.errors > 0) {
             out.push(("scale-out", s.errors as u64, s.first_error.clone().unwrap_or_default()));
         }
+        if let Some(d) = self.density.as_ref().filter(|d| d.errors > 0) {
+            out.push(("density", d.errors as u64, d.first_error.clone().unwrap_or_default()));
+        }
+
         out
     }
 
