@@ -198,7 +198,7 @@ def test_event_source_mapping_filters_and_states(srv, lam, sqs):
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "order", "n": 1}))
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"kind": "refund", "n": 2}))
     sqs.send_message(QueueUrl=url, MessageBody="not json")
-    poll_until(lambda: '\\"n\\": 1' in log_text(srv, name) or '"n\\": 1' in log_text(srv, name) or "order" in log_text(srv, name), timeout=30, what="the matching record")
+    poll_until(lambda: "order" in log_text(srv, name), timeout=30, what="the matching record")
 
     def drained():
         a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]

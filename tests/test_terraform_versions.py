@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from alonzo_helpers import ROLE, error_code, make_zip, sha256_b64, unique_name
-from terraform_harness import make_terraform, needs_terraform
+from terraform_harness import make_terraform, needs_terraform, provider_block
 
 pytestmark = needs_terraform
 
@@ -32,29 +32,7 @@ def layer_zip() -> bytes:
 
 
 def main_tf(server, name: str, layer: str) -> str:
-    return f"""
-terraform {{
-  required_providers {{
-    aws = {{
-      source = "hashicorp/aws"
-    }}
-  }}
-}}
-
-provider "aws" {{
-  region                      = "{server.region}"
-  access_key                  = "{server.access_key}"
-  secret_key                  = "{server.secret_key}"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  max_retries                 = 2
-
-  endpoints {{
-    lambda = "{server.endpoint}"
-  }}
-}}
+    return provider_block(server) + f"""
 
 resource "aws_lambda_layer_version" "lib" {{
   filename            = "layer.zip"

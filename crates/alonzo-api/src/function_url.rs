@@ -97,10 +97,7 @@ async fn serve(state: &ApiState, url_id: String, relative_path: String, req: Req
         .extensions()
         .get::<RequestId>()
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
+    let source_ip = source_ip(&req);
     let trace_id = req
         .headers()
         .get("x-amzn-trace-id")
@@ -201,15 +198,7 @@ async fn answer(
     };
     let domain_name =
         crate::code::request_host(&parts.headers).unwrap_or_else(|| state.public_host.clone());
-    let request = HttpRequest {
-        method: parts.method.as_str().to_owned(),
-        path: relative_path,
-        raw_query: parts.uri.query().unwrap_or("").to_owned(),
-        headers: parts.headers.clone(),
-        body,
-        source_ip,
-        protocol: format!("{:?}", parts.version),
-    };
+    let request = HttpRequest::from_parts(&parts, relative_path, body, source_ip);
     let context = EventContext {
         account_id: iam.as_ref().map_or_else(|| "anonymous".to_owned(), |i| i.account_id.clone()),
         api_id: url.url_id.clone(),
@@ -477,6 +466,13 @@ fn url_failure(failure: InvokeFailure) -> Response {
             message(StatusCode::BAD_GATEWAY, "Internal Server Error")
         }
     }
+}
+
+/// The caller's address, as the server loop recorded it.
+pub(crate) fn source_ip(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string())
 }
 
 /// Checks the SigV4 signature of an `AWS_IAM` URL request (service `lambda`, this region,

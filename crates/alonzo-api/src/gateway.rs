@@ -4,11 +4,10 @@
 //! (REST-API style) or 2.0 (HTTP-API style) event. Errors are answered as API Gateway does,
 //! with `{"message": …}` bodies.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -97,10 +96,7 @@ async fn answer(
     else {
         return (not_found(), None);
     };
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
+    let source_ip = function_url::source_ip(&req);
     let (parts, body) = req.into_parts();
     let body = match function_url::read_body(body, &parts.headers).await {
         Ok(b) => b,
@@ -117,15 +113,7 @@ async fn answer(
         PayloadFormat::V2 if stage_name != "$default" => format!("/{stage_name}{relative}"),
         _ => relative,
     };
-    let request = HttpRequest {
-        method: parts.method.as_str().to_owned(),
-        path: event_path,
-        raw_query: parts.uri.query().unwrap_or("").to_owned(),
-        headers: parts.headers.clone(),
-        body,
-        source_ip,
-        protocol: format!("{:?}", parts.version),
-    };
+    let request = HttpRequest::from_parts(&parts, event_path, body, source_ip);
     let context = EventContext {
         account_id: state.control.account().account_id.clone(),
         api_id: API_ID.to_owned(),

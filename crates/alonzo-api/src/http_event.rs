@@ -30,6 +30,27 @@ pub struct HttpRequest {
     pub protocol: String,
 }
 
+impl HttpRequest {
+    /// The request a front door received: `path` is the one the event shows (relative to
+    /// the URL root or the stage), `parts` give method, query, headers and protocol.
+    pub fn from_parts(
+        parts: &http::request::Parts,
+        path: String,
+        body: Vec<u8>,
+        source_ip: String,
+    ) -> Self {
+        Self {
+            method: parts.method.as_str().to_owned(),
+            path,
+            raw_query: parts.uri.query().unwrap_or("").to_owned(),
+            headers: parts.headers.clone(),
+            body,
+            source_ip,
+            protocol: format!("{:?}", parts.version),
+        }
+    }
+}
+
 /// The caller's identity when a SigV4 signature was verified (`AWS_IAM` URLs).
 #[derive(Debug, Clone)]
 pub struct IamCaller {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alonzo_model::{
-    AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, DestinationKind, FunctionRef, LATEST,
+    AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, DestinationKind, EventInvokeConfig,
+    FunctionRef, LATEST,
 };
 use alonzo_sandbox::InvokeRequest;
 use bytes::Bytes;
@@ -89,7 +90,7 @@ impl Control {
             tracing::warn!(request_id = %event.id, function = %event.function, "asynchronous event expired: EventAgeExceeded");
             let failure = event.last_failure.clone();
             self.metrics().async_dropped(&event.function, "EventAgeExceeded");
-            return self.settle_failure(event, "EventAgeExceeded", failure.as_ref()).await;
+            return self.settle_failure(event, &config, "EventAgeExceeded", failure.as_ref()).await;
         }
         match self.reserved_concurrency(&event.function).await {
             Ok(Some(0)) => {
@@ -101,7 +102,9 @@ impl Control {
                 };
                 tracing::warn!(request_id = %event.id, function = %event.function, "reserved concurrency is 0: asynchronous event sent to the failure path");
                 self.metrics().async_dropped(&event.function, "ReservedConcurrencyZero");
-                return self.settle_failure(event, "RetriesExhausted", Some(&failure)).await;
+                return self
+                    .settle_failure(event, &config, "RetriesExhausted", Some(&failure))
+                    .await;
             }
             Ok(_) => {}
             Err(e) => return self.system_retry(event, &e.to_string()).await,
@@ -110,7 +113,7 @@ impl Control {
         match self.run_event(&event).await {
             Ok(Attempt::Succeeded { version, response }) => {
                 event.attempts += 1;
-                self.settle_success(event, version, response).await;
+                self.settle_success(event, &config, version, response).await;
             }
             Ok(Attempt::FunctionFailed(failure)) => {
                 event.attempts += 1;
@@ -122,7 +125,7 @@ impl Control {
                 } else {
                     tracing::warn!(request_id = %event.id, function = %event.function, error_type = %failure.error_type, attempts = event.attempts, "asynchronous event failed: RetriesExhausted");
                     self.metrics().async_dropped(&event.function, "RetriesExhausted");
-                    self.settle_failure(event, "RetriesExhausted", Some(&failure)).await;
+                    self.settle_failure(event, &config, "RetriesExhausted", Some(&failure)).await;
                 }
             }
             Ok(Attempt::Throttled(failure)) => {
@@ -194,14 +197,14 @@ impl Control {
         }
     }
 
-    async fn settle_success(&self, event: AsyncEvent, version: String, response: Bytes) {
-        let pending = match self.effective_event_invoke(&event.function, &event.qualifier).await {
-            Ok(config) => config.on_success.into_iter().map(Delivery::Destination).collect(),
-            Err(e) => {
-                tracing::warn!(request_id = %event.id, error = %e, "reading the destination configuration failed");
-                Vec::new()
-            }
-        };
+    async fn settle_success(
+        &self,
+        event: AsyncEvent,
+        config: &EventInvokeConfig,
+        version: String,
+        response: Bytes,
+    ) {
+        let pending = config.on_success.iter().cloned().map(Delivery::Destination).collect();
         let outcome = AsyncOutcome {
             condition: "Success".into(),
             invoke_count: event.attempts,
@@ -221,16 +224,12 @@ impl Control {
     async fn settle_failure(
         &self,
         event: AsyncEvent,
+        config: &EventInvokeConfig,
         condition: &str,
         failure: Option<&AttemptFailure>,
     ) {
-        let mut pending = Vec::new();
-        match self.effective_event_invoke(&event.function, &event.qualifier).await {
-            Ok(config) => pending.extend(config.on_failure.map(Delivery::Destination)),
-            Err(e) => {
-                tracing::warn!(request_id = %event.id, error = %e, "reading the destination configuration failed")
-            }
-        }
+        let mut pending: Vec<Delivery> =
+            config.on_failure.iter().cloned().map(Delivery::Destination).collect();
         if let Some(dlq) = self.dead_letter_target(&event, failure).await {
             pending.push(Delivery::DeadLetter(dlq));
         }
