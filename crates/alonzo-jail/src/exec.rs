@@ -50,7 +50,10 @@ pub(crate) fn drop_privileges(spec: &JailSpec) -> Result<(), JailError> {
 /// Converts argv and env, replaces stdin with /dev/null, closes every descriptor but 0, 1 and
 /// 2, enters `cwd` and execs. Returns only on a set-up failure; an exec failure is reported
 /// on stderr and exits with `EXEC_FAILED`.
-pub(crate) fn exec_program(spec: &JailSpec) -> Result<Infallible, JailError> {
+pub(crate) fn exec_program(
+    spec: &JailSpec,
+    stdin: Option<std::os::fd::OwnedFd>,
+) -> Result<Infallible, JailError> {
     let cstring = |s: &str| {
         CString::new(s).map_err(|_| JailError::InvalidSpec(format!("{s:?} contains NUL")))
     };
@@ -63,9 +66,12 @@ pub(crate) fn exec_program(spec: &JailSpec) -> Result<Infallible, JailError> {
     let Some(program) = argv.first() else {
         return Err(JailError::InvalidSpec("argv is empty".to_owned()));
     };
-    let null = std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?;
-    nix::unistd::dup2_stdin(&null).context(|| "make /dev/null stdin".to_owned())?;
-    drop(null);
+    let stdin = match stdin {
+        Some(fd) => fd,
+        None => std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?.into(),
+    };
+    nix::unistd::dup2_stdin(&stdin).context(|| "set up stdin".to_owned())?;
+    drop(stdin);
     // SAFETY: this process owns no descriptor above 2 any more: the jail sequence dropped its
     // sockets before forking us and /dev/null was just closed. Everything else (the server's
     // leaks, if any) is closed here so the program inherits nothing.

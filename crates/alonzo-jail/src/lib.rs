@@ -9,6 +9,9 @@
 //!   API listener that lives in the sandbox's network namespace.
 //! - [`spawn::main_if_jail`] must be the first call in the binary's `main`: when the binary is
 //!   re-executed as `exe __jail`, it runs the jail sequence (`sequence.rs`) and never returns.
+//! - [`Prepared::build_ahead`] builds a whole sandbox before its function is known, leaving
+//!   the function's binds, `/tmp` size and program (or the message to a program started
+//!   ahead) for [`Prepared::assign`] (`assign.rs`).
 //! - [`cgroup`] detects the cgroup layout (v1, hybrid or v2), creates this server's parent cgroup
 //!   and one cgroup per sandbox with memory, CPU and pids limits, and kills or removes them.
 //!
@@ -18,6 +21,7 @@
 
 #![allow(unsafe_code)]
 
+mod assign;
 pub mod cgroup;
 mod error;
 mod exec;
@@ -32,7 +36,10 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
-pub use crate::spawn::{exit_code, main_if_jail, prepare, spawn, Bind, Jail, JailSpec, Prepared};
+pub use crate::spawn::{
+    exit_code, main_if_jail, prepare, spawn, Assignment, Bind, Deferred, Jail, JailSpec, Prepared,
+    Program,
+};
 
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without
 /// isolation, in development, where there is no cgroup to kill through). A group that no

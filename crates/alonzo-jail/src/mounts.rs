@@ -49,17 +49,54 @@ impl HostPaths {
     pub(crate) fn open(spec: &JailSpec) -> Result<Self, JailError> {
         nix::unistd::chdir(&spec.root_dir)
             .context(|| format!("enter root_dir {}", spec.root_dir.display()))?;
-        let mut sources = Vec::with_capacity(spec.binds.len());
-        for bind in &spec.binds {
-            let what = || format!("bind source {}", bind.source.display());
-            let fd = open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-                .context(what)?;
-            let kind = SFlag::from_bits_truncate(fstat(&fd).context(what)?.st_mode) & SFlag::S_IFMT;
-            let tree = crate::sys::clone_tree(fd.as_fd()).context(what)?;
-            sources.push(Source { tree, is_dir: kind == SFlag::S_IFDIR });
-        }
-        Ok(HostPaths { sources })
+        Ok(HostPaths { sources: open_sources(&spec.binds)? })
     }
+}
+
+/// Clones the mount tree of each bind's source (J, root on the host).
+fn open_sources(binds: &[Bind]) -> Result<Vec<Source>, JailError> {
+    let mut sources = Vec::with_capacity(binds.len());
+    for bind in binds {
+        let what = || format!("bind source {}", bind.source.display());
+        let fd =
+            open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).context(what)?;
+        let tree = crate::sys::clone_tree(fd.as_fd()).context(what)?;
+        sources.push(Source::of(tree).context(what)?);
+    }
+    Ok(sources)
+}
+
+impl Source {
+    fn of(tree: OwnedFd) -> nix::Result<Self> {
+        let kind = SFlag::from_bits_truncate(fstat(&tree)?.st_mode) & SFlag::S_IFMT;
+        Ok(Source { tree, is_dir: kind == SFlag::S_IFDIR })
+    }
+}
+
+/// The detached mount trees of an assignment's binds, cloned by J for G.
+pub(crate) fn clone_assigned(binds: &[Bind]) -> Result<Vec<OwnedFd>, JailError> {
+    Ok(open_sources(binds)?.into_iter().map(|s| s.tree).collect())
+}
+
+/// Attaches an assignment's trees at their deferred mount points, which `build_root` created
+/// empty; G runs this after the pivot, so paths are the sandbox's own.
+pub(crate) fn attach_assigned(binds: &[Bind], trees: Vec<OwnedFd>) -> Result<(), JailError> {
+    let root = Path::new("/");
+    let root_dev = std::fs::metadata(root).context(|| "stat /".to_owned())?.dev();
+    for (bind, tree) in binds.iter().zip(trees) {
+        let source =
+            Source::of(tree).context(|| format!("inspect the tree for {}", bind.target))?;
+        bind_into(root, root_dev, bind, &source)?;
+    }
+    Ok(())
+}
+
+/// Resizes `/tmp` to the assigned function's ephemeral storage (a remount keeps its files).
+pub(crate) fn resize_tmp(size_mb: u64) -> Result<(), JailError> {
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let options = format!("mode=1777,size={size_mb}m");
+    mount(None::<&str>, "/tmp", Some("tmpfs"), flags, Some(options.as_str()))
+        .context(|| format!("resize /tmp to {size_mb} MB"))
 }
 
 fn c_path(path: &Path) -> Result<CString, JailError> {
@@ -106,6 +143,10 @@ pub(crate) fn build_root(spec: &JailSpec, host: &HostPaths) -> Result<(), JailEr
     }
     for (bind, source) in spec.binds.iter().zip(&host.sources) {
         bind_into(root, root_dev, bind, source)?;
+    }
+    // A sandbox built ahead of its function: empty mount points for the assignment's binds.
+    for target in spec.deferred.iter().flat_map(|d| &d.targets) {
+        mount_point(root, root_dev, target, true)?;
     }
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "proc", Some("proc"), proc_flags, None::<&str>)

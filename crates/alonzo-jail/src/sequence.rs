@@ -64,10 +64,11 @@ fn sequence() -> Result<i32, JailError> {
             join_cgroups(&cgroup_procs)?;
             match crate::spawn::decode_frame(&mut channel)? {
                 crate::spawn::Frame::Spec(spec) => (spec, true),
-                crate::spawn::Frame::Prepare { .. } => {
-                    return Err(JailError::Protocol("a second Prepare frame".to_owned()))
-                }
+                _ => return Err(JailError::Protocol("expected a spec after Prepare".to_owned())),
             }
+        }
+        crate::spawn::Frame::Assign(_) => {
+            return Err(JailError::Protocol("an assignment before the spec".to_owned()))
         }
     };
     spec.validate()?;
@@ -84,26 +85,46 @@ fn sequence() -> Result<i32, JailError> {
         join_cgroups(&spec.cgroup_procs)?;
     }
 
+    // A sandbox built ahead of its function gets a socket on which J later passes G the
+    //    assignment (see assign.rs).
+    let (j_assign, g_assign) = match spec.deferred {
+        Some(_) => {
+            let (j, g) =
+                UnixStream::pair().context(|| "create the assignment socket".to_owned())?;
+            (Some(j), Some(g))
+        }
+        None => (None, None),
+    };
+
     // 3. Fork C, which unshares a user namespace; J, root on the host, writes C's uid and gid
     //    maps (an unprivileged process could only map itself), and C becomes root inside.
     let (mut j_sync, mut c_sync) =
         UnixStream::pair().context(|| "create the sync socket".to_owned())?;
     let j_pid = nix::unistd::getpid();
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
-        drop((c_sync, channel, host_paths));
+        drop((c_sync, host_paths, g_assign));
         init::forward_to(child)?;
-        if let Err(err) = userns::map_child(&mut j_sync, child, spec.uid_base) {
-            // C cannot go on unmapped; make sure it does not linger, and report its own message
-            // if it failed first.
+        let relayed = userns::map_child(&mut j_sync, child, spec.uid_base).and_then(|()| {
+            drop(j_sync);
+            match (j_assign, &spec.deferred) {
+                (Some(mut to_g), Some(deferred)) => {
+                    crate::assign::relay(&mut channel, &mut to_g, deferred)
+                }
+                _ => Ok(()),
+            }
+        });
+        if let Err(err) = relayed {
+            // C cannot go on unmapped or unassigned; make sure it does not linger, and report
+            // its own message if it failed first.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = init::wait_for(child);
             return Err(err);
         }
-        drop(j_sync);
+        drop(channel);
         // 8 (J). J lives as long as the sandbox and exits with the program's status.
         return init::wait_for(child);
     }
-    drop(j_sync);
+    drop((j_sync, j_assign));
     userns::enter_mapped(&mut c_sync)?;
     drop(c_sync);
     // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
@@ -131,7 +152,7 @@ fn sequence() -> Result<i32, JailError> {
     //    /dev; then pivots into it, so the host's filesystem is no longer reachable, seals /
     //    read-only, and sets the hostname in the new UTS namespace.
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork G".to_owned())? {
-        drop(host_paths);
+        drop((host_paths, g_assign));
         init::forward_to(child)?;
         // 8 (C). C exits with G's status.
         return init::wait_for(child);
@@ -149,17 +170,35 @@ fn sequence() -> Result<i32, JailError> {
     nix::unistd::sethostname(&spec.hostname).context(|| "set the hostname".to_owned())?;
 
     // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
-    //    status. When pid 1 exits, the kernel kills everything left in the namespace.
-    if let ForkResult::Parent { child } = fork(&single).context(|| "fork R".to_owned())? {
-        init::forward_to(child)?;
-        return init::reap_until(child);
+    //    status. When pid 1 exits, the kernel kills everything left in the namespace. A
+    //    sandbox built ahead first waits for its assignment (assign.rs).
+    if let (Some(deferred), Some(from_j)) = (&spec.deferred, g_assign) {
+        return crate::assign::complete(&single, &spec, deferred, from_j);
     }
+    let child = fork_program(&single, &spec, None)?;
+    init::forward_to(child)?;
+    init::reap_until(child)
+}
 
-    // 7. R: restore default signal handling, drop every privilege and exec the program (the
-    //    seccomp install point is in exec_program, right before execve).
-    init::reset_for_exec()?;
-    exec::drop_privileges(&spec)?;
-    match exec::exec_program(&spec)? {}
+/// 7. Forks R, which restores default signal handling, drops every privilege and execs the
+///    program (the seccomp install point is in exec_program, right before execve), with
+///    `stdin` or /dev/null as its stdin. Returns R's pid in G.
+pub(crate) fn fork_program(
+    single: &SingleThreaded,
+    spec: &crate::spawn::JailSpec,
+    stdin: Option<OwnedFd>,
+) -> Result<Pid, JailError> {
+    if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
+        return Ok(child);
+    }
+    let failed = (|| -> Result<std::convert::Infallible, JailError> {
+        init::reset_for_exec()?;
+        exec::drop_privileges(spec)?;
+        exec::exec_program(spec, stdin)
+    })();
+    let Err(err) = failed;
+    eprintln!("alonzo-jail: {err}");
+    crate::sys::exit_now(SETUP_FAILED)
 }
 
 /// Adopts fd 3, checking that it is the socket `spawn` put there.

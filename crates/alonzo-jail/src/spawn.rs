@@ -68,6 +68,47 @@ pub struct JailSpec {
     /// The port of the TCP listener created on 127.0.0.1 inside the sandbox's network
     /// namespace and handed to the server (Lambda: 9001).
     pub runtime_api_port: u16,
+    /// Set for a sandbox built ahead of its function ([`Prepared::build_ahead`]): what is left
+    /// for the [`Assignment`] that completes it.
+    #[serde(default)]
+    pub deferred: Option<Deferred>,
+}
+
+/// What a sandbox built ahead of demand leaves open until its [`Assignment`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Deferred {
+    /// Mount points created empty on the sandbox's root; only the assignment's binds may be
+    /// attached there, and only there.
+    pub targets: Vec<String>,
+    /// If set, the spec's program starts at once (a pre-started runtime): its stdin is a pipe
+    /// that receives the assignment's `message` and is then closed. Otherwise the program is
+    /// the assignment's, started when the assignment arrives.
+    pub start_program: bool,
+}
+
+/// The program of an assignment (for a sandbox built without `start_program`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Program {
+    /// As [`JailSpec::argv`].
+    pub argv: Vec<String>,
+    /// As [`JailSpec::env`].
+    pub env: Vec<(String, String)>,
+    /// As [`JailSpec::cwd`].
+    pub cwd: String,
+}
+
+/// What completes a sandbox built ahead of demand: the function's binds (each at one of the
+/// deferred targets), its `/tmp` size, and its program or the message for the pre-started one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Assignment {
+    /// Attached read-only (or writable, as each says) at deferred targets.
+    pub binds: Vec<Bind>,
+    /// The new size of `/tmp` (a remount: the pre-started program's files there stay).
+    pub tmp_size_mb: u64,
+    /// The program to start, required without `start_program` and refused with it.
+    pub program: Option<Program>,
+    /// Written to the pre-started program's stdin (with `start_program`).
+    pub message: Vec<u8>,
 }
 
 /// What the server sends on the spec socket: a whole spec, or first a `Prepare` (join these
@@ -81,6 +122,8 @@ pub(crate) enum Frame {
     },
     /// Build the sandbox.
     Spec(JailSpec),
+    /// Complete a sandbox built with `deferred`.
+    Assign(Assignment),
 }
 
 /// A jail process started ahead of demand: it has joined its cgroups (the slow part of a
@@ -90,6 +133,8 @@ pub(crate) enum Frame {
 pub struct Prepared {
     child: Option<std::process::Child>,
     server_end: UnixStream,
+    /// Set once `build_ahead` sent a deferred spec.
+    deferred: Option<Deferred>,
 }
 
 /// Starts `exe __jail` and has it join `cgroup_procs` now; [`Prepared::launch`] later hands
@@ -103,7 +148,7 @@ pub fn prepare(exe: &Path, cgroup_procs: &[PathBuf]) -> Result<Prepared, JailErr
     }
     let payload = encode_frame(&Frame::Prepare { cgroup_procs: cgroup_procs.to_vec() })?;
     let (child, server_end) = start(exe)?;
-    let mut prepared = Prepared { child: Some(child), server_end };
+    let mut prepared = Prepared { child: Some(child), server_end, deferred: None };
     send_all(&prepared.server_end, &payload)?;
     if prepared.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
         return Err(JailError::Protocol("the prepared jail process exited".to_owned()));
@@ -121,11 +166,88 @@ impl Prepared {
     /// prepared) and returns once the Runtime API listener is back, as [`spawn`] does.
     pub fn launch(mut self, spec: &JailSpec) -> Result<Jail, JailError> {
         spec.validate()?;
+        if spec.deferred.is_some() {
+            return Err(JailError::InvalidSpec("launch takes a spec without deferred".into()));
+        }
         let payload = encode_frame(&Frame::Spec(spec.clone()))?;
         let Some(child) = self.child.take() else {
             return Err(JailError::Protocol("the prepared jail was already used".to_owned()));
         };
         finish(child, &self.server_end, &payload)
+    }
+}
+
+impl Prepared {
+    /// Has the waiting process build the whole sandbox for `spec` now (namespaces, mounts,
+    /// pivot, and with `start_program` the program itself), leaving its `deferred` part for
+    /// [`Prepared::assign`]. Does not wait.
+    pub fn build_ahead(&mut self, spec: &JailSpec) -> Result<(), JailError> {
+        spec.validate()?;
+        let Some(deferred) = &spec.deferred else {
+            return Err(JailError::InvalidSpec("build_ahead needs a deferred spec".into()));
+        };
+        for target in &deferred.targets {
+            check_sandbox_path(target)
+                .map_err(|why| JailError::InvalidSpec(format!("deferred target: {why}")))?;
+        }
+        if self.deferred.is_some() || self.child.is_none() {
+            return Err(JailError::Protocol("the prepared jail was already given a spec".into()));
+        }
+        send_all(&self.server_end, &encode_frame(&Frame::Spec(spec.clone()))?)?;
+        self.deferred = Some(deferred.clone());
+        Ok(())
+    }
+
+    /// Completes a sandbox built by [`Prepared::build_ahead`] and returns it once its
+    /// binds are attached (and its program started or told), as [`spawn`] does.
+    pub fn assign(mut self, assignment: &Assignment) -> Result<Jail, JailError> {
+        let Some(deferred) = self.deferred.take() else {
+            return Err(JailError::Protocol("assign needs a sandbox built ahead".into()));
+        };
+        assignment.validate(&deferred)?;
+        let payload = encode_frame(&Frame::Assign(assignment.clone()))?;
+        let Some(child) = self.child.take() else {
+            return Err(JailError::Protocol("the prepared jail was already used".to_owned()));
+        };
+        let jail = finish(child, &self.server_end, &payload)?;
+        // The jail process acknowledges once everything is attached; a sandbox that died
+        // while waiting (or failed to attach) says so here, not in the function's first
+        // invocation.
+        let mut ack = [0u8; 1];
+        match (&self.server_end).read_exact(&mut ack) {
+            Ok(()) if ack[0] == ASSIGNED => Ok(jail),
+            _ => Err(collect_failure(
+                jail.child,
+                JailError::Protocol("the sandbox built ahead did not take its assignment".into()),
+            )),
+        }
+    }
+}
+
+/// The byte the jail process sends when an assignment is complete.
+pub(crate) const ASSIGNED: u8 = b'A';
+
+impl Assignment {
+    /// Checks the assignment against what its sandbox left open.
+    pub fn validate(&self, deferred: &Deferred) -> Result<(), JailError> {
+        let bad = |msg: String| Err(JailError::InvalidSpec(msg));
+        for bind in &self.binds {
+            if !bind.source.is_absolute() {
+                return bad(format!("bind source {} is not absolute", bind.source.display()));
+            }
+            if !deferred.targets.contains(&bind.target) {
+                return bad(format!("{} is not a deferred target", bind.target));
+            }
+        }
+        if self.tmp_size_mb == 0 {
+            return bad("tmp_size_mb must be positive".to_owned());
+        }
+        match (&self.program, deferred.start_program) {
+            (Some(program), false) => check_program(&program.argv, &program.env, &program.cwd),
+            (None, true) => Ok(()),
+            (Some(_), true) => bad("the program has started already".to_owned()),
+            (None, false) => bad("the assignment has no program".to_owned()),
+        }
     }
 }
 
@@ -271,21 +393,7 @@ impl JailSpec {
         if self.tmp_size_mb == 0 || self.nofile == 0 || self.nproc == 0 {
             return bad("tmp_size_mb, nofile and nproc must be positive".to_owned());
         }
-        match self.argv.first() {
-            Some(program) if program.starts_with('/') => {}
-            _ => return bad("argv[0] must be an absolute path inside the sandbox".to_owned()),
-        }
-        if self.argv.iter().chain([&self.cwd]).any(|s| s.contains('\0')) {
-            return bad("argv and cwd must not contain NUL".to_owned());
-        }
-        for (key, value) in &self.env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
-                return bad(format!("environment variable {key:?} is malformed"));
-            }
-        }
-        if !self.cwd.starts_with('/') {
-            return bad(format!("cwd {:?} is not absolute", self.cwd));
-        }
+        check_program(&self.argv, &self.env, &self.cwd)?;
         if let Some(path) = self.cgroup_procs.iter().find(|p| !p.is_absolute()) {
             return bad(format!("cgroup.procs path {} is not absolute", path.display()));
         }
@@ -296,8 +404,38 @@ impl JailSpec {
             check_sandbox_path(&bind.target)
                 .map_err(|why| JailError::InvalidSpec(format!("bind target: {why}")))?;
         }
+        if let Some(deferred) = &self.deferred {
+            for target in &deferred.targets {
+                check_sandbox_path(target)
+                    .map_err(|why| JailError::InvalidSpec(format!("deferred target: {why}")))?;
+                if self.binds.iter().any(|b| &b.target == target) {
+                    return bad(format!("{target} is both bound and deferred"));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// Checks a program's argv, environment and working directory.
+fn check_program(argv: &[String], env: &[(String, String)], cwd: &str) -> Result<(), JailError> {
+    let bad = |msg: String| Err(JailError::InvalidSpec(msg));
+    match argv.first() {
+        Some(program) if program.starts_with('/') => {}
+        _ => return bad("argv[0] must be an absolute path inside the sandbox".to_owned()),
+    }
+    if argv.iter().chain([&cwd.to_owned()]).any(|s| s.contains('\0')) {
+        return bad("argv and cwd must not contain NUL".to_owned());
+    }
+    for (key, value) in env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            return bad(format!("environment variable {key:?} is malformed"));
+        }
+    }
+    if !cwd.starts_with('/') {
+        return bad(format!("cwd {:?} is not absolute", cwd));
+    }
+    Ok(())
 }
 
 /// The number of ids mapped into each sandbox's user namespace.
@@ -446,6 +584,7 @@ mod tests {
             nofile: 1024,
             nproc: 1024,
             runtime_api_port: 9001,
+            deferred: None,
         }
     }
 

@@ -16,6 +16,7 @@ macro_rules! cases {
     };
 }
 
+mod ahead;
 mod cgroups;
 mod isolation;
 mod latency;
@@ -46,7 +47,7 @@ fn main() {
 
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let cases: Vec<Case> =
-        [isolation::CASES, process::CASES, cgroups::CASES, latency::CASES].concat();
+        [isolation::CASES, process::CASES, cgroups::CASES, latency::CASES, ahead::CASES].concat();
     let sandbox_skip = sandbox_skip_reason();
     let cgroup_skip = sandbox_skip.clone().or_else(cgroup_skip_reason);
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
@@ -163,6 +164,7 @@ fn spec(argv: &[&str]) -> JailSpec {
         nofile: 1024,
         nproc: 1024,
         runtime_api_port: 9001,
+        deferred: None,
     }
 }
 
