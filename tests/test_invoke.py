@@ -786,3 +786,86 @@ def test_cli_invoke(lambda_client, server, tmp_path):
 
     p = aws(env, "lambda", "invoke", "--function-name", name, "--invocation-type", "DryRun", "dry.json", cwd=tmp_path)
     assert json.loads(p.stdout)["StatusCode"] == 204
+
+
+# --------------------------------------------------------------------------------------
+# Runtimes started ahead (pre-started sandboxes) are indistinguishable from fresh ones
+# --------------------------------------------------------------------------------------
+
+PROBE_APP = r'''
+import os, resource, sys
+
+def handler(event, context):
+    st = os.statvfs("/tmp")
+    with open("/proc/self/environ", "rb") as f:
+        started_with = [e.split(b"=", 1)[0].decode() for e in f.read().split(b"\0") if e]
+    return {
+        "env": dict(os.environ), "cwd": os.getcwd(), "path": sys.path,
+        "tmp_mb": st.f_blocks * st.f_frsize // (1 << 20), "stdin_mode": os.fstat(0).st_mode,
+        "ids": [os.getuid(), os.getgid(), os.geteuid()], "pid": os.getpid(), "ppid": os.getppid(),
+        "modules": sorted(sys.modules), "argv": sys.argv, "executable": sys.executable,
+        "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+        "flags": [sys.flags.no_site, sys.flags.ignore_environment],
+        "tmp_files": sorted(os.listdir("/tmp")), "task": sorted(os.listdir("/var/task")),
+        "started_with_function_env": "AWS_LAMBDA_FUNCTION_NAME" in started_with,
+    }
+'''
+
+NODE_PROBE_APP = r"""
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+
+export const handler = async () => {
+  const startedWith = fs.readFileSync('/proc/self/environ').toString().split('\0').map((e) => e.split('=')[0]);
+  const st = fs.statfsSync('/tmp');
+  return {
+    env: { ...process.env }, cwd: process.cwd(), path: createRequire('/var/task/index.mjs').resolve.paths('x'),
+    tmp_mb: Math.floor((st.blocks * st.bsize) / 1048576), stdin_mode: fs.fstatSync(0).mode,
+    ids: [process.getuid(), process.getgid(), process.geteuid()], pid: process.pid, ppid: process.ppid,
+    modules: [], argv: process.argv, executable: process.execPath, nofile: [], flags: process.execArgv,
+    tmp_files: fs.readdirSync('/tmp').sort(), task: fs.readdirSync('/var/task').sort(),
+    started_with_function_env: startedWith.includes('AWS_LAMBDA_FUNCTION_NAME'),
+  };
+};
+"""
+
+# Varying per function or per environment, not per way of starting.
+PER_FUNCTION = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "_X_AMZN_TRACE_ID"}
+
+
+@pytest.mark.parametrize("runtime", ["python3.11", "nodejs20.x"])
+def test_prestarted_runtime_is_indistinguishable_from_a_fresh_one(lambda_client, runtime):
+    """A Python or Node.js runtime started ahead (its sandbox built and interpreter running before the
+    function was known) must look to the function exactly like one started for it. `TZ` in a
+    function's environment (set here to the default value) makes the platform start the
+    runtime afresh, so the second function is the reference. The only difference allowed is
+    /proc/self/environ, which keeps the environment the process started with."""
+    new = new_py if runtime.startswith("python") else new_node
+    code = PROBE_APP if runtime.startswith("python") else NODE_PROBE_APP
+    ahead = new(lambda_client, code, prefix="ahead", EphemeralStorage={"Size": 700},
+                Environment={"Variables": {"MY_VAR": "x"}})
+    fresh = new(lambda_client, code, prefix="fresh", EphemeralStorage={"Size": 700},
+                Environment={"Variables": {"MY_VAR": "x", "TZ": ":UTC"}})
+    # The first cold start of a runtime may find no runtime started ahead yet (the pool keeps
+    # the kinds in demand); new revisions force new cold starts until one does.
+    for attempt in range(10):
+        _, got = invoke_ok(lambda_client, ahead)
+        if not got["started_with_function_env"]:
+            break
+        lambda_client.update_function_configuration(
+            FunctionName=ahead, Environment={"Variables": {"MY_VAR": "x", "ATTEMPT": str(attempt)}})
+        wait_updated(lambda_client, ahead)
+        time.sleep(0.5)
+    else:
+        pytest.fail("no cold start used a runtime started ahead")
+    _, ref = invoke_ok(lambda_client, fresh)
+    assert ref["started_with_function_env"], "the reference must be a runtime started afresh"
+    got["env"].pop("ATTEMPT", None)
+    for key in PER_FUNCTION:
+        got["env"].pop(key, None)
+        ref["env"].pop(key, None)
+    assert got["env"] == ref["env"]
+    for key in ["cwd", "path", "tmp_mb", "stdin_mode", "ids", "pid", "ppid", "modules", "argv",
+                "executable", "nofile", "flags", "tmp_files", "task"]:
+        assert got[key] == ref[key], f"{key}: started ahead {got[key]!r} != fresh {ref[key]!r}"
+    assert got["tmp_mb"] == 700

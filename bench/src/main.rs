@@ -6,7 +6,8 @@
 //! the phases and their sizes; `report` renders, `scenarios` measures.
 //!
 //! Environment: `ALONZO_BIN` (server binary, default `target/release/alonzo`),
-//! `ALONZO_BENCH_SERVER_LOG` (the server's `RUST_LOG`, default `warn`).
+//! `ALONZO_BENCH_SERVER_LOG` (the server's `RUST_LOG`, default `warn`), and
+//! `ALONZO_BENCH_PHASES` (a comma-separated subset of the phases; see `want`).
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
 //! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
 
@@ -130,6 +131,13 @@ fn run() -> anyhow::Result<Results> {
 /// shared machine was. Latency phases run on a single-threaded runtime (no
 /// cross-thread wake-ups in the client), and so do the one-client throughput runs; the
 /// 32-client runs use a two-worker runtime.
+/// Whether a phase runs: all do unless `ALONZO_BENCH_PHASES` lists some (comma-separated:
+/// warm, cold, throughput, sqs, async, scale, density; the loopback floor always runs).
+fn want(phase: &str) -> bool {
+    std::env::var("ALONZO_BENCH_PHASES")
+        .map_or(true, |list| list.split(',').any(|p| p.trim() == phase))
+}
+
 fn measure(
     server: &Server,
     python: &Fixture,
@@ -186,112 +194,126 @@ fn measure(
         FLOOR_SECONDS,
     ))?);
 
-    eprintln!("bench: warm invoke latency");
-    r.warm_python =
-        single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
-    r.warm_rust =
-        single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
+    if want("warm") {
+        eprintln!("bench: warm invoke latency");
+        r.warm_python =
+            single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
+        r.warm_rust =
+            single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
+    }
 
-    eprintln!("bench: cold starts");
-    single.block_on(async {
-        let mut conn = Conn::open(addr).await?;
-        // Interleaved, so that background load drifting during the run hits every series.
-        for i in 0..COLD_N {
-            let b2b = format!("b2b-{i}");
-            let idle = format!("idle-{i}");
-            let run = [
-                (PY_COLD, Kind::Python, &b2b, None, &mut r.cold_python),
-                (PY_COLD, Kind::Python, &idle, Some(IDLE_GAP), &mut r.cold_python_idle),
-                (RS_COLD, Kind::Rust, &b2b, None, &mut r.cold_rust),
-                (RS_COLD, Kind::Rust, &idle, Some(IDLE_GAP), &mut r.cold_rust_idle),
-                (NODE_COLD, Kind::Node, &b2b, None, &mut r.cold_node),
-                (NODE_COLD, Kind::Node, &idle, Some(IDLE_GAP), &mut r.cold_node_idle),
-            ];
-            for (name, kind, revision, gap, into) in run {
-                scenarios::cold_start(&mut conn, name, kind, revision, gap, into).await;
+    if want("cold") {
+        eprintln!("bench: cold starts");
+        single.block_on(async {
+            let mut conn = Conn::open(addr).await?;
+            // Interleaved, so that background load drifting during the run hits every series.
+            for i in 0..COLD_N {
+                let b2b = format!("b2b-{i}");
+                let idle = format!("idle-{i}");
+                let run = [
+                    (PY_COLD, Kind::Python, &b2b, None, &mut r.cold_python),
+                    (PY_COLD, Kind::Python, &idle, Some(IDLE_GAP), &mut r.cold_python_idle),
+                    (RS_COLD, Kind::Rust, &b2b, None, &mut r.cold_rust),
+                    (RS_COLD, Kind::Rust, &idle, Some(IDLE_GAP), &mut r.cold_rust_idle),
+                    (NODE_COLD, Kind::Node, &b2b, None, &mut r.cold_node),
+                    (NODE_COLD, Kind::Node, &idle, Some(IDLE_GAP), &mut r.cold_node_idle),
+                ];
+                for (name, kind, revision, gap, into) in run {
+                    scenarios::cold_start(&mut conn, name, kind, revision, gap, into).await;
+                }
             }
-        }
-        anyhow::Ok(())
-    })?;
+            anyhow::Ok(())
+        })?;
+    }
 
-    eprintln!("bench: warm throughput");
-    r.invoke_c1 = Some(single.block_on(scenarios::throughput(
-        addr,
-        &py_warm,
-        1,
-        Duration::from_secs(1),
-        INVOKE_SECONDS,
-    ))?);
-    // The warm-up starts the 32 environments the measured run then reuses.
-    r.invoke_cn = Some(multi.block_on(scenarios::throughput(
-        addr,
-        &py_warm,
-        HIGH_CONCURRENCY,
-        Duration::from_secs(2),
-        INVOKE_SECONDS,
-    ))?);
+    if want("throughput") {
+        eprintln!("bench: warm throughput");
+        r.invoke_c1 = Some(single.block_on(scenarios::throughput(
+            addr,
+            &py_warm,
+            1,
+            Duration::from_secs(1),
+            INVOKE_SECONDS,
+        ))?);
+        // The warm-up starts the 32 environments the measured run then reuses.
+        r.invoke_cn = Some(multi.block_on(scenarios::throughput(
+            addr,
+            &py_warm,
+            HIGH_CONCURRENCY,
+            Duration::from_secs(2),
+            INVOKE_SECONDS,
+        ))?);
+    }
 
-    eprintln!("bench: durable SQS SendMessage");
-    let queue_url = single.block_on(sqs::create_queue(addr))?;
-    let send = Op::SqsSend { queue_url };
-    r.sqs_c1 = Some(single.block_on(scenarios::throughput(
-        addr,
-        &send,
-        1,
-        Duration::from_millis(500),
-        SQS_SECONDS,
-    ))?);
-    r.sqs_cn = Some(multi.block_on(scenarios::throughput(
-        addr,
-        &send,
-        SQS_CONCURRENCY,
-        Duration::from_millis(500),
-        SQS_SECONDS,
-    ))?);
+    if want("sqs") {
+        eprintln!("bench: durable SQS SendMessage");
+        let queue_url = single.block_on(sqs::create_queue(addr))?;
+        let send = Op::SqsSend { queue_url };
+        r.sqs_c1 = Some(single.block_on(scenarios::throughput(
+            addr,
+            &send,
+            1,
+            Duration::from_millis(500),
+            SQS_SECONDS,
+        ))?);
+        r.sqs_cn = Some(multi.block_on(scenarios::throughput(
+            addr,
+            &send,
+            SQS_CONCURRENCY,
+            Duration::from_millis(500),
+            SQS_SECONDS,
+        ))?);
+    }
 
-    eprintln!("bench: durable asynchronous Invoke (202 after the queue's commit)");
-    // Events settle (to the failure path) while the phase runs: the workers' lease and
-    // removal writes share the store with the accepting requests.
-    let event = Op::InvokeEvent { name: PY_ASYNC.into() };
-    r.async_c1 = Some(single.block_on(scenarios::throughput(
-        addr,
-        &event,
-        1,
-        Duration::from_millis(500),
-        SQS_SECONDS,
-    ))?);
-    r.async_cn = Some(multi.block_on(scenarios::throughput(
-        addr,
-        &event,
-        SQS_CONCURRENCY,
-        Duration::from_millis(500),
-        SQS_SECONDS,
-    ))?);
+    if want("async") {
+        eprintln!("bench: durable asynchronous Invoke (202 after the queue's commit)");
+        // Events settle (to the failure path) while the phase runs: the workers' lease and
+        // removal writes share the store with the accepting requests.
+        let event = Op::InvokeEvent { name: PY_ASYNC.into() };
+        r.async_c1 = Some(single.block_on(scenarios::throughput(
+            addr,
+            &event,
+            1,
+            Duration::from_millis(500),
+            SQS_SECONDS,
+        ))?);
+        r.async_cn = Some(multi.block_on(scenarios::throughput(
+            addr,
+            &event,
+            SQS_CONCURRENCY,
+            Duration::from_millis(500),
+            SQS_SECONDS,
+        ))?);
+    }
 
-    let n = std::env::var("ALONZO_BENCH_SCALE_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SCALE_N_DEFAULT);
-    eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
-    r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
+    if want("scale") {
+        let n = std::env::var("ALONZO_BENCH_SCALE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SCALE_N_DEFAULT);
+        eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
+        r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
+    }
 
-    let n = std::env::var("ALONZO_BENCH_DENSITY_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DENSITY_N_DEFAULT);
-    eprintln!("bench: density, {n} idle python3.11 environments");
-    let before = density::pss_tree_kib(server.pid());
-    let started = multi.block_on(scale::run(addr, PY_DENSE, n))?;
-    let after = density::pss_tree_kib(server.pid());
-    let warm = single.block_on(density::warm_latency(addr, PY_WARM))?;
-    r.density = Some(density::Density {
-        n: n - started.errors,
-        pss_before_kib: before,
-        pss_after_kib: after,
-        warm,
-        errors: started.errors,
-        first_error: started.first_error,
-    });
+    if want("density") {
+        let n = std::env::var("ALONZO_BENCH_DENSITY_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DENSITY_N_DEFAULT);
+        eprintln!("bench: density, {n} idle python3.11 environments");
+        let before = density::pss_tree_kib(server.pid());
+        let started = multi.block_on(scale::run(addr, PY_DENSE, n))?;
+        let after = density::pss_tree_kib(server.pid());
+        let warm = single.block_on(density::warm_latency(addr, PY_WARM))?;
+        r.density = Some(density::Density {
+            n: n - started.errors,
+            pss_before_kib: before,
+            pss_after_kib: after,
+            warm,
+            errors: started.errors,
+            first_error: started.first_error,
+        });
+    }
 
     eprintln!("bench: loopback floor again");
     r.floor_latency_end =

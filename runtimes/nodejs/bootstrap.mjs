@@ -27,6 +27,44 @@ import { Writable } from 'node:stream';
 import Module, { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
+/**
+ * A runtime started ahead of its function (the platform's pre-started sandboxes) is started
+ * with `_RUNTIME_ASSIGNMENT_FD` naming a pipe, and reads from it the function's working
+ * directory and environment before anything else reads the environment: NUL-terminated
+ * `cwd` then `KEY=VALUE` entries, then an empty entry. The imports above read no
+ * environment; everything below sees the function's.
+ */
+function awaitAssignment() {
+  const fdText = process.env._RUNTIME_ASSIGNMENT_FD;
+  if (!fdText) return;
+  const fd = Number(fdText);
+  const chunks = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, buf.length, null);
+    if (n === 0) {
+      process.stderr.write('alonzo: the platform closed the assignment pipe\n');
+      process.exit(1);
+    }
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    const data = Buffer.concat(chunks);
+    const end = data.length;
+    if (end >= 2 && data[end - 1] === 0 && data[end - 2] === 0) {
+      fs.closeSync(fd);
+      const entries = data.subarray(0, end - 2).toString('utf8').split('\0');
+      for (const key of Object.keys(process.env)) delete process.env[key];
+      for (const entry of entries.slice(1)) {
+        const at = entry.indexOf('=');
+        process.env[entry.slice(0, at)] = entry.slice(at + 1);
+      }
+      process.chdir(entries[0]);
+      return;
+    }
+  }
+}
+
+awaitAssignment();
+
 const require = createRequire(import.meta.url);
 const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
 const ERROR_BODY_TRAILER = 'Lambda-Runtime-Function-Error-Body';

@@ -37,6 +37,49 @@ if sys.flags.no_site:
 
     builtins.exit = builtins.quit = _quitter
 
+
+
+def _await_assignment():
+    """A runtime started ahead of its function (the platform's pre-started sandboxes) is
+    started with ``_RUNTIME_ASSIGNMENT_FD`` naming a pipe, and reads from it the function's
+    working directory and environment before anything else reads the environment:
+    NUL-terminated ``cwd`` then ``KEY=VALUE`` entries, then an empty entry. From here on the
+    process is what a runtime started with that environment would be: ``os.environ``,
+    ``sys.path`` (for ``PYTHONPATH``), the working directory, no extra descriptor."""
+    fd = os.environ.get("_RUNTIME_ASSIGNMENT_FD")
+    if not fd:
+        return
+    fd = int(fd)
+    data = b""
+    while not data.endswith(b"\0\0"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            sys.stderr.write("alonzo: the platform closed the assignment pipe\n")
+            sys.exit(1)
+        data += chunk
+    os.close(fd)
+    entries = data[:-2].split(b"\0")
+    old_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    # What the interpreter itself added at start-up (LC_CTYPE, by PEP 538's locale coercion)
+    # it would have added for the function too: it is not in the environment it started with.
+    with open("/proc/self/environ", "rb") as f:
+        started_with = set(e.partition(b"=")[0] for e in f.read().split(b"\0"))
+    added = [(k, v) for k, v in os.environb.items() if k not in started_with]
+    os.environ.clear()
+    for key, value in added:
+        os.environb[key] = value
+    for entry in entries[1:]:
+        key, _, value = entry.partition(b"=")
+        os.environb[key] = value
+    new_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if new_paths != old_paths:
+        rest = [p for p in sys.path[1:] if p not in old_paths]
+        sys.path[1:] = [p for p in new_paths if p] + rest
+    os.chdir(entries[0])
+
+
+_await_assignment()
+
 _RUNTIME_FILE = os.path.abspath(__file__)
 _API_PREFIX = "/2018-06-01"
 _ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"

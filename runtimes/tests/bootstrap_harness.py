@@ -162,9 +162,10 @@ class FakeRuntimeApi(object):
 class Runtime(object):
     """A bootstrap process started against a fake Runtime API."""
 
-    def __init__(self, lang, task_root, handler, env=None):
+    def __init__(self, lang, task_root, handler, env=None, prestarted=False):
         self.api = FakeRuntimeApi()
         self.lang = lang
+        self.task_root = task_root
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -183,8 +184,24 @@ class Runtime(object):
         }
         full_env.update(env or {})
         argv = [PYTHON, PYTHON_BOOTSTRAP] if lang == "python" else [NODE, NODE_BOOTSTRAP]
-        self.proc = subprocess.Popen(argv, cwd=task_root, env=full_env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if prestarted:
+            # As the platform's sandboxes built ahead: the runtime starts with only the
+            # defaults, elsewhere, and gets its function's environment and working directory
+            # on a stdin pipe (cwd, then KEY=VALUE entries, NUL-terminated, then an empty one).
+            read_end, write_end = os.pipe()
+            started_env = {"PATH": full_env["PATH"], "LANG": "C.UTF-8", "TZ": ":UTC", "STARTED_AHEAD": "1",
+                           "_RUNTIME_ASSIGNMENT_FD": str(read_end)}
+            self.proc = subprocess.Popen(argv, cwd="/", env=started_env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(read_end,))
+            os.close(read_end)
+            time.sleep(0.3)
+            message = task_root.encode() + b"\0"
+            message += b"".join(("%s=%s" % kv).encode() + b"\0" for kv in full_env.items()) + b"\0"
+            os.write(write_end, message)
+            os.close(write_end)
+        else:
+            self.proc = subprocess.Popen(argv, cwd=task_root, env=full_env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._out = []
         self._err = []
         self._readers = [
@@ -253,13 +270,13 @@ def start(tmp_path):
     ``files`` (relative path -> source)."""
     started = []
 
-    def _start(lang, files, handler, env=None):
+    def _start(lang, files, handler, env=None, prestarted=False):
         if lang == "node" and not NODE:
             pytest.skip("node is not installed")
         root = tmp_path / ("task%d" % len(started))
         root.mkdir()
         _write_tree(str(root), files)
-        rt = Runtime(lang, str(root), handler, env)
+        rt = Runtime(lang, str(root), handler, env, prestarted)
         started.append(rt)
         return rt
 

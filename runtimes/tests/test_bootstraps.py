@@ -863,3 +863,45 @@ def test_python_json_fast_path_matches_stdlib():
     circular.append(circular)
     with pytest.raises(ValueError, match="Circular reference"):
         bootstrap.to_json(circular)
+
+
+# =======================================================================================
+# Runtimes started ahead of their function (the platform's pre-started sandboxes)
+# =======================================================================================
+
+PY_ENV_APP = """
+import os, sys
+
+def handler(event, context):
+    return {"env": dict(os.environ), "cwd": os.getcwd(), "path0": sys.path[0],
+            "stdin_is_char_device": (os.fstat(0).st_mode & 0o170000) == 0o020000,
+            "name": context.function_name}
+"""
+
+NODE_ENV_APP = """
+exports.handler = async (event, context) => ({
+  env: { ...process.env }, cwd: process.cwd(), name: context.functionName,
+});
+"""
+
+
+@pytest.mark.parametrize("lang", ["python", "node"])
+def test_prestarted_runtime_becomes_its_function(start, lang):
+    files = {"app.py": PY_ENV_APP} if lang == "python" else {"app.js": NODE_ENV_APP}
+    rt = start(lang, files, "app.handler", env={"MY_VAR": "a=b c"}, prestarted=True)
+    posted = rt.invoke({})
+    assert posted.kind == "response", (posted, rt.stderr)
+    out = posted.json()
+    assert out["name"] == FUNCTION_NAME
+    assert out["env"]["MY_VAR"] == "a=b c"
+    assert "STARTED_AHEAD" not in out["env"], "the environment it started with is gone"
+    assert "_RUNTIME_ASSIGNMENT_FD" not in out["env"]
+    assert out["env"]["AWS_LAMBDA_FUNCTION_NAME"] == FUNCTION_NAME
+    assert out["cwd"] == rt_task_root(rt)
+    if lang == "python":
+        assert out["path0"] == rt_task_root(rt)
+        assert out["stdin_is_char_device"], "stdin is /dev/null"
+
+
+def rt_task_root(rt):
+    return rt.task_root

@@ -1,7 +1,7 @@
 //! Completing a sandbox that was built ahead of its function (`Prepared::build_ahead`): J
 //! relays the server's `Assignment` to G with a detached mount tree per bind, and G attaches
 //! them at the mount points it left empty, resizes `/tmp`, and starts the program (or, when
-//! the program started ahead too, writes it the assignment's message on its stdin).
+//! the program started ahead too, writes it the assignment's message on its descriptor 3).
 //!
 //! Everything of the sandbox but the function's own binds, `/tmp` size and program was
 //! created exactly as for a sandbox started on demand, by the same code; the assignment only
@@ -52,7 +52,7 @@ pub(crate) fn complete(
     mut from_j: UnixStream,
 ) -> Result<i32, JailError> {
     if deferred.start_program {
-        // The program starts now and blocks reading its stdin until the assignment comes.
+        // The program starts now and blocks reading fd 3 until the assignment comes.
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "create the assignment pipe".to_owned())?;
         let program = crate::sequence::fork_program(single, spec, Some(read_end))?;

@@ -48,11 +48,12 @@ pub(crate) fn drop_privileges(spec: &JailSpec) -> Result<(), JailError> {
 }
 
 /// Converts argv and env, replaces stdin with /dev/null, closes every descriptor but 0, 1 and
-/// 2, enters `cwd` and execs. Returns only on a set-up failure; an exec failure is reported
-/// on stderr and exits with `EXEC_FAILED`.
+/// 2 (and 3, where `assignment` goes if given: the pipe on which a program started ahead
+/// receives its function), enters `cwd` and execs. Returns only on a set-up failure; an exec
+/// failure is reported on stderr and exits with `EXEC_FAILED`.
 pub(crate) fn exec_program(
     spec: &JailSpec,
-    stdin: Option<std::os::fd::OwnedFd>,
+    assignment: Option<std::os::fd::OwnedFd>,
 ) -> Result<Infallible, JailError> {
     let cstring = |s: &str| {
         CString::new(s).map_err(|_| JailError::InvalidSpec(format!("{s:?} contains NUL")))
@@ -66,16 +67,22 @@ pub(crate) fn exec_program(
     let Some(program) = argv.first() else {
         return Err(JailError::InvalidSpec("argv is empty".to_owned()));
     };
-    let stdin = match stdin {
-        Some(fd) => fd,
-        None => std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?.into(),
+    let null = std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?;
+    nix::unistd::dup2_stdin(&null).context(|| "make /dev/null stdin".to_owned())?;
+    drop(null);
+    let keep = match assignment {
+        Some(fd) => {
+            crate::sys::place_at_fd3(fd)
+                .context(|| "put the assignment pipe on fd 3".to_owned())?;
+            4
+        }
+        None => 3,
     };
-    nix::unistd::dup2_stdin(&stdin).context(|| "set up stdin".to_owned())?;
-    drop(stdin);
-    // SAFETY: this process owns no descriptor above 2 any more: the jail sequence dropped its
-    // sockets before forking us and /dev/null was just closed. Everything else (the server's
-    // leaks, if any) is closed here so the program inherits nothing.
-    unsafe { crate::sys::close_fds_from(3) }
+    // SAFETY: nothing in this process uses a descriptor above 2 (or 3, the assignment pipe)
+    // any more: the jail sequence's sockets and pipes were only inherited from G, which keeps
+    // its own copies, and /dev/null was just closed. Everything else (the server's leaks, if
+    // any) is closed here so the program inherits nothing.
+    unsafe { crate::sys::close_fds_from(keep) }
         .context(|| "close inherited descriptors".to_owned())?;
     nix::unistd::chdir(spec.cwd.as_str()).context(|| format!("chdir {}", spec.cwd))?;
 

@@ -182,11 +182,11 @@ fn sequence() -> Result<i32, JailError> {
 
 /// 7. Forks R, which restores default signal handling, drops every privilege and execs the
 ///    program (the seccomp install point is in exec_program, right before execve), with
-///    `stdin` or /dev/null as its stdin. Returns R's pid in G.
+///    `assignment` (a program started ahead) on fd 3. Returns R's pid in G.
 pub(crate) fn fork_program(
     single: &SingleThreaded,
     spec: &crate::spawn::JailSpec,
-    stdin: Option<OwnedFd>,
+    assignment: Option<OwnedFd>,
 ) -> Result<Pid, JailError> {
     if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
         return Ok(child);
@@ -194,7 +194,7 @@ pub(crate) fn fork_program(
     let failed = (|| -> Result<std::convert::Infallible, JailError> {
         init::reset_for_exec()?;
         exec::drop_privileges(spec)?;
-        exec::exec_program(spec, stdin)
+        exec::exec_program(spec, assignment)
     })();
     let Err(err) = failed;
     eprintln!("alonzo-jail: {err}");

@@ -80,8 +80,8 @@ pub struct Deferred {
     /// Mount points created empty on the sandbox's root; only the assignment's binds may be
     /// attached there, and only there.
     pub targets: Vec<String>,
-    /// If set, the spec's program starts at once (a pre-started runtime): its stdin is a pipe
-    /// that receives the assignment's `message` and is then closed. Otherwise the program is
+    /// If set, the spec's program starts at once (a pre-started runtime): its descriptor 3 is
+    /// a pipe that receives the assignment's `message` and is then closed. Otherwise the program is
     /// the assignment's, started when the assignment arrives.
     pub start_program: bool,
 }
@@ -107,7 +107,7 @@ pub struct Assignment {
     pub tmp_size_mb: u64,
     /// The program to start, required without `start_program` and refused with it.
     pub program: Option<Program>,
-    /// Written to the pre-started program's stdin (with `start_program`).
+    /// Written to the pre-started program's descriptor 3 (with `start_program`).
     pub message: Vec<u8>,
 }
 
@@ -186,10 +186,6 @@ impl Prepared {
         let Some(deferred) = &spec.deferred else {
             return Err(JailError::InvalidSpec("build_ahead needs a deferred spec".into()));
         };
-        for target in &deferred.targets {
-            check_sandbox_path(target)
-                .map_err(|why| JailError::InvalidSpec(format!("deferred target: {why}")))?;
-        }
         if self.deferred.is_some() || self.child.is_none() {
             return Err(JailError::Protocol("the prepared jail was already given a spec".into()));
         }
@@ -433,7 +429,7 @@ fn check_program(argv: &[String], env: &[(String, String)], cwd: &str) -> Result
         }
     }
     if !cwd.starts_with('/') {
-        return bad(format!("cwd {:?} is not absolute", cwd));
+        return bad(format!("cwd {cwd:?} is not absolute"));
     }
     Ok(())
 }

@@ -238,3 +238,19 @@ pub(crate) fn attach_at(mount: BorrowedFd<'_>, target: &CStr) -> nix::Result<()>
     };
     Errno::result(res).map(drop)
 }
+
+/// Makes `fd` descriptor 3 of this process, without close-on-exec (a `dup2`, or clearing the
+/// flag if it already is 3). Whatever was at 3 is closed.
+pub(crate) fn place_at_fd3(fd: OwnedFd) -> nix::Result<()> {
+    const FD3: std::os::fd::RawFd = 3;
+    if fd.as_raw_fd() == FD3 {
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
+        // The descriptor must stay open for the program.
+        std::mem::forget(fd);
+    } else {
+        // SAFETY: dup2 only touches the descriptor table; fd is open (we own it) and whatever
+        // is at 3 is either ours to drop (G's inherited copies) or nothing.
+        Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), FD3) })?;
+    }
+    Ok(())
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alonzo_jail::cgroup::SandboxCgroup;
-use alonzo_jail::JailSpec;
+use alonzo_jail::{Assignment, JailSpec, Program};
+
+use crate::prepared::{PreparedSandbox, Template};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -158,33 +160,31 @@ impl Environment {
     ) -> Result<Result<Self, InitFailure>, SandboxError> {
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
         let started = Instant::now();
-        // A prepared sandbox (already in its cgroup) when one is waiting, a new one otherwise.
-        let prepared = if manager.inner.isolation { manager.take_prepared() } else { None };
-        let (id, cgroup, prepared) = match prepared {
-            Some(p) => {
-                if let Err(e) = crate::prepared::set_limits(&p.cgroup, &crate::limits_for(&spec)) {
-                    crate::prepared::discard(p);
-                    return Err(SandboxError::Spawn(format!("cgroup: {e}")));
-                }
-                (p.id, Some(p.cgroup), Some(p.jail))
-            }
-            None => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                let cgroup = manager.create_cgroup(&id, &spec)?;
-                (id, cgroup, None)
-            }
-        };
-        let root_dir = manager.inner.sandboxes_dir.join(&id);
-        std::fs::create_dir_all(&root_dir)
-            .map_err(SandboxError::io("creating the sandbox root"))?;
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
-        let spawned = if manager.inner.isolation {
-            spawn_jail(manager, &spec, &stream, &root_dir, cgroup.as_ref(), init_type, prepared)
-                .await?
-        } else {
-            crate::unisolated::spawn(&manager.inner.files, &spec, &stream.name, init_type)?
+        let env_vars = rootfs::environment(&spec, &stream.name, init_type);
+        // A sandbox built ahead when one is waiting (see prepared.rs), a new one otherwise.
+        let ahead = if manager.inner.isolation { take_built_ahead(manager, &spec) } else { None };
+        let (id, cgroup, root_dir, spawned) = match ahead {
+            Some(ahead) => match assign(manager, &spec, &env_vars, ahead).await {
+                Ok(started) => started,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a sandbox built ahead failed; starting one afresh");
+                    spawn_fresh(manager, &spec, env_vars).await?
+                }
+            },
+            None if manager.inner.isolation => spawn_fresh(manager, &spec, env_vars).await?,
+            None => {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let root_dir = manager.inner.sandboxes_dir.join(&id);
+                std::fs::create_dir_all(&root_dir)
+                    .map_err(SandboxError::io("creating the sandbox root"))?;
+                let spawned =
+                    crate::unisolated::spawn(&manager.inner.files, &spec, &stream.name, init_type)?;
+                (id, None, root_dir, spawned)
+            }
         };
+        tracing::debug!(id = %id, elapsed_us = started.elapsed().as_micros() as u64, "sandbox started");
         let pgid = (!manager.inner.isolation).then(|| spawned.child.id());
         spawned
             .runtime_api
@@ -624,46 +624,116 @@ fn kill_tree(cgroup: Option<&SandboxCgroup>, pgid: Option<u32>) {
     }
 }
 
-/// Starts the jailed sandbox for `spec`.
-async fn spawn_jail(
+/// A started sandbox: its id, cgroup, root directory and processes.
+type Started = (String, Option<SandboxCgroup>, std::path::PathBuf, crate::unisolated::Spawned);
+
+/// Takes a sandbox built ahead for `spec`: one whose runtime started ahead if it suits, else
+/// one that runs any runtime.
+fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
+    let best = Template::for_spec(spec);
+    manager.take_prepared(&best).or_else(|| {
+        (best != Template::Any).then(|| manager.take_prepared(&Template::Any)).flatten()
+    })
+}
+
+/// Completes a sandbox built ahead with `spec`'s limits, files and environment.
+async fn assign(
     manager: &Manager,
     spec: &FunctionSpec,
-    stream: &LogStream,
-    root_dir: &std::path::Path,
-    cgroup: Option<&SandboxCgroup>,
-    init_type: &str,
-    prepared: Option<alonzo_jail::Prepared>,
-) -> Result<crate::unisolated::Spawned, SandboxError> {
+    env: &[(String, String)],
+    ahead: PreparedSandbox,
+) -> Result<Started, String> {
+    let began = Instant::now();
+    if let Err(e) = crate::prepared::set_limits(&ahead.cgroup, &crate::limits_for(spec)) {
+        crate::prepared::discard(ahead);
+        return Err(format!("cgroup: {e}"));
+    }
+    let files = &manager.inner.files;
+    let assignment = match &ahead.template {
+        Template::Any => Assignment {
+            binds: rootfs::function_binds(files, spec, true),
+            tmp_size_mb: u64::from(spec.ephemeral_mb),
+            program: Some(Program {
+                argv: rootfs::argv(spec),
+                env: env.to_vec(),
+                cwd: "/var/task".into(),
+            }),
+            message: Vec::new(),
+        },
+        Template::Started(_) => Assignment {
+            binds: rootfs::function_binds(files, spec, false),
+            tmp_size_mb: u64::from(spec.ephemeral_mb),
+            program: None,
+            message: rootfs::assignment_message("/var/task", env),
+        },
+    };
+    let PreparedSandbox { id, cgroup, jail, root_dir, template: ahead_template } = ahead;
+    let assigned = tokio::task::spawn_blocking(move || jail.assign(&assignment))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    tracing::debug!(template = ?ahead_template, us = began.elapsed().as_micros() as u64, "assigned a sandbox built ahead");
+    match assigned {
+        Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail))),
+        Err(e) => {
+            cgroup.kill_all();
+            cgroup.remove();
+            let _ = std::fs::remove_dir(&root_dir);
+            Err(e)
+        }
+    }
+}
+
+/// Starts a jailed sandbox for `spec` from nothing: a new cgroup, then the whole jail.
+async fn spawn_fresh(
+    manager: &Manager,
+    spec: &FunctionSpec,
+    env: Vec<(String, String)>,
+) -> Result<Started, SandboxError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let cgroup = manager.create_cgroup(&id, spec)?;
+    let root_dir = manager.inner.sandboxes_dir.join(&id);
+    std::fs::create_dir_all(&root_dir).map_err(SandboxError::io("creating the sandbox root"))?;
     let jail_spec = JailSpec {
-        root_dir: root_dir.to_owned(),
+        root_dir: root_dir.clone(),
         binds: rootfs::binds(&manager.inner.files, spec),
         tmp_size_mb: u64::from(spec.ephemeral_mb),
         hostname: "localhost".into(),
         uid_base: manager.next_uid_base(),
         run_as_uid: rootfs::SANDBOX_UID,
         run_as_gid: rootfs::SANDBOX_GID,
-        cgroup_procs: cgroup.map(SandboxCgroup::procs_files).unwrap_or_default(),
+        cgroup_procs: cgroup.as_ref().map(SandboxCgroup::procs_files).unwrap_or_default(),
         argv: rootfs::argv(spec),
-        env: rootfs::environment(spec, &stream.name, init_type),
+        env,
         cwd: "/var/task".into(),
         nofile: 1024,
         nproc: 1024,
         runtime_api_port: rootfs::RUNTIME_API_PORT,
+        deferred: None,
     };
     let exe = manager.inner.exe.clone();
-    let jail = tokio::task::spawn_blocking(move || match prepared {
-        Some(prepared) => prepared.launch(&jail_spec),
-        None => alonzo_jail::spawn(&exe, &jail_spec),
-    })
-    .await
-    .map_err(|e| SandboxError::Spawn(e.to_string()))?
-    .map_err(|e| SandboxError::Spawn(e.to_string()))?;
-    Ok(crate::unisolated::Spawned {
+    let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
+        .await
+        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
+    match jail {
+        Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail))),
+        Err(e) => {
+            if let Some(cgroup) = cgroup {
+                cgroup.kill_all();
+                cgroup.remove();
+            }
+            Err(SandboxError::Spawn(e.to_string()))
+        }
+    }
+}
+
+fn spawned(jail: alonzo_jail::Jail) -> crate::unisolated::Spawned {
+    crate::unisolated::Spawned {
         child: jail.child,
         stdout: jail.stdout,
         stderr: jail.stderr,
         runtime_api: jail.runtime_api,
-    })
+    }
 }
 
 /// Waits until the runtime process has exited and returns how (the watch's borrow is not

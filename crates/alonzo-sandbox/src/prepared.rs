@@ -1,33 +1,73 @@
-//! Prepared sandboxes: a few jail processes started ahead of demand, each already in its own
-//! cgroup and waiting for a spec, so that a cold start skips the re-executed binary's start
-//! and, above all, the cgroup migration (on cgroup v1 it waits for an RCU grace period,
-//! 10 ms and more). A cold start takes one, sets the function's limits on its cgroup and
-//! hands over the spec; a background task keeps the pool full. Nothing of a function is in a
-//! prepared sandbox before it is taken: it has no namespaces, mounts or environment yet.
+//! Sandboxes built ahead of demand, so that a cold start does not wait for them: each is a
+//! jail process already in its own cgroup that has created its namespaces, built and pivoted
+//! into its root and, for Python and Node.js, started the runtime with its bootstrap loaded; it
+//! waits for a function (`alonzo_jail::Prepared::build_ahead`, then `assign`). A cold start
+//! takes one, sets the function's limits on its cgroup and assigns it the function's code,
+//! layers, `/tmp` size and environment; a background task keeps the pool full.
+//!
+//! Nothing of any function is in a sandbox before it is assigned, and each is assigned once.
+//! Two templates exist: [`Template::Any`] (the program starts at assignment; serves every
+//! runtime) and [`Template::Started`] (a Python or Node.js runtime started ahead; used for
+//! functions whose environment does not change how a process starts, see
+//! `rootfs::affects_process_start`). A template kind is kept only while it is in demand.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alonzo_jail::cgroup::{CgroupLimits, SandboxCgroup};
+use alonzo_jail::{Deferred, JailSpec};
 
-use crate::{Inner, Manager};
+use crate::runtimes::RuntimeKind;
+use crate::{rootfs, FunctionSpec, Inner, Manager};
 
-/// Prepared sandboxes kept waiting.
+/// Sandboxes of each template kept waiting.
 pub(crate) const POOL_SIZE: usize = 2;
 
-/// One waiting jail process and its cgroup.
+/// How long a template kind nobody asked for is kept.
+const WANTED_FOR: Duration = Duration::from_secs(600);
+
+/// What a sandbox built ahead already holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Template {
+    /// Namespaces and root; runtime files, code, layers and program come at assignment.
+    Any,
+    /// Also a managed runtime (Python or Node.js) at `/var/runtime`, started with this
+    /// interpreter and waiting for its function's environment.
+    Started(RuntimeKind),
+}
+
+impl Template {
+    /// The template that suits `spec` best.
+    pub(crate) fn for_spec(spec: &FunctionSpec) -> Template {
+        match &spec.runtime_kind {
+            kind @ (RuntimeKind::Python(_) | RuntimeKind::Node(_))
+                if !spec.environment.iter().any(|(k, _)| rootfs::affects_process_start(k)) =>
+            {
+                Template::Started(kind.clone())
+            }
+            _ => Template::Any,
+        }
+    }
+}
+
+/// One waiting sandbox and its cgroup.
 #[derive(Debug)]
 pub(crate) struct PreparedSandbox {
     pub(crate) id: String,
     pub(crate) cgroup: SandboxCgroup,
     pub(crate) jail: alonzo_jail::Prepared,
+    pub(crate) template: Template,
+    pub(crate) root_dir: PathBuf,
 }
 
 /// The pool.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedPool {
-    ready: VecDeque<PreparedSandbox>,
+    ready: HashMap<Template, VecDeque<PreparedSandbox>>,
+    /// Template kinds in demand and when they were last asked for (`Any` always is).
+    wanted: HashMap<Template, Instant>,
 }
 
 /// The limits a prepared sandbox waits under, until a function's replace them.
@@ -36,12 +76,18 @@ fn waiting_limits() -> CgroupLimits {
 }
 
 impl Manager {
-    /// Takes a prepared sandbox, if one is waiting and alive.
-    pub(crate) fn take_prepared(&self) -> Option<PreparedSandbox> {
+    /// Takes a waiting sandbox of `template`, if one is there and alive, and records the
+    /// demand so the pool keeps that kind.
+    pub(crate) fn take_prepared(&self, template: &Template) -> Option<PreparedSandbox> {
         let taken = loop {
             let mut pool = self.inner.prepared.lock().ok()?;
-            let mut next = pool.ready.pop_front()?;
+            pool.wanted.insert(template.clone(), Instant::now());
+            let next = pool.ready.get_mut(template).and_then(VecDeque::pop_front);
             drop(pool);
+            let Some(mut next) = next else {
+                self.inner.prepare_wakeup.notify_one();
+                return None;
+            };
             if next.jail.is_alive() {
                 break next;
             }
@@ -51,28 +97,75 @@ impl Manager {
         Some(taken)
     }
 
-    /// Starts one prepared sandbox.
-    fn prepare_one(&self) -> Result<PreparedSandbox, String> {
+    /// Builds one sandbox of `template` ahead.
+    fn prepare_one(&self, template: &Template) -> Result<PreparedSandbox, String> {
         let Some(parent) = &self.inner.cgroups else { return Err("no cgroups".into()) };
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let root_dir = self.inner.sandboxes_dir.join(&id);
+        std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
         let cgroup =
             SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
-        match alonzo_jail::prepare(&self.inner.exe, &cgroup.procs_files()) {
-            Ok(jail) => Ok(PreparedSandbox { id, cgroup, jail }),
+        let built =
+            alonzo_jail::prepare(&self.inner.exe, &cgroup.procs_files()).and_then(|mut jail| {
+                jail.build_ahead(&self.template_spec(template, &root_dir))?;
+                Ok(jail)
+            });
+        match built {
+            Ok(jail) => {
+                Ok(PreparedSandbox { id, cgroup, jail, template: template.clone(), root_dir })
+            }
             Err(e) => {
                 cgroup.kill_all();
                 cgroup.remove();
+                let _ = std::fs::remove_dir(&root_dir);
                 Err(e.to_string())
             }
         }
     }
+
+    /// The spec a sandbox of `template` is built with.
+    fn template_spec(&self, template: &Template, root_dir: &std::path::Path) -> JailSpec {
+        let files = &self.inner.files;
+        let mut binds = rootfs::common_binds(files);
+        let (argv, env, started) = match template {
+            // The program is the assignment's; this placeholder never runs.
+            Template::Any => (vec!["/bin/false".to_owned()], Vec::new(), false),
+            Template::Started(kind) => {
+                binds.push(rootfs::runtime_dir_bind(files, kind));
+                let argv = rootfs::runtime_argv(kind).unwrap_or_default();
+                (argv, rootfs::started_environment(kind), true)
+            }
+        };
+        JailSpec {
+            root_dir: root_dir.to_owned(),
+            binds,
+            // Resized at assignment.
+            tmp_size_mb: 512,
+            hostname: "localhost".into(),
+            uid_base: self.next_uid_base(),
+            run_as_uid: rootfs::SANDBOX_UID,
+            run_as_gid: rootfs::SANDBOX_GID,
+            cgroup_procs: Vec::new(),
+            argv,
+            env,
+            cwd: "/var/task".into(),
+            nofile: 1024,
+            nproc: 1024,
+            runtime_api_port: rootfs::RUNTIME_API_PORT,
+            deferred: Some(Deferred {
+                targets: rootfs::deferred_targets(started),
+                start_program: started,
+            }),
+        }
+    }
 }
 
-/// Kills a prepared sandbox that will not be used and removes its cgroup.
+/// Kills a prepared sandbox that will not be used and removes its cgroup and root directory.
 pub(crate) fn discard(prepared: PreparedSandbox) {
     drop(prepared.jail);
     prepared.cgroup.kill_all();
     prepared.cgroup.remove();
+    let _ = std::fs::remove_dir(&prepared.root_dir);
 }
 
 /// Keeps the pool full until the manager is dropped.
@@ -80,20 +173,25 @@ pub(crate) async fn run(inner: Weak<Inner>) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let manager = Manager { inner: Arc::clone(&strong) };
-        let missing = strong.prepared.lock().map_or(0, |p| POOL_SIZE.saturating_sub(p.ready.len()));
-        for _ in 0..missing {
-            let m = manager.clone();
-            match tokio::task::spawn_blocking(move || m.prepare_one()).await {
-                Ok(Ok(prepared)) => {
-                    if let Ok(mut pool) = strong.prepared.lock() {
-                        pool.ready.push_back(prepared);
+        let (missing, stale) = plan(&strong);
+        for prepared in stale {
+            discard(prepared);
+        }
+        'fill: for (template, count) in missing {
+            for _ in 0..count {
+                let (m, t) = (manager.clone(), template.clone());
+                match tokio::task::spawn_blocking(move || m.prepare_one(&t)).await {
+                    Ok(Ok(prepared)) => {
+                        if let Ok(mut pool) = strong.prepared.lock() {
+                            pool.ready.entry(template.clone()).or_default().push_back(prepared);
+                        }
                     }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, ?template, "preparing a sandbox failed");
+                        break 'fill;
+                    }
+                    Err(_) => break 'fill,
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "preparing a sandbox failed");
-                    break;
-                }
-                Err(_) => break,
             }
         }
         drop(manager);
@@ -102,10 +200,40 @@ pub(crate) async fn run(inner: Weak<Inner>) {
     }
 }
 
+/// What to build (per template kind, how many) and what to drop (kinds no longer in demand).
+fn plan(inner: &Inner) -> (Vec<(Template, usize)>, Vec<PreparedSandbox>) {
+    let Ok(mut pool) = inner.prepared.lock() else { return (Vec::new(), Vec::new()) };
+    pool.wanted.insert(Template::Any, Instant::now());
+    pool.wanted.retain(|_, asked| asked.elapsed() < WANTED_FOR);
+    let wanted: Vec<Template> = pool.wanted.keys().cloned().collect();
+    let mut stale = Vec::new();
+    pool.ready.retain(|template, ready| {
+        let keep = wanted.contains(template);
+        if !keep {
+            stale.extend(ready.drain(..));
+        }
+        keep
+    });
+    // `Any` first: it serves every runtime.
+    let mut missing: Vec<(Template, usize)> = wanted
+        .into_iter()
+        .map(|t| {
+            let have = pool.ready.get(&t).map_or(0, VecDeque::len);
+            (t, POOL_SIZE.saturating_sub(have))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    missing.sort_by_key(|(t, _)| *t != Template::Any);
+    (missing, stale)
+}
+
 /// Empties the pool (shutdown).
 pub(crate) fn drain(inner: &Inner) {
-    let all: Vec<PreparedSandbox> =
-        inner.prepared.lock().map(|mut p| p.ready.drain(..).collect()).unwrap_or_default();
+    let all: Vec<PreparedSandbox> = inner
+        .prepared
+        .lock()
+        .map(|mut p| p.ready.drain().flat_map(|(_, q)| q).collect())
+        .unwrap_or_default();
     for prepared in all {
         discard(prepared);
     }

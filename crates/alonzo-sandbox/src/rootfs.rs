@@ -84,6 +84,38 @@ fn bind(source: impl Into<PathBuf>, target: &str) -> Bind {
 
 /// The read-only binds of a sandbox for `spec`.
 pub(crate) fn binds(files: &RuntimeFiles, spec: &FunctionSpec) -> Vec<Bind> {
+    let mut out = common_binds(files);
+    out.extend(function_binds(files, spec, true));
+    out
+}
+
+/// The sandbox paths a sandbox built ahead leaves for its function: the function's code and
+/// layers, and also the runtime unless the runtime started ahead.
+pub(crate) fn deferred_targets(runtime_started: bool) -> Vec<String> {
+    let mut out = vec!["/var/task".to_owned(), "/opt".to_owned()];
+    if !runtime_started {
+        out.insert(0, "/var/runtime".to_owned());
+    }
+    out
+}
+
+/// The binds of `spec`'s own files: its runtime's bootstrap (`with_runtime`), code and layers.
+pub(crate) fn function_binds(
+    files: &RuntimeFiles,
+    spec: &FunctionSpec,
+    with_runtime: bool,
+) -> Vec<Bind> {
+    let mut out = Vec::new();
+    if with_runtime {
+        out.push(bind(files.runtime_dir(spec), "/var/runtime"));
+    }
+    out.push(bind(&spec.code_dir, "/var/task"));
+    out.push(bind(spec.opt_dir.as_ref().unwrap_or(&files.empty), "/opt"));
+    out
+}
+
+/// The binds every sandbox has: the host's system directories and Alonzo's `/etc` files.
+pub(crate) fn common_binds(files: &RuntimeFiles) -> Vec<Bind> {
     let mut out = Vec::new();
     for dir in ["/usr", "/lib", "/lib64", "/bin", "/sbin"] {
         if Path::new(dir).exists() {
@@ -103,9 +135,71 @@ pub(crate) fn binds(files: &RuntimeFiles, spec: &FunctionSpec) -> Vec<Bind> {
     for name in ["passwd", "group", "hosts", "nsswitch.conf"] {
         out.push(bind(files.etc.join(name), &format!("/etc/{name}")));
     }
-    out.push(bind(files.runtime_dir(spec), "/var/runtime"));
-    out.push(bind(&spec.code_dir, "/var/task"));
-    out.push(bind(spec.opt_dir.as_ref().unwrap_or(&files.empty), "/opt"));
+    out
+}
+
+/// The bootstrap directory of `kind`, for a runtime started ahead.
+pub(crate) fn runtime_dir_bind(files: &RuntimeFiles, kind: &RuntimeKind) -> Bind {
+    match kind {
+        RuntimeKind::Python(_) => bind(&files.python, "/var/runtime"),
+        RuntimeKind::Node(_) => bind(&files.nodejs, "/var/runtime"),
+        RuntimeKind::Provided => bind(&files.empty, "/var/runtime"),
+    }
+}
+
+/// The program of a managed runtime (Python or Node.js); `None` for custom runtimes.
+pub(crate) fn runtime_argv(kind: &RuntimeKind) -> Option<Vec<String>> {
+    match kind {
+        RuntimeKind::Python(python) => Some(python_argv(python)),
+        RuntimeKind::Node(node) => {
+            Some(vec![node.display().to_string(), "/var/runtime/bootstrap.mjs".into()])
+        }
+        RuntimeKind::Provided => None,
+    }
+}
+
+/// The program of a Python runtime.
+fn python_argv(python: &Path) -> Vec<String> {
+    // -S: no `site` (the host's site-packages and their .pth hooks are not part of the
+    // runtime; on some hosts they cost tens of milliseconds per cold start).
+    vec![python.display().to_string(), "-S".into(), "/var/runtime/bootstrap.py".into()]
+}
+
+/// The environment a managed runtime starts with before it knows its function: exactly the
+/// defaults [`environment`] gives every function of that runtime, and the descriptor on which
+/// the bootstrap reads its function's environment first (the jail puts the pipe there).
+pub(crate) fn started_environment(kind: &RuntimeKind) -> Vec<(String, String)> {
+    let mut env = base_environment(
+        matches!(kind, RuntimeKind::Python(_)),
+        matches!(kind, RuntimeKind::Node(_)),
+    );
+    env.push(("_RUNTIME_ASSIGNMENT_FD".into(), "3".into()));
+    env
+}
+
+/// Variables the interpreter, Node.js, OpenSSL or the C library read when the process starts
+/// (locale, time zone, dynamic loader, allocator, the runtimes' own start-up options): a
+/// function that sets one of them needs a runtime started with its environment, not one
+/// started ahead.
+pub(crate) fn affects_process_start(key: &str) -> bool {
+    ["PYTHON", "NODE_", "UV_", "OPENSSL_", "LD_", "LC_", "MALLOC_"]
+        .iter()
+        .any(|p| key.starts_with(p))
+        || ["LANG", "LANGUAGE", "TZ", "GLIBC_TUNABLES", "AWS_LAMBDA_EXEC_WRAPPER"].contains(&key)
+}
+
+/// The assignment message for a runtime started ahead: the working directory, then each
+/// `KEY=VALUE` of the environment, NUL-terminated, and an empty entry at the end (neither
+/// can contain NUL; the jail checks).
+pub(crate) fn assignment_message(cwd: &str, env: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(cwd.as_bytes());
+    out.push(0);
+    for (k, v) in env {
+        out.extend_from_slice(format!("{k}={v}").as_bytes());
+        out.push(0);
+    }
+    out.push(0);
     out
 }
 
@@ -114,12 +208,8 @@ pub(crate) fn argv(spec: &FunctionSpec) -> Vec<String> {
     match &spec.runtime_kind {
         // -S: no `site` (the host's site-packages and their .pth hooks are not part of the
         // runtime; on some hosts they cost tens of milliseconds per cold start).
-        RuntimeKind::Python(python) => {
-            vec![python.display().to_string(), "-S".into(), "/var/runtime/bootstrap.py".into()]
-        }
-        RuntimeKind::Node(node) => {
-            vec![node.display().to_string(), "/var/runtime/bootstrap.mjs".into()]
-        }
+        RuntimeKind::Python(python) => python_argv(python),
+        RuntimeKind::Node(_) => runtime_argv(&spec.runtime_kind).unwrap_or_default(),
         RuntimeKind::Provided => {
             let bootstrap = if spec.code_dir.join("bootstrap").exists() {
                 "/var/task/bootstrap"
@@ -131,13 +221,8 @@ pub(crate) fn argv(spec: &FunctionSpec) -> Vec<String> {
     }
 }
 
-/// Lambda's environment for the function: reserved variables, defaults the function may
-/// override, then the function's own variables.
-pub(crate) fn environment(
-    spec: &FunctionSpec,
-    log_stream: &str,
-    init_type: &str,
-) -> Vec<(String, String)> {
+/// The defaults every function of a runtime starts with, before its own variables.
+fn base_environment(python: bool, node: bool) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
         (
@@ -147,15 +232,29 @@ pub(crate) fn environment(
         ("LANG".into(), "en_US.UTF-8".into()),
         ("TZ".into(), ":UTC".into()),
     ];
-    if matches!(spec.runtime_kind, RuntimeKind::Python(_)) {
+    if python {
         env.push(("PYTHONPATH".into(), "/var/runtime".into()));
     }
-    if matches!(spec.runtime_kind, RuntimeKind::Node(_)) {
+    if node {
         env.push((
             "NODE_PATH".into(),
             "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task".into(),
         ));
     }
+    env
+}
+
+/// Lambda's environment for the function: reserved variables, defaults the function may
+/// override, then the function's own variables.
+pub(crate) fn environment(
+    spec: &FunctionSpec,
+    log_stream: &str,
+    init_type: &str,
+) -> Vec<(String, String)> {
+    let mut env = base_environment(
+        matches!(spec.runtime_kind, RuntimeKind::Python(_)),
+        matches!(spec.runtime_kind, RuntimeKind::Node(_)),
+    );
     for (k, v) in &spec.environment {
         env.retain(|(key, _)| key != k);
         env.push((k.clone(), v.clone()));
