@@ -155,8 +155,9 @@ fn sequence() -> Result<i32, JailError> {
         return init::reap_until(child);
     }
 
-    // 7. R: restore default signal handling, drop every privilege and exec the program (the
-    //    seccomp install point is in exec_program, right before execve).
+    // 7. R: restore default signal handling, drop every privilege, install the seccomp filter
+    //    (in exec_program, right before execve, so every set-up call above is still allowed)
+    //    and exec the program.
     init::reset_for_exec()?;
     exec::drop_privileges(&spec)?;
     match exec::exec_program(&spec)? {}
