@@ -213,9 +213,17 @@ def limits(event):
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
         "nproc": resource.getrlimit(resource.RLIMIT_NPROC),
         "core": resource.getrlimit(resource.RLIMIT_CORE),
-        "raise nofile": fs(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))),
+        "raise nofile": raise_nofile(),
         "seccomp": [l for l in open("/proc/self/status") if l.startswith("Seccomp")],
     }
+
+
+def raise_nofile():
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+        return "ok"
+    except ValueError:  # Python's word for EPERM here
+        return "refused"
 
 
 def exhaust_fds(event):
@@ -423,7 +431,7 @@ def test_kill_minus_one_only_ends_the_sandbox(lambda_client, server, attacker, c
 def test_rlimits_and_seccomp_status(lambda_client, attacker, healthy):
     out = call(lambda_client, attacker, {"op": "limits"})
     assert out["nofile"] == [1024, 1024] and out["nproc"] == [1024, 1024] and out["core"] == [0, 0], out
-    assert out["raise nofile"] == "EPERM", out
+    assert out["raise nofile"] == "refused", out
     status = dict(line.strip().split(":\t") for line in out["seccomp"])
     assert status["Seccomp"] == "2" and int(status["Seccomp_filters"]) >= 3, out["seccomp"]
 
@@ -507,9 +515,10 @@ def test_noisy_neighbours_do_not_slow_a_third_function(lambda_client, server, he
 
     The threshold: p50 may grow by 50 % plus 5 ms and p90 may double plus 10 ms. The noise
     is limited to 7.2 % of a core per 128 MB function (plus the kernel's fork work), so a
-    correct platform stays well inside it even on a busy 2-core CI machine; without CPU quotas
-    the bomb and the spinners take every core and the victim's latency grows several-fold
-    (measured: p50 ×3 and p90 ×10 or more with a one-core floor per sandbox)."""
+    correct platform stays well inside it even on a busy 2-core CI machine (measured: p50
+    2.9 -> 3.0 ms, p90 5.1 -> 4.7 ms). Without the quota the bomb and the spinners take every
+    core and the test fails clearly (measured with 3,538 MB noise functions, two cores each:
+    p50 3.8 -> 9.3 ms, p90 9.8 -> 110 ms)."""
     victim = unique_name("victim")
     create_function(lambda_client, victim, make_zip([("app.py", VICTIM)]), Timeout=10, MemorySize=2048)
     noisy = {}
@@ -534,7 +543,12 @@ def test_noisy_neighbours_do_not_slow_a_third_function(lambda_client, server, he
         t.join(40)
     for kind in noisy:
         assert b"timed out" in ended.get(kind, b""), f"{kind}: {ended.get(kind)!r}"
-    print(f"victim p50/p90 quiet {quiet[0]:.1f}/{quiet[1]:.1f} ms, noisy {loud[0]:.1f}/{loud[1]:.1f} ms")
+    # Quiet again once the noise is gone; the baseline is the slower of the two quiet runs,
+    # so a busy CI machine's own drift is not blamed on the neighbours.
+    after = _latencies(lambda_client, victim, 150)
+    print(f"victim p50/p90 quiet {quiet[0]:.1f}/{quiet[1]:.1f} ms, noisy {loud[0]:.1f}/{loud[1]:.1f} ms, "
+          f"quiet again {after[0]:.1f}/{after[1]:.1f} ms")
+    quiet = (max(quiet[0], after[0]), max(quiet[1], after[1]))
     assert loud[0] <= quiet[0] * 1.5 + 5, f"p50 {quiet[0]:.1f} -> {loud[0]:.1f} ms"
     assert loud[1] <= quiet[1] * 2 + 10, f"p90 {quiet[1]:.1f} -> {loud[1]:.1f} ms"
 
