@@ -24,9 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alonzo_jail::cgroup::{
-    CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup, CPU_PERIOD_US,
-};
+use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup, CPU_PERIOD_US};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
