@@ -477,7 +477,8 @@ def test_pids_run_out_at_the_limit(lambda_client, healthy):
 def test_cpu_share_is_proportional_to_memory(lambda_client, healthy):
     """Lambda's ratio: 1,769 MB is one vCPU, so 128 MB gets 7.2 % of a core and 512 MB 29 %
     once initialised (init itself runs with a whole core). The upper bounds are what the
-    cgroup quota enforces; the lower bounds only say the function was not starved."""
+    cgroup quota enforces (a whole core each without it); the lower bounds only say the
+    function was not starved, loosely, as other work on a busy machine competes too."""
     names = {}
     for mb in (128, 512):
         names[mb] = unique_name(f"spin{mb}")
@@ -493,7 +494,7 @@ def test_cpu_share_is_proportional_to_memory(lambda_client, healthy):
     for t in threads:
         t.join(60)
     assert 0.03 <= shares[128] <= 0.11, shares
-    assert 0.12 <= shares[512] <= 0.36, shares
+    assert 0.08 <= shares[512] <= 0.36 and shares[512] > 1.5 * shares[128], shares
 
 
 def _latencies(client, fn, n):
