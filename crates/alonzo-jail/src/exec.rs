@@ -1,6 +1,6 @@
 //! R's last steps, inside the finished sandbox: become the unprivileged program user, apply
-//! rlimits and a umask, replace stdin and inherited descriptors, and execve the program with exactly the
-//! spec's environment.
+//! rlimits and a umask, replace stdin and inherited descriptors, install the seccomp filter
+//! and execve the program with exactly the spec's environment.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -86,10 +86,9 @@ pub(crate) fn exec_program(
         .context(|| "close inherited descriptors".to_owned())?;
     nix::unistd::chdir(spec.cwd.as_str()).context(|| format!("chdir {}", spec.cwd))?;
 
-    // ---- SECCOMP INSTALL POINT (not in scope yet) ----
-    // The seccomp filter goes here: after no_new_privs (which lets an unprivileged process
-    // install it) and after every set-up syscall, right before execve, so that the filter only
-    // has to allow what the program and execve itself need.
+    // The seccomp filter comes last: after no_new_privs (which lets an unprivileged process
+    // install it) and after every set-up call it blocks, right before execve, which it allows.
+    crate::seccomp::install()?;
 
     let err = match nix::unistd::execve(program, &argv, &env) {
         Err(err) => err,

@@ -15,6 +15,9 @@
 //! - [`cgroup`] detects the cgroup layout (v1, hybrid or v2), creates this server's parent cgroup
 //!   and one cgroup per sandbox with memory, CPU and pids limits, and kills or removes them.
 //!
+//! - `seccomp` holds the system-call filter compiled from `seccomp/<arch>.json` at build time,
+//!   installed right before the program is executed.
+//!
 //! The privileged work happens in a freshly executed, single-threaded process, never in the
 //! server: the server only forks and execs through `std::process::Command`.
 //! See `sequence.rs` for the step-by-step sequence and the reason for each step.
@@ -29,6 +32,7 @@ pub mod fdpass;
 mod init;
 mod mounts;
 mod net;
+mod seccomp;
 mod sequence;
 pub mod spawn;
 mod sys;

@@ -180,9 +180,10 @@ fn sequence() -> Result<i32, JailError> {
     init::reap_until(child)
 }
 
-/// 7. Forks R, which restores default signal handling, drops every privilege and execs the
-///    program (the seccomp install point is in exec_program, right before execve), with
-///    `assignment` (a program started ahead) on fd 3. Returns R's pid in G.
+/// 7. Forks R, which restores default signal handling, drops every privilege, installs the
+///    seccomp filter (in exec_program, right before execve, so every set-up call above is
+///    still allowed) and execs the program, with `assignment` (a program started ahead) on
+///    fd 3. Returns R's pid in G.
 pub(crate) fn fork_program(
     single: &SingleThreaded,
     spec: &crate::spawn::JailSpec,

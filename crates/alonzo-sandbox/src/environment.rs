@@ -215,6 +215,13 @@ impl Environment {
         match env.wait_init().await {
             Ok(()) => {
                 let init = started.elapsed();
+                // Init ran with at least one core; from now on the function gets Lambda's
+                // share for its memory size.
+                if let Some(cgroup) = &env.cgroup {
+                    if let Err(e) = cgroup.set_cpu_quota(crate::steady_cpu_quota_us(&env.spec)) {
+                        tracing::warn!(error = %e, "cannot lower the CPU quota after init");
+                    }
+                }
                 if provisioned {
                     // Initialised before any request: its invocations are never cold.
                     let _ = env.logs.send(LogCommand::Platform(format!(

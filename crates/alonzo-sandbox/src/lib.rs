@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup};
+use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup, CPU_PERIOD_US};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
@@ -634,14 +634,23 @@ impl Manager {
     }
 }
 
-/// The cgroup limits of a function's environments.
+/// The cgroup limits a function's environment starts with. The CPU quota is at least one core
+/// while the runtime initialises, so small functions start as fast as large ones;
+/// `steady_cpu_quota_us` replaces it once init is done. See docs/sandbox.md.
 pub(crate) fn limits_for(spec: &FunctionSpec) -> CgroupLimits {
     let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
-    // Lambda's ratio (1 vCPU at 1769 MB), with a floor of one core so that small
-    // functions start as fast as large ones; see docs/sandbox.md.
-    let cpu_quota_us = (u64::from(spec.memory_mb) * 100_000 / 1769).max(100_000);
+    let cpu_quota_us = steady_cpu_quota_us(spec).max(CPU_PERIOD_US);
     CgroupLimits { memory_bytes, cpu_quota_us, pids_max: 1024 }
 }
+
+/// The CPU quota of an initialised environment: Lambda's ratio of one vCPU at 1,769 MB
+/// (128 MB: 7.2 % of a core; 10,240 MB: 5.8 cores), and at least the 1 ms cgroup v1 accepts.
+pub(crate) fn steady_cpu_quota_us(spec: &FunctionSpec) -> u64 {
+    (u64::from(spec.memory_mb) * CPU_PERIOD_US / MB_PER_VCPU).max(1_000)
+}
+
+/// Lambda's memory per vCPU.
+const MB_PER_VCPU: u64 = 1769;
 
 /// Detects the cgroup layout, creates this data directory's cgroup parent and removes
 /// sandboxes a previous server left in it.

@@ -108,6 +108,35 @@ impl SandboxCgroup {
         }
     }
 
+    /// Sets the CPU quota per `CPU_PERIOD_US` (0: no limit) with an equal burst allowance
+    /// (v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst`, Linux 5.14, skipped where absent): quota
+    /// a sandbox left unused in one period may be spent in the next, so a short burst after
+    /// an idle spell is not throttled. The kernel refuses a burst above the quota, so the
+    /// burst is cleared first.
+    pub fn set_cpu_quota(&self, quota_us: u64) -> Result<(), CgroupError> {
+        let (quota_file, quota, burst_file) = match &self.dirs {
+            Dirs::V1 { cpu, .. } => (
+                cpu.join("cpu.cfs_quota_us"),
+                limit_or(quota_us, "-1"),
+                cpu.join("cpu.cfs_burst_us"),
+            ),
+            Dirs::V2 { dir } => (
+                dir.join("cpu.max"),
+                format!("{} {CPU_PERIOD_US}", limit_or(quota_us, "max")),
+                dir.join("cpu.max.burst"),
+            ),
+        };
+        let burst = burst_file.exists().then_some(burst_file);
+        if let Some(file) = &burst {
+            write(file, "0")?;
+        }
+        write(&quota_file, &quota)?;
+        match &burst {
+            Some(file) if quota_us > 0 => write(file, &quota_us.to_string()),
+            _ => Ok(()),
+        }
+    }
+
     /// The `cgroup.procs` files to put into `JailSpec::cgroup_procs`, one per hierarchy.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.all().into_iter().map(|dir| dir.join("cgroup.procs")).collect()
@@ -278,6 +307,20 @@ mod tests {
             &fs.path().join("b"),
             &[("memory.max", "134217728"), ("cpu.max", "50000 100000"), ("pids.max", "64")],
         );
+    }
+
+    #[test]
+    fn cpu_quota_comes_with_an_equal_burst_where_the_kernel_has_one() {
+        let fs = tempfile::tempdir().unwrap();
+        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() } };
+        sandbox.set_cpu_quota(7_235).unwrap();
+        check_files(fs.path(), &[("cpu.max", "7235 100000")]);
+        assert!(!fs.path().join("cpu.max.burst").exists(), "no burst file is invented");
+        std::fs::write(fs.path().join("cpu.max.burst"), "0").unwrap();
+        sandbox.set_cpu_quota(7_235).unwrap();
+        check_files(fs.path(), &[("cpu.max", "7235 100000"), ("cpu.max.burst", "7235")]);
+        sandbox.set_cpu_quota(0).unwrap();
+        check_files(fs.path(), &[("cpu.max", "max 100000"), ("cpu.max.burst", "0")]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) const CASES: &[Case] = cases![Cgroups;
     pids_limit_stops_forking,
     fork_bomb_is_contained_and_kill_all_clears_it,
     cpu_quota_holds,
+    cpu_quota_can_be_lowered_with_a_burst,
     kill_all_kills_everything_and_remove_cleans_up,
     kill_all_without_cgroup_kill_uses_a_kill_loop,
     prepared_jail_joins_its_cgroup_before_the_spec_and_then_runs_it,
@@ -133,6 +134,39 @@ fn cpu_quota_holds() {
     // 0.2 of a core for 0.5 s of wall time is 0.1 s, give or take a period and start-up.
     assert!(cpu < 0.2, "used {cpu} s of CPU in 0.5 s under a 20% quota");
     println!("    {cpu:.3} s of CPU in 0.5 s under a 20% quota");
+    cgroup.remove();
+}
+
+fn cpu_quota_can_be_lowered_with_a_burst() {
+    // What an environment does after init: one core, then 128 MB's share with an equal burst;
+    // lowering twice proves the burst is cleared before the quota changes.
+    let limits = CgroupLimits { cpu_quota_us: 100_000, ..LIMITS };
+    let cgroup = SandboxCgroup::create(cgroup_parent(), "burst", &limits).unwrap();
+    let dirs: Vec<_> =
+        cgroup.procs_files().iter().map(|f| f.parent().unwrap().to_owned()).collect();
+    let read = |file: &str| {
+        dirs.iter()
+            .map(|d| d.join(file))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned())
+    };
+    for quota in [50_000, 7_235] {
+        cgroup.set_cpu_quota(quota).unwrap();
+        match read("cpu.cfs_quota_us") {
+            Some(v1) => {
+                assert_eq!(v1, quota.to_string());
+                if let Some(burst) = read("cpu.cfs_burst_us") {
+                    assert_eq!(burst, quota.to_string());
+                }
+            }
+            None => {
+                assert_eq!(read("cpu.max").unwrap(), format!("{quota} 100000"));
+                if let Some(burst) = read("cpu.max.burst") {
+                    assert_eq!(burst, quota.to_string());
+                }
+            }
+        }
+    }
     cgroup.remove();
 }
 

@@ -22,6 +22,7 @@ pub(crate) const CASES: &[Case] = cases![Sandbox;
     dev_is_minimal_and_works,
     network_has_only_loopback,
     runtime_api_listener_reaches_the_program,
+    seccomp_filter_is_installed_and_blocks_namespaces,
 ];
 
 fn identity_is_the_unprivileged_lambda_user() {
@@ -247,4 +248,26 @@ fn runtime_api_listener_reaches_the_program() {
     drop(conn);
     let out = crate::finish(jail);
     assert_eq!((out.code, out.stdout.as_str()), (0, "event-1\n"), "{}", out.stderr);
+}
+
+fn seccomp_filter_is_installed_and_blocks_namespaces() {
+    // Seccomp mode 2 (filter) with three filters; unshare and mount answer EPERM (for unshare not
+    // for want of capabilities: a nested user namespace needs none), clone3 ENOSYS, and an
+    // ordinary fork still works.
+    let out = stdout_of(&python(
+        "import ctypes, os\n\
+         status = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n\
+         print(status['Seccomp'], status['Seccomp_filters'])\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         for nr, args in ((272, (0x10000000,)), (165, (0, 0, 0, 0, 0)), (435, (0, 0))):\n\
+         \x20   r = libc.syscall(nr, *args)\n\
+         \x20   print(r, os.strerror(ctypes.get_errno()))\n\
+         pid = os.fork()\n\
+         if pid == 0: os._exit(7)\n\
+         print(os.waitpid(pid, 0)[1] >> 8)",
+    ));
+    assert_eq!(
+        out,
+        "2 3\n-1 Operation not permitted\n-1 Operation not permitted\n-1 Function not implemented\n7\n"
+    );
 }
