@@ -22,9 +22,11 @@ pub mod cgroup;
 mod error;
 mod exec;
 pub mod fdpass;
+pub mod firewall;
 mod init;
 mod mounts;
 mod net;
+mod netlink;
 mod sequence;
 pub mod spawn;
 mod sys;
@@ -32,6 +34,7 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
+pub use crate::net::JailNetwork;
 pub use crate::spawn::{exit_code, main_if_jail, prepare, spawn, Bind, Jail, JailSpec, Prepared};
 
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without

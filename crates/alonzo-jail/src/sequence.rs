@@ -84,15 +84,19 @@ fn sequence() -> Result<i32, JailError> {
         join_cgroups(&spec.cgroup_procs)?;
     }
 
-    // 3. Fork C, which unshares a user namespace; J, root on the host, writes C's uid and gid
-    //    maps (an unprivileged process could only map itself), and C becomes root inside.
+    // 3. Fork C, which unshares a user namespace and a network namespace owned by it; J, root
+    //    on the host, writes C's uid and gid maps (an unprivileged process could only map
+    //    itself) and, if the sandbox has an external interface, creates the veth pair with one
+    //    end in C's network namespace (only J, in the host's namespace, can); then C becomes
+    //    root inside.
     let (mut j_sync, mut c_sync) =
         UnixStream::pair().context(|| "create the sync socket".to_owned())?;
     let j_pid = nix::unistd::getpid();
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
         drop((c_sync, channel, host_paths));
         init::forward_to(child)?;
-        if let Err(err) = userns::map_child(&mut j_sync, child, spec.uid_base) {
+        if let Err(err) = userns::map_child(&mut j_sync, child, spec.uid_base, spec.network.as_ref())
+        {
             // C cannot go on unmapped; make sure it does not linger, and report its own message
             // if it failed first.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
@@ -110,20 +114,20 @@ fn sequence() -> Result<i32, JailError> {
     die_with_parent(Some(j_pid))?;
 
     // 4. Create the remaining namespaces, owned by the new user namespace. Mounts become
-    //    private so nothing we mount propagates to the host. The loopback interface and the
-    //    Runtime API listener are created here, in the new network namespace, and the listener
-    //    goes to the server, which can accept on it from its own namespace.
+    //    private so nothing we mount propagates to the host. The loopback interface, `eth0`'s
+    //    address and route, and the Runtime API listener are set up here, in the network
+    //    namespace of step 3, and the listener goes to the server, which can accept on it from
+    //    its own namespace.
     let namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWCGROUP;
     nix::sched::unshare(namespaces).context(|| "unshare the namespaces".to_owned())?;
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
         .context(|| "make all mounts private".to_owned())?;
-    net::listen_and_hand_over(spec.runtime_api_port, &channel)?;
+    net::configure_and_hand_over(spec.network.as_ref(), spec.runtime_api_port, &channel)?;
     drop(channel);
 
     // 5. Fork G, pid 1 of the new PID namespace (unshare only moves children into it). G

@@ -17,6 +17,7 @@ use std::time::Duration;
 use nix::sys::socket::{send, MsgFlags};
 
 use crate::error::JailError;
+use crate::net::JailNetwork;
 
 /// The hidden subcommand under which the binary runs the jail sequence.
 pub const JAIL_ARG: &str = "__jail";
@@ -68,6 +69,9 @@ pub struct JailSpec {
     /// The port of the TCP listener created on 127.0.0.1 inside the sandbox's network
     /// namespace and handed to the server (Lambda: 9001).
     pub runtime_api_port: u16,
+    /// The sandbox's external interface; without one the sandbox has only loopback.
+    #[serde(default)]
+    pub network: Option<JailNetwork>,
 }
 
 /// What the server sends on the spec socket: a whole spec, or first a `Prepare` (join these
@@ -289,6 +293,9 @@ impl JailSpec {
         if let Some(path) = self.cgroup_procs.iter().find(|p| !p.is_absolute()) {
             return bad(format!("cgroup.procs path {} is not absolute", path.display()));
         }
+        if let Some(network) = &self.network {
+            network.validate().map_err(JailError::InvalidSpec)?;
+        }
         for bind in &self.binds {
             if !bind.source.is_absolute() {
                 return bad(format!("bind source {} is not absolute", bind.source.display()));
@@ -446,6 +453,7 @@ mod tests {
             nofile: 1024,
             nproc: 1024,
             runtime_api_port: 9001,
+            network: None,
         }
     }
 

@@ -2,6 +2,10 @@
 //! and the parent, which is root in the initial namespace, writes the child's uid and gid maps.
 //! An unprivileged process could only map its own id; the privileged parent can map a whole
 //! range, and needs no `setgroups=deny`.
+//!
+//! The network namespace is created in the same `unshare` as the user namespace (and is owned
+//! by it), so that the parent can attach the sandbox's veth pair while the child waits for
+//! its maps, without another round trip.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -10,6 +14,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::error::{Context, JailError};
+use crate::net::JailNetwork;
 use crate::spawn::ID_RANGE;
 
 /// The text written to `/proc/<pid>/uid_map` and `gid_map`: id 0 inside is `base` outside,
@@ -18,23 +23,33 @@ pub(crate) fn id_map(base: u32) -> String {
     format!("0 {base} {ID_RANGE}\n")
 }
 
-/// Parent side (J): waits until `child` has unshared its user namespace, writes its maps and
-/// tells it to go on. Fails if the child died first.
-pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<(), JailError> {
+/// Parent side (J): waits until `child` has unshared its user and network namespaces, writes
+/// its maps, attaches `network` (if any) to its network namespace and tells it to go on.
+/// Fails if the child died first.
+pub(crate) fn map_child(
+    sync: &mut UnixStream,
+    child: Pid,
+    base: u32,
+    network: Option<&JailNetwork>,
+) -> Result<(), JailError> {
     wait_byte(sync, "wait for the child's user namespace")?;
     let map = id_map(base);
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{child}/{file}");
         std::fs::write(&path, &map).context(|| format!("write {path}"))?;
     }
+    if let Some(network) = network {
+        crate::net::attach_host_side(network, child)?;
+    }
     sync.write_all(b"m").context(|| "tell the child its ids are mapped".to_owned())
 }
 
-/// Child side (C): enters a new user namespace, waits for the parent to map it, and becomes
-/// root (uid and gid 0) inside it, which is `base` on the host.
+/// Child side (C): enters a new user namespace and a new network namespace it owns, waits for
+/// the parent to map it, and becomes root (uid and gid 0) inside it, which is `base` on the
+/// host.
 pub(crate) fn enter_mapped(sync: &mut UnixStream) -> Result<(), JailError> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-        .context(|| "unshare the user namespace".to_owned())?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+        .context(|| "unshare the user and network namespaces".to_owned())?;
     sync.write_all(b"u").context(|| "tell the parent the user namespace exists".to_owned())?;
     wait_byte(sync, "wait for the id maps")?;
     let root_gid = Gid::from_raw(0);

@@ -195,7 +195,7 @@ impl Environment {
         let (channel, api_task) = runtime_api::serve(listener);
         let logs = logs::spawn(&stream, spawned.stdout, spawned.stderr)
             .map_err(SandboxError::io("capturing logs"))?;
-        let exit = watch_exit(spawned.child);
+        let exit = watch_exit(spawned.child, spawned.slot);
         let _ = logs
             .send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
         let mut env = Self {
@@ -634,6 +634,12 @@ async fn spawn_jail(
     init_type: &str,
     prepared: Option<alonzo_jail::Prepared>,
 ) -> Result<crate::unisolated::Spawned, SandboxError> {
+    let attachment = match &manager.inner.networking {
+        Some(networking) => networking
+            .attach(spec.network.as_deref())
+            .map_err(|why| SandboxError::Spawn(format!("network: {why}")))?,
+        None => crate::network::Attachment { jail: None, env: Vec::new(), slot: None },
+    };
     let jail_spec = JailSpec {
         root_dir: root_dir.to_owned(),
         binds: rootfs::binds(&manager.inner.files, spec),
@@ -644,11 +650,12 @@ async fn spawn_jail(
         run_as_gid: rootfs::SANDBOX_GID,
         cgroup_procs: cgroup.map(SandboxCgroup::procs_files).unwrap_or_default(),
         argv: rootfs::argv(spec),
-        env: rootfs::environment(spec, &stream.name, init_type),
+        env: rootfs::environment(spec, &stream.name, init_type, &attachment.env),
         cwd: "/var/task".into(),
         nofile: 1024,
         nproc: 1024,
         runtime_api_port: rootfs::RUNTIME_API_PORT,
+        network: attachment.jail,
     };
     let exe = manager.inner.exe.clone();
     let jail = tokio::task::spawn_blocking(move || match prepared {
@@ -663,6 +670,7 @@ async fn spawn_jail(
         stdout: jail.stdout,
         stderr: jail.stderr,
         runtime_api: jail.runtime_api,
+        slot: attachment.slot,
     })
 }
 
@@ -715,9 +723,14 @@ impl InitFailure {
 }
 
 /// Waits for the jail process on a blocking thread and publishes its exit.
-fn watch_exit(mut child: std::process::Child) -> watch::Receiver<Option<ExitInfo>> {
+fn watch_exit(
+    mut child: std::process::Child,
+    slot: Option<crate::network::SlotGuard>,
+) -> watch::Receiver<Option<ExitInfo>> {
     let (tx, rx) = watch::channel(None);
     tokio::task::spawn_blocking(move || {
+        // The network slot is free again once the jail process is gone.
+        let _slot = slot;
         let code = match child.wait() {
             Ok(status) => status.code().unwrap_or_else(|| {
                 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)

@@ -163,6 +163,7 @@ fn spec(argv: &[&str]) -> JailSpec {
         nofile: 1024,
         nproc: 1024,
         runtime_api_port: 9001,
+        network: None,
     }
 }
 
