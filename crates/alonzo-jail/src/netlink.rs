@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{
-    bind, recv, send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
+    bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
     SockType,
 };
 
@@ -59,7 +59,7 @@ impl Netlink {
         Ok(Self { socket, seq: 0 })
     }
 
-    /// Creates the veth pair `host_name` (here, up) and `peer_name` (up, directly in the
+    /// Creates the veth pair `host_name` (here, up) and `peer_name` (down, directly in the
     /// network namespace of process `peer_pid`).
     pub(crate) fn create_veth(
         &mut self,
@@ -67,7 +67,9 @@ impl Netlink {
         peer_name: &str,
         peer_pid: i32,
     ) -> nix::Result<()> {
-        let mut peer = ifinfomsg(0, IFF_UP);
+        // The peer cannot be created up (veth refuses to open an end whose peer is not yet
+        // linked); its namespace's owner brings it up.
+        let mut peer = ifinfomsg(0, 0);
         attr(&mut peer, IFLA_IFNAME, &c_string(peer_name));
         attr(&mut peer, IFLA_NET_NS_PID, &peer_pid.to_ne_bytes());
         let mut data = Vec::new();
@@ -130,7 +132,8 @@ impl Netlink {
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(body);
-        send(self.socket.as_raw_fd(), &msg, MsgFlags::empty())?;
+        // To the kernel (port 0); the socket is not connected.
+        sendto(self.socket.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
         let mut buf = [0u8; 4096];
         loop {
             let n = recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::empty())?;
