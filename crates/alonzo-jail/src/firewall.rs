@@ -142,7 +142,9 @@ impl FirewallPlan {
         let _ = writeln!(s, "table inet {table} {{");
         // Calls to the platform: the gateway's port goes to the API listener, which may be on
         // the host's loopback (hence route_localnet on the host ends).
-        s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n");
+        s.push_str(
+            "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
+        );
         if let Some((port, target)) = self.platform {
             let _ = writeln!(
                 s,
@@ -166,11 +168,15 @@ impl FirewallPlan {
         let _ = writeln!(s, "    iifname \"{all}\" drop");
         s.push_str("  }\n");
         // The host starts no connection into a sandbox; it only answers.
-        s.push_str("  chain output {\n    type filter hook output priority filter; policy accept;\n");
+        s.push_str(
+            "  chain output {\n    type filter hook output priority filter; policy accept;\n",
+        );
         let _ = writeln!(s, "    oifname \"{all}\" ct state established,related accept");
         let _ = writeln!(s, "    oifname \"{all}\" drop");
         s.push_str("  }\n");
-        s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+        s.push_str(
+            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+        );
         // Nothing connects in: only answers reach a sandbox (this also keeps sandboxes apart).
         let _ = writeln!(s, "    oifname \"{all}\" ct state established,related accept");
         let _ = writeln!(s, "    oifname \"{all}\" drop");
@@ -282,7 +288,10 @@ mod tests {
     fn slots_are_disjoint_point_to_point_subnets_of_the_block() {
         assert_eq!(block_base(0), Ipv4Addr::new(10, 224, 0, 0));
         assert_eq!(block_base(255), Ipv4Addr::new(10, 239, 240, 0));
-        assert_eq!(slot_addresses(1, 0), (Ipv4Addr::new(10, 224, 16, 1), Ipv4Addr::new(10, 224, 16, 2)));
+        assert_eq!(
+            slot_addresses(1, 0),
+            (Ipv4Addr::new(10, 224, 16, 1), Ipv4Addr::new(10, 224, 16, 2))
+        );
         assert_eq!(
             slot_addresses(1, 1023),
             (Ipv4Addr::new(10, 224, 31, 253), Ipv4Addr::new(10, 224, 31, 254))

@@ -90,8 +90,7 @@ pub(crate) fn configure_and_hand_over(
     crate::sys::loopback_up().context(|| "bring the loopback interface up".to_owned())?;
     if let Some(net) = net {
         let mut netlink = Netlink::open()?;
-        let index =
-            nix::net::if_::if_nametoindex("eth0").context(|| "find eth0".to_owned())?;
+        let index = nix::net::if_::if_nametoindex("eth0").context(|| "find eth0".to_owned())?;
         netlink
             .add_address(index, net.sandbox_address, net.prefix_len)
             .context(|| "address eth0".to_owned())?;

@@ -95,7 +95,8 @@ fn sequence() -> Result<i32, JailError> {
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
         drop((c_sync, channel, host_paths));
         init::forward_to(child)?;
-        if let Err(err) = userns::map_child(&mut j_sync, child, spec.uid_base, spec.network.as_ref())
+        if let Err(err) =
+            userns::map_child(&mut j_sync, child, spec.uid_base, spec.network.as_ref())
         {
             // C cannot go on unmapped; make sure it does not linger, and report its own message
             // if it failed first.

@@ -176,10 +176,9 @@ impl Networks {
     }
 
     fn by_subnet(&self, id: &str) -> Result<&Network, String> {
-        self.networks
-            .iter()
-            .find(|n| n.subnet_ids.iter().any(|s| s == id))
-            .ok_or_else(|| format!("Error occurred while DescribeSubnets. Subnet {id} does not exist."))
+        self.networks.iter().find(|n| n.subnet_ids.iter().any(|s| s == id)).ok_or_else(|| {
+            format!("Error occurred while DescribeSubnets. Subnet {id} does not exist.")
+        })
     }
 
     fn profile_of(&self, name: &str) -> Option<(u8, &Network)> {
@@ -328,10 +327,7 @@ impl Networking {
 
     /// The interface, environment and slot of a new sandbox of a function in `network`
     /// (`None`: the default network). The error says why the function cannot run.
-    pub(crate) fn attach(
-        self: &Arc<Self>,
-        network: Option<&str>,
-    ) -> Result<Attachment, String> {
+    pub(crate) fn attach(self: &Arc<Self>, network: Option<&str>) -> Result<Attachment, String> {
         let (profile, mode) = match network {
             None => (0, self.settings.default_mode),
             Some(name) => {

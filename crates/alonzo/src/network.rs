@@ -42,7 +42,10 @@ pub(crate) fn validate(
     let networks = match networks {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("--networks/ALONZO_NETWORKS: cannot read {}: {e}", path.display()))
+                ConfigError(format!(
+                    "--networks/ALONZO_NETWORKS: cannot read {}: {e}",
+                    path.display()
+                ))
             })?;
             Networks::parse(&text).map_err(|problems| {
                 ConfigError(format!(
