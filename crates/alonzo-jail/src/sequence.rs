@@ -59,11 +59,11 @@ fn sequence() -> Result<i32, JailError> {
     // A prepared jail (spawn::prepare) joins its cgroups first and then waits for the spec,
     // so that the slow cgroup migration happens before anyone needs the sandbox.
     let (spec, joined) = match crate::spawn::decode_frame(&mut channel)? {
-        crate::spawn::Frame::Spec(spec) => (spec, false),
+        crate::spawn::Frame::Spec(spec) => (*spec, false),
         crate::spawn::Frame::Prepare { cgroup_procs } => {
             join_cgroups(&cgroup_procs)?;
             match crate::spawn::decode_frame(&mut channel)? {
-                crate::spawn::Frame::Spec(spec) => (spec, true),
+                crate::spawn::Frame::Spec(spec) => (*spec, true),
                 crate::spawn::Frame::Prepare { .. } => {
                     return Err(JailError::Protocol("a second Prepare frame".to_owned()))
                 }

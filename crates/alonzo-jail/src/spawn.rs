@@ -83,8 +83,8 @@ pub(crate) enum Frame {
         /// `cgroup.procs` files to join.
         cgroup_procs: Vec<PathBuf>,
     },
-    /// Build the sandbox.
-    Spec(JailSpec),
+    /// Build the sandbox (boxed: a spec is much larger than a `Prepare`).
+    Spec(Box<JailSpec>),
 }
 
 /// A jail process started ahead of demand: it has joined its cgroups (the slow part of a
@@ -125,7 +125,7 @@ impl Prepared {
     /// prepared) and returns once the Runtime API listener is back, as [`spawn`] does.
     pub fn launch(mut self, spec: &JailSpec) -> Result<Jail, JailError> {
         spec.validate()?;
-        let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+        let payload = encode_frame(&Frame::Spec(Box::new(spec.clone())))?;
         let Some(child) = self.child.take() else {
             return Err(JailError::Protocol("the prepared jail was already used".to_owned()));
         };
@@ -184,7 +184,7 @@ pub struct Jail {
 /// (`tokio::task::spawn_blocking`) in async code.
 pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
     spec.validate()?;
-    let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+    let payload = encode_frame(&Frame::Spec(Box::new(spec.clone())))?;
     let (child, server_end) = start(exe)?;
     finish(child, &server_end, &payload)
 }
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn spec_survives_the_wire() {
-        let frame = Frame::Spec(sample());
+        let frame = Frame::Spec(Box::new(sample()));
         let bytes = encode_frame(&frame).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - 4);
         assert_eq!(decode_frame(&mut &bytes[..]).unwrap(), frame);
@@ -473,7 +473,7 @@ mod tests {
         let mut bytes = (MAX_SPEC_BYTES + 1).to_le_bytes().to_vec();
         bytes.extend_from_slice(b"{}");
         assert!(matches!(decode_frame(&mut &bytes[..]), Err(JailError::Protocol(_))));
-        let bytes = encode_frame(&Frame::Spec(sample())).unwrap();
+        let bytes = encode_frame(&Frame::Spec(Box::new(sample()))).unwrap();
         assert!(matches!(decode_frame(&mut &bytes[..bytes.len() - 1]), Err(JailError::Io { .. })));
     }
 
