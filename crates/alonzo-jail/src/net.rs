@@ -2,12 +2,15 @@
 //! server and, when the spec asks for one, an external interface: a veth pair whose host end
 //! stays in the host's namespace and whose other end is the sandbox's `eth0`.
 //!
-//! The work is split between two stages of the jail sequence. J, root in the host's network
+//! The work is split between stages of the jail sequence. J, root in the host's network
 //! namespace, creates the pair once C has unshared its namespaces (the peer is created directly
-//! in C's namespace) and addresses the host end; C, root of the user namespace that owns the
-//! new network namespace, addresses `eth0` and routes through the host end. What the sandbox
-//! may reach through it is decided by the server's firewall table (`firewall.rs`).
+//! in C's namespace) and addresses the host end, while C hands the Runtime API listener over
+//! and G builds the filesystem; G, root of the user namespace that owns the new network
+//! namespace, then addresses `eth0` and routes through the host end before the program starts.
+//! What the sandbox may reach through it is decided by the server's firewall table
+//! (`firewall.rs`).
 
+use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -53,8 +56,12 @@ impl JailNetwork {
 }
 
 /// J: creates the veth pair with its peer (`eth0`) in the network namespace of `child`,
-/// addresses the host end and brings it up.
-pub(crate) fn attach_host_side(net: &JailNetwork, child: Pid) -> Result<(), JailError> {
+/// addresses the host end, brings it up, and tells the child (`n` on `sync`).
+pub(crate) fn attach_host_side(
+    net: &JailNetwork,
+    child: Pid,
+    sync: &mut UnixStream,
+) -> Result<(), JailError> {
     let name = &net.host_interface;
     let mut netlink = Netlink::open()?;
     match netlink.create_veth(name, "eth0", child.as_raw()) {
@@ -75,31 +82,28 @@ pub(crate) fn attach_host_side(net: &JailNetwork, child: Pid) -> Result<(), Jail
     }
     netlink
         .add_address(index, net.host_address, net.prefix_len)
-        .context(|| format!("address {name}"))
+        .context(|| format!("address {name}"))?;
+    sync.write_all(b"n").context(|| "tell the child its veth pair exists".to_owned())
 }
 
-/// C: brings `lo` up and, with `net`, addresses `eth0` and routes through the host end; then
-/// binds 127.0.0.1:`port` and sends the listener over `channel`. Runs after C unshared the
-/// network namespace and J attached the veth pair; the listener keeps belonging to that
-/// namespace when the server uses it from its own threads.
-pub(crate) fn configure_and_hand_over(
-    net: Option<&JailNetwork>,
-    port: u16,
-    channel: &UnixStream,
-) -> Result<(), JailError> {
+/// C: brings `lo` up, binds 127.0.0.1:`port` and sends the listener over `channel`. Runs in C,
+/// after it unshared the network namespace; the listener keeps belonging to that namespace
+/// when the server uses it from its own threads.
+pub(crate) fn listen_and_hand_over(port: u16, channel: &UnixStream) -> Result<(), JailError> {
     crate::sys::loopback_up().context(|| "bring the loopback interface up".to_owned())?;
-    if let Some(net) = net {
-        let mut netlink = Netlink::open()?;
-        let index = nix::net::if_::if_nametoindex("eth0").context(|| "find eth0".to_owned())?;
-        netlink
-            .add_address(index, net.sandbox_address, net.prefix_len)
-            .context(|| "address eth0".to_owned())?;
-        netlink.set_up(index).context(|| "bring eth0 up".to_owned())?;
-        netlink
-            .add_default_route(net.host_address)
-            .context(|| "add the default route".to_owned())?;
-    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .context(|| format!("listen on 127.0.0.1:{port}"))?;
     crate::fdpass::send_fd(channel, listener.as_fd())
+}
+
+/// G: addresses `eth0`, brings it up and routes through the host end. Runs in the sandbox's
+/// network namespace, as root of the user namespace that owns it, once J attached the pair.
+pub(crate) fn configure_eth0(net: &JailNetwork) -> Result<(), JailError> {
+    let mut netlink = Netlink::open()?;
+    let index = nix::net::if_::if_nametoindex("eth0").context(|| "find eth0".to_owned())?;
+    netlink
+        .add_address(index, net.sandbox_address, net.prefix_len)
+        .context(|| "address eth0".to_owned())?;
+    netlink.set_up(index).context(|| "bring eth0 up".to_owned())?;
+    netlink.add_default_route(net.host_address).context(|| "add the default route".to_owned())
 }

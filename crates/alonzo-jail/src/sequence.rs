@@ -95,11 +95,18 @@ fn sequence() -> Result<i32, JailError> {
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
         drop((c_sync, channel, host_paths));
         init::forward_to(child)?;
-        if let Err(err) =
-            userns::map_child(&mut j_sync, child, spec.uid_base, spec.network.as_ref())
-        {
-            // C cannot go on unmapped; make sure it does not linger, and report its own message
-            // if it failed first.
+        // The veth pair is attached while C and G build the rest of the sandbox (G waits for
+        // it only before starting the program), so its cost mostly overlaps theirs.
+        let mapped =
+            userns::map_child(&mut j_sync, child, spec.uid_base).and_then(|()| {
+                match &spec.network {
+                    Some(network) => net::attach_host_side(network, child, &mut j_sync),
+                    None => Ok(()),
+                }
+            });
+        if let Err(err) = mapped {
+            // C cannot go on unmapped or unconnected; make sure it does not linger, and report
+            // its own message if it failed first.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = init::wait_for(child);
             return Err(err);
@@ -110,15 +117,15 @@ fn sequence() -> Result<i32, JailError> {
     }
     drop(j_sync);
     userns::enter_mapped(&mut c_sync)?;
-    drop(c_sync);
+    // Kept (for G) only if J still has a veth pair to attach.
+    let mut attached = spec.network.as_ref().map(|network| (network, c_sync));
     // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
     die_with_parent(Some(j_pid))?;
 
     // 4. Create the remaining namespaces, owned by the new user namespace. Mounts become
-    //    private so nothing we mount propagates to the host. The loopback interface, `eth0`'s
-    //    address and route, and the Runtime API listener are set up here, in the network
-    //    namespace of step 3, and the listener goes to the server, which can accept on it from
-    //    its own namespace.
+    //    private so nothing we mount propagates to the host. The loopback interface and the
+    //    Runtime API listener are created here, in the network namespace of step 3, and the
+    //    listener goes to the server, which can accept on it from its own namespace.
     let namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
@@ -128,7 +135,7 @@ fn sequence() -> Result<i32, JailError> {
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
         .context(|| "make all mounts private".to_owned())?;
-    net::configure_and_hand_over(spec.network.as_ref(), spec.runtime_api_port, &channel)?;
+    net::listen_and_hand_over(spec.runtime_api_port, &channel)?;
     drop(channel);
 
     // 5. Fork G, pid 1 of the new PID namespace (unshare only moves children into it). G
@@ -136,7 +143,7 @@ fn sequence() -> Result<i32, JailError> {
     //    /dev; then pivots into it, so the host's filesystem is no longer reachable, seals /
     //    read-only, and sets the hostname in the new UTS namespace.
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork G".to_owned())? {
-        drop(host_paths);
+        drop((host_paths, attached));
         init::forward_to(child)?;
         // 8 (C). C exits with G's status.
         return init::wait_for(child);
@@ -152,6 +159,12 @@ fn sequence() -> Result<i32, JailError> {
     mounts::pivot_into_cwd()?;
     mounts::seal_root()?;
     nix::unistd::sethostname(&spec.hostname).context(|| "set the hostname".to_owned())?;
+    // With an external interface, wait until J has attached the veth pair, then address
+    // `eth0` and route through the host end, before the program can run.
+    if let Some((network, mut sync)) = attached.take() {
+        userns::wait_byte(&mut sync, "wait for the veth pair")?;
+        net::configure_eth0(network)?;
+    }
 
     // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
     //    status. When pid 1 exits, the kernel kills everything left in the namespace.

@@ -4,8 +4,8 @@
 //! range, and needs no `setgroups=deny`.
 //!
 //! The network namespace is created in the same `unshare` as the user namespace (and is owned
-//! by it), so that the parent can attach the sandbox's veth pair while the child waits for
-//! its maps, without another round trip.
+//! by it), so that the parent can attach the sandbox's veth pair to it as soon as the maps are
+//! written, while the child goes on building the sandbox.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -14,7 +14,6 @@ use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::error::{Context, JailError};
-use crate::net::JailNetwork;
 use crate::spawn::ID_RANGE;
 
 /// The text written to `/proc/<pid>/uid_map` and `gid_map`: id 0 inside is `base` outside,
@@ -24,22 +23,13 @@ pub(crate) fn id_map(base: u32) -> String {
 }
 
 /// Parent side (J): waits until `child` has unshared its user and network namespaces, writes
-/// its maps, attaches `network` (if any) to its network namespace and tells it to go on.
-/// Fails if the child died first.
-pub(crate) fn map_child(
-    sync: &mut UnixStream,
-    child: Pid,
-    base: u32,
-    network: Option<&JailNetwork>,
-) -> Result<(), JailError> {
+/// its maps and tells it to go on. Fails if the child died first.
+pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<(), JailError> {
     wait_byte(sync, "wait for the child's user namespace")?;
     let map = id_map(base);
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{child}/{file}");
         std::fs::write(&path, &map).context(|| format!("write {path}"))?;
-    }
-    if let Some(network) = network {
-        crate::net::attach_host_side(network, child)?;
     }
     sync.write_all(b"m").context(|| "tell the child its ids are mapped".to_owned())
 }
@@ -60,7 +50,7 @@ pub(crate) fn enter_mapped(sync: &mut UnixStream) -> Result<(), JailError> {
         .context(|| "become uid 0 in the user namespace".to_owned())
 }
 
-fn wait_byte(sync: &mut UnixStream, step: &str) -> Result<(), JailError> {
+pub(crate) fn wait_byte(sync: &mut UnixStream, step: &str) -> Result<(), JailError> {
     let mut byte = [0u8; 1];
     sync.read_exact(&mut byte).context(|| step.to_owned())
 }

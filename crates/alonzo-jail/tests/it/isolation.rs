@@ -246,8 +246,13 @@ fn external_interface_is_configured_and_removed_with_the_sandbox() {
     );
     spec.network = Some(net.clone());
     let jail = spawn(&std::env::current_exe().unwrap(), &spec).unwrap();
-    // The host end exists while the sandbox runs...
-    assert!(nix::net::if_::if_nametoindex(name.as_str()).is_ok(), "no host end {name}");
+    // The host end exists while the sandbox runs (J may still be attaching it when spawn()
+    // returns)...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while nix::net::if_::if_nametoindex(name.as_str()).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no host end {name}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let out = crate::finish(jail);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
