@@ -170,6 +170,11 @@ impl Networks {
         Ok(Some(network))
     }
 
+    /// Whether any network gives its sandboxes an external interface.
+    pub fn any_outbound(&self) -> bool {
+        self.networks.iter().any(|n| n.mode == NetworkMode::Outbound)
+    }
+
     /// The network called `name`.
     pub fn get(&self, name: &str) -> Option<&Network> {
         self.networks.iter().find(|n| n.name == name)

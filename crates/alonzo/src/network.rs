@@ -94,12 +94,18 @@ fn host_resolvers() -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// Claims the server's address block and installs its firewall table.
+/// Claims the server's address block and installs its firewall table; `None` when no sandbox
+/// can have an external interface (`--network-mode none` and no `outbound` network), which
+/// needs neither nftables nor any change to the host.
 pub(crate) fn start(
     config: &NetworkConfig,
     api: SocketAddr,
     keys: &HashMap<String, String>,
-) -> anyhow::Result<Arc<Networking>> {
+) -> anyhow::Result<Option<Arc<Networking>>> {
+    if config.default_mode == NetworkMode::None && !config.networks.any_outbound() {
+        tracing::info!("sandboxes have loopback only (--network-mode none)");
+        return Ok(None);
+    }
     let platform = match config.platform {
         PlatformChoice::Off => None,
         choice => {
@@ -123,5 +129,5 @@ pub(crate) fn start(
         "setting up sandbox networking (needs root and nftables' `nft`; see docs/network.md)",
     )?;
     tracing::info!(plan = ?networking.plan(), "sandbox networking ready");
-    Ok(networking)
+    Ok(Some(networking))
 }

@@ -168,7 +168,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let networking = if config.insecure_no_isolation {
         None
     } else {
-        Some(crate::network::start(&config.network, listener.local_addr()?, &keys)?)
+        crate::network::start(&config.network, listener.local_addr()?, &keys)?
     };
     let sandbox = start_sandboxes(&config, &data_dir, networking.clone())?;
     let control_config = ControlConfig {
