@@ -510,6 +510,13 @@ impl Control {
             .into());
         }
         config.validate()?;
+        if let Some(vpc) = &config.vpc {
+            self.inner
+                .config
+                .networks
+                .resolve(&vpc.subnet_ids, &vpc.security_group_ids)
+                .map_err(ValidationError::param)?;
+        }
         Ok(())
     }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alonzo_model::{
-    AsyncEvent, FunctionRecord, FunctionState, InvocationRecord, Qualifier, ValidationError, LATEST,
+    AsyncEvent, FunctionConfig, FunctionRecord, FunctionState, InvocationRecord, Qualifier,
+    ValidationError, LATEST,
 };
 use alonzo_sandbox::{FunctionSpec, InvocationReport, InvokeOutcome, InvokeRequest, SandboxError};
 use bytes::Bytes;
@@ -203,7 +204,21 @@ impl Control {
             log_group: config.logging.log_group.clone(),
             log_format: config.logging.log_format.clone(),
             region: self.account().region.clone(),
+            network: self.network_of(config)?,
         })
+    }
+
+    /// The operator network `config.vpc` selects (`None`: the default network). A network
+    /// the operator has since removed fails the invocation.
+    fn network_of(&self, config: &FunctionConfig) -> Result<Option<String>, ControlError> {
+        let Some(vpc) = &config.vpc else { return Ok(None) };
+        let network = self
+            .inner
+            .config
+            .networks
+            .resolve(&vpc.subnet_ids, &vpc.security_group_ids)
+            .map_err(|why| ControlError::Invalid(ValidationError::param(why)))?;
+        Ok(network.map(|n| n.name.clone()))
     }
 
     /// Stores the metering record of every finished invocation, in batches.

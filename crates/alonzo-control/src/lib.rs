@@ -73,6 +73,8 @@ pub struct ControlConfig {
     pub async_retry_delay: std::time::Duration,
     /// Prices for usage reports.
     pub prices: PriceTable,
+    /// The operator's networks, which `VpcConfig` ids must name.
+    pub networks: alonzo_sandbox::network::Networks,
 }
 
 /// The control plane. Cheap to clone; all clones share one state.

@@ -299,6 +299,7 @@ mod tests {
             tasks_dir: dir.join("tasks"),
             async_retry_delay: std::time::Duration::from_secs(1),
             prices,
+            networks: Default::default(),
         };
         Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap()
     }

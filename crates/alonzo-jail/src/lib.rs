@@ -29,9 +29,11 @@ pub mod cgroup;
 mod error;
 mod exec;
 pub mod fdpass;
+pub mod firewall;
 mod init;
 mod mounts;
 mod net;
+mod netlink;
 mod seccomp;
 mod sequence;
 pub mod spawn;
@@ -40,6 +42,7 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
+pub use crate::net::JailNetwork;
 pub use crate::spawn::{
     exit_code, main_if_jail, prepare, spawn, Assignment, Bind, Deferred, Jail, JailSpec, Prepared,
     Program,

@@ -59,11 +59,11 @@ fn sequence() -> Result<i32, JailError> {
     // A prepared jail (spawn::prepare) joins its cgroups first and then waits for the spec,
     // so that the slow cgroup migration happens before anyone needs the sandbox.
     let (spec, joined) = match crate::spawn::decode_frame(&mut channel)? {
-        crate::spawn::Frame::Spec(spec) => (spec, false),
+        crate::spawn::Frame::Spec(spec) => (*spec, false),
         crate::spawn::Frame::Prepare { cgroup_procs } => {
             join_cgroups(&cgroup_procs)?;
             match crate::spawn::decode_frame(&mut channel)? {
-                crate::spawn::Frame::Spec(spec) => (spec, true),
+                crate::spawn::Frame::Spec(spec) => (*spec, true),
                 _ => return Err(JailError::Protocol("expected a spec after Prepare".to_owned())),
             }
         }
@@ -96,26 +96,31 @@ fn sequence() -> Result<i32, JailError> {
         None => (None, None),
     };
 
-    // 3. Fork C, which unshares a user namespace; J, root on the host, writes C's uid and gid
-    //    maps (an unprivileged process could only map itself), and C becomes root inside.
+    // 3. Fork C, which unshares a user namespace and a network namespace owned by it; J, root
+    //    on the host, writes C's uid and gid maps (an unprivileged process could only map
+    //    itself) and, if the sandbox has an external interface, creates the veth pair with one
+    //    end in C's network namespace (only J, in the host's namespace, can); then C becomes
+    //    root inside.
     let (mut j_sync, mut c_sync) =
         UnixStream::pair().context(|| "create the sync socket".to_owned())?;
     let j_pid = nix::unistd::getpid();
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
         drop((c_sync, host_paths, g_assign));
         init::forward_to(child)?;
-        let relayed = userns::map_child(&mut j_sync, child, spec.uid_base).and_then(|()| {
-            drop(j_sync);
-            match (j_assign, &spec.deferred) {
-                (Some(mut to_g), Some(deferred)) => {
-                    crate::assign::relay(&mut channel, &mut to_g, deferred)
-                }
-                _ => Ok(()),
-            }
-        });
-        if let Err(err) = relayed {
-            // C cannot go on unmapped or unassigned; make sure it does not linger, and report
-            // its own message if it failed first.
+        let mut outcome = userns::map_child(&mut j_sync, child, spec.uid_base);
+        // The veth pair is attached while C and G build the rest of the sandbox (G waits for
+        // it only before starting the program), so its cost mostly overlaps theirs.
+        if let (Ok(()), Some(network)) = (&outcome, &spec.network) {
+            outcome = net::attach_host_side(network, child, &mut j_sync);
+        }
+        drop(j_sync);
+        // A sandbox built ahead then waits here for its assignment (assign.rs).
+        if let (Ok(()), Some(mut to_g), Some(deferred)) = (&outcome, j_assign, &spec.deferred) {
+            outcome = crate::assign::relay(&mut channel, &mut to_g, deferred);
+        }
+        if let Err(err) = outcome {
+            // C cannot go on unmapped, unconnected or unassigned; make sure it does not
+            // linger, and report its own message if it failed first.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = init::wait_for(child);
             return Err(err);
@@ -126,19 +131,19 @@ fn sequence() -> Result<i32, JailError> {
     }
     drop((j_sync, j_assign));
     userns::enter_mapped(&mut c_sync)?;
-    drop(c_sync);
+    // Kept (for G) only if J still has a veth pair to attach.
+    let mut attached = spec.network.as_ref().map(|network| (network, c_sync));
     // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
     die_with_parent(Some(j_pid))?;
 
     // 4. Create the remaining namespaces, owned by the new user namespace. Mounts become
     //    private so nothing we mount propagates to the host. The loopback interface and the
-    //    Runtime API listener are created here, in the new network namespace, and the listener
-    //    goes to the server, which can accept on it from its own namespace.
+    //    Runtime API listener are created here, in the network namespace of step 3, and the
+    //    listener goes to the server, which can accept on it from its own namespace.
     let namespaces = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWCGROUP;
     nix::sched::unshare(namespaces).context(|| "unshare the namespaces".to_owned())?;
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
@@ -152,7 +157,7 @@ fn sequence() -> Result<i32, JailError> {
     //    /dev; then pivots into it, so the host's filesystem is no longer reachable, seals /
     //    read-only, and sets the hostname in the new UTS namespace.
     if let ForkResult::Parent { child } = fork(&single).context(|| "fork G".to_owned())? {
-        drop((host_paths, g_assign));
+        drop((host_paths, attached, g_assign));
         init::forward_to(child)?;
         // 8 (C). C exits with G's status.
         return init::wait_for(child);
@@ -168,6 +173,12 @@ fn sequence() -> Result<i32, JailError> {
     mounts::pivot_into_cwd()?;
     mounts::seal_root()?;
     nix::unistd::sethostname(&spec.hostname).context(|| "set the hostname".to_owned())?;
+    // With an external interface, wait until J has attached the veth pair, then address
+    // `eth0` and route through the host end, before the program can run.
+    if let Some((network, mut sync)) = attached.take() {
+        userns::wait_byte(&mut sync, "wait for the veth pair")?;
+        net::configure_eth0(network)?;
+    }
 
     // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
     //    status. When pid 1 exits, the kernel kills everything left in the namespace. A

@@ -17,6 +17,7 @@ use std::time::Duration;
 use nix::sys::socket::{send, MsgFlags};
 
 use crate::error::JailError;
+use crate::net::JailNetwork;
 
 /// The hidden subcommand under which the binary runs the jail sequence.
 pub const JAIL_ARG: &str = "__jail";
@@ -72,6 +73,9 @@ pub struct JailSpec {
     /// for the [`Assignment`] that completes it.
     #[serde(default)]
     pub deferred: Option<Deferred>,
+    /// The sandbox's external interface; without one the sandbox has only loopback.
+    #[serde(default)]
+    pub network: Option<JailNetwork>,
 }
 
 /// What a sandbox built ahead of demand leaves open until its [`Assignment`].
@@ -120,8 +124,8 @@ pub(crate) enum Frame {
         /// `cgroup.procs` files to join.
         cgroup_procs: Vec<PathBuf>,
     },
-    /// Build the sandbox.
-    Spec(JailSpec),
+    /// Build the sandbox (boxed: a spec is much larger than a `Prepare`).
+    Spec(Box<JailSpec>),
     /// Complete a sandbox built with `deferred`.
     Assign(Assignment),
 }
@@ -169,7 +173,7 @@ impl Prepared {
         if spec.deferred.is_some() {
             return Err(JailError::InvalidSpec("launch takes a spec without deferred".into()));
         }
-        let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+        let payload = encode_frame(&Frame::Spec(Box::new(spec.clone())))?;
         let Some(child) = self.child.take() else {
             return Err(JailError::Protocol("the prepared jail was already used".to_owned()));
         };
@@ -189,7 +193,7 @@ impl Prepared {
         if self.deferred.is_some() || self.child.is_none() {
             return Err(JailError::Protocol("the prepared jail was already given a spec".into()));
         }
-        send_all(&self.server_end, &encode_frame(&Frame::Spec(spec.clone()))?)?;
+        send_all(&self.server_end, &encode_frame(&Frame::Spec(Box::new(spec.clone())))?)?;
         self.deferred = Some(deferred.clone());
         Ok(())
     }
@@ -298,7 +302,7 @@ pub struct Jail {
 /// (`tokio::task::spawn_blocking`) in async code.
 pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
     spec.validate()?;
-    let payload = encode_frame(&Frame::Spec(spec.clone()))?;
+    let payload = encode_frame(&Frame::Spec(Box::new(spec.clone())))?;
     let (child, server_end) = start(exe)?;
     finish(child, &server_end, &payload)
 }
@@ -392,6 +396,9 @@ impl JailSpec {
         check_program(&self.argv, &self.env, &self.cwd)?;
         if let Some(path) = self.cgroup_procs.iter().find(|p| !p.is_absolute()) {
             return bad(format!("cgroup.procs path {} is not absolute", path.display()));
+        }
+        if let Some(network) = &self.network {
+            network.validate().map_err(JailError::InvalidSpec)?;
         }
         for bind in &self.binds {
             if !bind.source.is_absolute() {
@@ -581,12 +588,13 @@ mod tests {
             nproc: 1024,
             runtime_api_port: 9001,
             deferred: None,
+            network: None,
         }
     }
 
     #[test]
     fn spec_survives_the_wire() {
-        let frame = Frame::Spec(sample());
+        let frame = Frame::Spec(Box::new(sample()));
         let bytes = encode_frame(&frame).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - 4);
         assert_eq!(decode_frame(&mut &bytes[..]).unwrap(), frame);
@@ -600,7 +608,7 @@ mod tests {
         let mut bytes = (MAX_SPEC_BYTES + 1).to_le_bytes().to_vec();
         bytes.extend_from_slice(b"{}");
         assert!(matches!(decode_frame(&mut &bytes[..]), Err(JailError::Protocol(_))));
-        let bytes = encode_frame(&Frame::Spec(sample())).unwrap();
+        let bytes = encode_frame(&Frame::Spec(Box::new(sample()))).unwrap();
         assert!(matches!(decode_frame(&mut &bytes[..bytes.len() - 1]), Err(JailError::Io { .. })));
     }
 

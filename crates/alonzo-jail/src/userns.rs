@@ -2,6 +2,10 @@
 //! and the parent, which is root in the initial namespace, writes the child's uid and gid maps.
 //! An unprivileged process could only map its own id; the privileged parent can map a whole
 //! range, and needs no `setgroups=deny`.
+//!
+//! The network namespace is created in the same `unshare` as the user namespace (and is owned
+//! by it), so that the parent can attach the sandbox's veth pair to it as soon as the maps are
+//! written, while the child goes on building the sandbox.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -18,8 +22,8 @@ pub(crate) fn id_map(base: u32) -> String {
     format!("0 {base} {ID_RANGE}\n")
 }
 
-/// Parent side (J): waits until `child` has unshared its user namespace, writes its maps and
-/// tells it to go on. Fails if the child died first.
+/// Parent side (J): waits until `child` has unshared its user and network namespaces, writes
+/// its maps and tells it to go on. Fails if the child died first.
 pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<(), JailError> {
     wait_byte(sync, "wait for the child's user namespace")?;
     let map = id_map(base);
@@ -30,11 +34,12 @@ pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<
     sync.write_all(b"m").context(|| "tell the child its ids are mapped".to_owned())
 }
 
-/// Child side (C): enters a new user namespace, waits for the parent to map it, and becomes
-/// root (uid and gid 0) inside it, which is `base` on the host.
+/// Child side (C): enters a new user namespace and a new network namespace it owns, waits for
+/// the parent to map it, and becomes root (uid and gid 0) inside it, which is `base` on the
+/// host.
 pub(crate) fn enter_mapped(sync: &mut UnixStream) -> Result<(), JailError> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-        .context(|| "unshare the user namespace".to_owned())?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+        .context(|| "unshare the user and network namespaces".to_owned())?;
     sync.write_all(b"u").context(|| "tell the parent the user namespace exists".to_owned())?;
     wait_byte(sync, "wait for the id maps")?;
     let root_gid = Gid::from_raw(0);
@@ -45,7 +50,7 @@ pub(crate) fn enter_mapped(sync: &mut UnixStream) -> Result<(), JailError> {
         .context(|| "become uid 0 in the user namespace".to_owned())
 }
 
-fn wait_byte(sync: &mut UnixStream, step: &str) -> Result<(), JailError> {
+pub(crate) fn wait_byte(sync: &mut UnixStream, step: &str) -> Result<(), JailError> {
     let mut byte = [0u8; 1];
     sync.read_exact(&mut byte).context(|| step.to_owned())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use alonzo_jail::cgroup::SandboxCgroup;
 use alonzo_jail::{Assignment, JailSpec, Program};
 
-use crate::prepared::{PreparedSandbox, Template};
+use crate::prepared::{PreparedSandbox, Template, TemplateKind};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -162,18 +162,22 @@ impl Environment {
         let started = Instant::now();
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
-        let env_vars = rootfs::environment(&spec, &stream.name, init_type);
         // A sandbox built ahead when one is waiting (see prepared.rs), a new one otherwise.
         let ahead = if manager.inner.isolation { take_built_ahead(manager, &spec) } else { None };
         let (id, cgroup, root_dir, spawned) = match ahead {
-            Some(ahead) => match assign(manager, &spec, &env_vars, ahead).await {
-                Ok(started) => started,
-                Err(e) => {
-                    tracing::warn!(error = %e, "a sandbox built ahead failed; starting one afresh");
-                    spawn_fresh(manager, &spec, env_vars).await?
+            Some(ahead) => {
+                let env = rootfs::environment(&spec, &stream.name, init_type, &ahead.network_env);
+                match assign(manager, &spec, &env, ahead).await {
+                    Ok(started) => started,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a sandbox built ahead failed; starting one afresh");
+                        spawn_fresh(manager, &spec, &stream.name, init_type).await?
+                    }
                 }
-            },
-            None if manager.inner.isolation => spawn_fresh(manager, &spec, env_vars).await?,
+            }
+            None if manager.inner.isolation => {
+                spawn_fresh(manager, &spec, &stream.name, init_type).await?
+            }
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 let root_dir = manager.inner.sandboxes_dir.join(&id);
@@ -195,7 +199,7 @@ impl Environment {
         let (channel, api_task) = runtime_api::serve(listener);
         let logs = logs::spawn(&stream, spawned.stdout, spawned.stderr)
             .map_err(SandboxError::io("capturing logs"))?;
-        let exit = watch_exit(spawned.child);
+        let exit = watch_exit(spawned.child, spawned.slot);
         let _ = logs
             .send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
         let mut env = Self {
@@ -635,11 +639,12 @@ fn kill_tree(cgroup: Option<&SandboxCgroup>, pgid: Option<u32>) {
 type Started = (String, Option<SandboxCgroup>, std::path::PathBuf, crate::unisolated::Spawned);
 
 /// Takes a sandbox built ahead for `spec`: one whose runtime started ahead if it suits, else
-/// one that runs any runtime.
+/// one that runs any runtime (in the function's network either way).
 fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
     let best = Template::for_spec(spec);
     manager.take_prepared(&best).or_else(|| {
-        (best != Template::Any).then(|| manager.take_prepared(&Template::Any)).flatten()
+        let any = Template { kind: TemplateKind::Any, ..best.clone() };
+        (best != any).then(|| manager.take_prepared(&any)).flatten()
     })
 }
 
@@ -656,8 +661,8 @@ async fn assign(
         return Err(format!("cgroup: {e}"));
     }
     let files = &manager.inner.files;
-    let assignment = match &ahead.template {
-        Template::Any => Assignment {
+    let assignment = match &ahead.template.kind {
+        TemplateKind::Any => Assignment {
             binds: rootfs::function_binds(files, spec, true),
             tmp_size_mb: u64::from(spec.ephemeral_mb),
             program: Some(Program {
@@ -667,21 +672,25 @@ async fn assign(
             }),
             message: Vec::new(),
         },
-        Template::Started(_) => Assignment {
+        TemplateKind::Started(_) => Assignment {
             binds: rootfs::function_binds(files, spec, false),
             tmp_size_mb: u64::from(spec.ephemeral_mb),
             program: None,
             message: rootfs::assignment_message("/var/task", env),
         },
     };
-    let PreparedSandbox { id, cgroup, jail, root_dir, template: ahead_template } = ahead;
+    let PreparedSandbox { id, cgroup, jail, root_dir, template, slot, .. } = ahead;
     let assigned = tokio::task::spawn_blocking(move || jail.assign(&assignment))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
-    tracing::debug!(template = ?ahead_template, us = began.elapsed().as_micros() as u64, "assigned a sandbox built ahead");
+    tracing::debug!(
+        ?template,
+        us = began.elapsed().as_micros() as u64,
+        "assigned a sandbox built ahead"
+    );
     match assigned {
-        Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail))),
+        Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail, slot))),
         Err(e) => {
             cgroup.kill_all();
             cgroup.remove();
@@ -691,12 +700,16 @@ async fn assign(
     }
 }
 
-/// Starts a jailed sandbox for `spec` from nothing: a new cgroup, then the whole jail.
+/// Starts a jailed sandbox for `spec` from nothing: a new cgroup, a network attachment, then
+/// the whole jail.
 async fn spawn_fresh(
     manager: &Manager,
     spec: &FunctionSpec,
-    env: Vec<(String, String)>,
+    log_stream: &str,
+    init_type: &str,
 ) -> Result<Started, SandboxError> {
+    let attachment = crate::network::attach_for(manager, spec.network.as_deref())
+        .map_err(|why| SandboxError::Spawn(format!("network: {why}")))?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let cgroup = manager.create_cgroup(&id, spec)?;
     let root_dir = manager.inner.sandboxes_dir.join(&id);
@@ -711,19 +724,20 @@ async fn spawn_fresh(
         run_as_gid: rootfs::SANDBOX_GID,
         cgroup_procs: cgroup.as_ref().map(SandboxCgroup::procs_files).unwrap_or_default(),
         argv: rootfs::argv(spec),
-        env,
+        env: rootfs::environment(spec, log_stream, init_type, &attachment.env),
         cwd: "/var/task".into(),
         nofile: 1024,
         nproc: 1024,
         runtime_api_port: rootfs::RUNTIME_API_PORT,
         deferred: None,
+        network: attachment.jail,
     };
     let exe = manager.inner.exe.clone();
     let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
         .await
         .map_err(|e| SandboxError::Spawn(e.to_string()))?;
     match jail {
-        Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail))),
+        Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
         Err(e) => {
             if let Some(cgroup) = cgroup {
                 cgroup.kill_all();
@@ -734,12 +748,16 @@ async fn spawn_fresh(
     }
 }
 
-fn spawned(jail: alonzo_jail::Jail) -> crate::unisolated::Spawned {
+fn spawned(
+    jail: alonzo_jail::Jail,
+    slot: Option<crate::network::SlotGuard>,
+) -> crate::unisolated::Spawned {
     crate::unisolated::Spawned {
         child: jail.child,
         stdout: jail.stdout,
         stderr: jail.stderr,
         runtime_api: jail.runtime_api,
+        slot,
     }
 }
 
@@ -792,9 +810,14 @@ impl InitFailure {
 }
 
 /// Waits for the jail process on a blocking thread and publishes its exit.
-fn watch_exit(mut child: std::process::Child) -> watch::Receiver<Option<ExitInfo>> {
+fn watch_exit(
+    mut child: std::process::Child,
+    slot: Option<crate::network::SlotGuard>,
+) -> watch::Receiver<Option<ExitInfo>> {
     let (tx, rx) = watch::channel(None);
     tokio::task::spawn_blocking(move || {
+        // The network slot is free again once the jail process is gone.
+        let _slot = slot;
         let code = match child.wait() {
             Ok(status) => status.code().unwrap_or_else(|| {
                 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)

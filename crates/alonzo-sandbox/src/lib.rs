@@ -10,6 +10,7 @@
 mod environment;
 mod log_store;
 mod logs;
+pub mod network;
 mod prepared;
 mod provisioned;
 mod rootfs;
@@ -71,6 +72,8 @@ pub struct FunctionSpec {
     pub log_format: String,
     /// Region for `AWS_REGION`.
     pub region: String,
+    /// The operator network the function's `VpcConfig` selects; `None` for the default.
+    pub network: Option<String>,
 }
 
 /// One invocation.
@@ -192,6 +195,8 @@ pub struct ManagerConfig {
     /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
     /// development only (`--insecure-no-isolation`).
     pub isolation: bool,
+    /// External interfaces for sandboxes; `None` gives every sandbox loopback only.
+    pub networking: Option<Arc<network::Networking>>,
 }
 
 /// The pool of execution environments. Cheap to clone.
@@ -210,6 +215,7 @@ pub(crate) struct Inner {
     idle_timeout: Duration,
     concurrency_limit: u32,
     isolation: bool,
+    networking: Option<Arc<network::Networking>>,
     pool: Mutex<Pool>,
     uid_counter: AtomicU32,
     reports: mpsc::UnboundedSender<InvocationReport>,
@@ -331,7 +337,8 @@ impl Manager {
     pub fn new(
         config: ManagerConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<InvocationReport>), SandboxError> {
-        let files = rootfs::RuntimeFiles::install(&config.data_dir.join("runtime"))
+        let dns = config.networking.as_ref().map(|n| n.dns().to_vec()).unwrap_or_default();
+        let files = rootfs::RuntimeFiles::install(&config.data_dir.join("runtime"), &dns)
             .map_err(SandboxError::io("installing runtime files"))?;
         let sandboxes_dir = config.data_dir.join("sandboxes");
         let _ = std::fs::remove_dir_all(&sandboxes_dir);
@@ -351,6 +358,7 @@ impl Manager {
             idle_timeout: config.idle_timeout,
             concurrency_limit: config.concurrency_limit,
             isolation: config.isolation,
+            networking: config.networking,
             pool: Mutex::new(Pool::default()),
             uid_counter: AtomicU32::new(0),
             reports,

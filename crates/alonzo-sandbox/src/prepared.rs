@@ -6,10 +6,11 @@
 //! layers, `/tmp` size and environment; a background task keeps the pool full.
 //!
 //! Nothing of any function is in a sandbox before it is assigned, and each is assigned once.
-//! Two templates exist: [`Template::Any`] (the program starts at assignment; serves every
-//! runtime) and [`Template::Started`] (a Python or Node.js runtime started ahead; used for
+//! Two kinds exist: [`TemplateKind::Any`] (the program starts at assignment; serves every
+//! runtime) and [`TemplateKind::Started`] (a Python or Node.js runtime started ahead; used for
 //! functions whose environment does not change how a process starts, see
-//! `rootfs::affects_process_start`). A template kind is kept only while it is in demand.
+//! `rootfs::affects_process_start`). A sandbox's network is part of its template, since the
+//! jail attaches it while building. A template is kept only while it is in demand.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -28,9 +29,17 @@ pub(crate) const POOL_SIZE: usize = 2;
 /// How long a template kind nobody asked for is kept.
 const WANTED_FOR: Duration = Duration::from_secs(600);
 
-/// What a sandbox built ahead already holds.
+/// What a sandbox built ahead already holds: its kind, and the network it is attached to
+/// (`None`: the operator's default network), which is part of what it is built with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Template {
+pub(crate) struct Template {
+    pub(crate) kind: TemplateKind,
+    pub(crate) network: Option<String>,
+}
+
+/// How far a sandbox built ahead goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum TemplateKind {
     /// Namespaces and root; runtime files, code, layers and program come at assignment.
     Any,
     /// Also a managed runtime (Python or Node.js) at `/var/runtime`, started with this
@@ -41,18 +50,24 @@ pub(crate) enum Template {
 impl Template {
     /// The template that suits `spec` best.
     pub(crate) fn for_spec(spec: &FunctionSpec) -> Template {
-        match &spec.runtime_kind {
+        let kind = match &spec.runtime_kind {
             kind @ (RuntimeKind::Python(_) | RuntimeKind::Node(_))
                 if !spec.environment.iter().any(|(k, _)| rootfs::affects_process_start(k)) =>
             {
-                Template::Started(kind.clone())
+                TemplateKind::Started(kind.clone())
             }
-            _ => Template::Any,
-        }
+            _ => TemplateKind::Any,
+        };
+        Template { kind, network: spec.network.clone() }
+    }
+
+    /// The template every function of the default network can use.
+    fn any() -> Template {
+        Template { kind: TemplateKind::Any, network: None }
     }
 }
 
-/// One waiting sandbox and its cgroup.
+/// One waiting sandbox, its cgroup, and what its network attachment gave it.
 #[derive(Debug)]
 pub(crate) struct PreparedSandbox {
     pub(crate) id: String,
@@ -60,13 +75,18 @@ pub(crate) struct PreparedSandbox {
     pub(crate) jail: alonzo_jail::Prepared,
     pub(crate) template: Template,
     pub(crate) root_dir: PathBuf,
+    /// The variables its network gives the function (`AWS_ENDPOINT_URL`…).
+    pub(crate) network_env: Vec<(String, String)>,
+    /// Its address slot, held until the sandbox is gone.
+    pub(crate) slot: Option<crate::network::SlotGuard>,
 }
 
 /// The pool.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedPool {
     ready: HashMap<Template, VecDeque<PreparedSandbox>>,
-    /// Template kinds in demand and when they were last asked for (`Any` always is).
+    /// Templates in demand and when they were last asked for (`Any` in the default network
+    /// always is).
     wanted: HashMap<Template, Instant>,
 }
 
@@ -100,20 +120,28 @@ impl Manager {
     /// Builds one sandbox of `template` ahead.
     fn prepare_one(&self, template: &Template) -> Result<PreparedSandbox, String> {
         let Some(parent) = &self.inner.cgroups else { return Err("no cgroups".into()) };
+        let attachment = crate::network::attach_for(self, template.network.as_deref())?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let root_dir = self.inner.sandboxes_dir.join(&id);
         std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
         let cgroup =
             SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
+        let spec = self.template_spec(template, &root_dir, attachment.jail);
         let built =
             alonzo_jail::prepare(&self.inner.exe, &cgroup.procs_files()).and_then(|mut jail| {
-                jail.build_ahead(&self.template_spec(template, &root_dir))?;
+                jail.build_ahead(&spec)?;
                 Ok(jail)
             });
         match built {
-            Ok(jail) => {
-                Ok(PreparedSandbox { id, cgroup, jail, template: template.clone(), root_dir })
-            }
+            Ok(jail) => Ok(PreparedSandbox {
+                id,
+                cgroup,
+                jail,
+                template: template.clone(),
+                root_dir,
+                network_env: attachment.env,
+                slot: attachment.slot,
+            }),
             Err(e) => {
                 cgroup.kill_all();
                 cgroup.remove();
@@ -124,13 +152,18 @@ impl Manager {
     }
 
     /// The spec a sandbox of `template` is built with.
-    fn template_spec(&self, template: &Template, root_dir: &std::path::Path) -> JailSpec {
+    fn template_spec(
+        &self,
+        template: &Template,
+        root_dir: &std::path::Path,
+        network: Option<alonzo_jail::JailNetwork>,
+    ) -> JailSpec {
         let files = &self.inner.files;
         let mut binds = rootfs::common_binds(files);
-        let (argv, env, started) = match template {
+        let (argv, env, started) = match &template.kind {
             // The program is the assignment's; this placeholder never runs.
-            Template::Any => (vec!["/bin/false".to_owned()], Vec::new(), false),
-            Template::Started(kind) => {
+            TemplateKind::Any => (vec!["/bin/false".to_owned()], Vec::new(), false),
+            TemplateKind::Started(kind) => {
                 binds.push(rootfs::runtime_dir_bind(files, kind));
                 let argv = rootfs::runtime_argv(kind).unwrap_or_default();
                 (argv, rootfs::started_environment(kind), true)
@@ -156,6 +189,7 @@ impl Manager {
                 targets: rootfs::deferred_targets(started),
                 start_program: started,
             }),
+            network,
         }
     }
 }
@@ -166,6 +200,8 @@ pub(crate) fn discard(prepared: PreparedSandbox) {
     prepared.cgroup.kill_all();
     prepared.cgroup.remove();
     let _ = std::fs::remove_dir(&prepared.root_dir);
+    // The address slot goes last, once nothing of the sandbox is left.
+    drop(prepared.slot);
 }
 
 /// Keeps the pool full until the manager is dropped.
@@ -203,7 +239,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
 /// What to build (per template kind, how many) and what to drop (kinds no longer in demand).
 fn plan(inner: &Inner) -> (Vec<(Template, usize)>, Vec<PreparedSandbox>) {
     let Ok(mut pool) = inner.prepared.lock() else { return (Vec::new(), Vec::new()) };
-    pool.wanted.insert(Template::Any, Instant::now());
+    pool.wanted.insert(Template::any(), Instant::now());
     pool.wanted.retain(|_, asked| asked.elapsed() < WANTED_FOR);
     let wanted: Vec<Template> = pool.wanted.keys().cloned().collect();
     let mut stale = Vec::new();
@@ -223,7 +259,7 @@ fn plan(inner: &Inner) -> (Vec<(Template, usize)>, Vec<PreparedSandbox>) {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    missing.sort_by_key(|(t, _)| *t != Template::Any);
+    missing.sort_by_key(|(t, _)| *t != Template::any());
     (missing, stale)
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct RuntimeFiles {
 
 impl RuntimeFiles {
     /// Writes the bootstraps and the sandbox's `/etc` files.
-    pub(crate) fn install(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn install(dir: &Path, dns: &[std::net::Ipv4Addr]) -> std::io::Result<Self> {
         let files = Self {
             python: dir.join("python"),
             nodejs: dir.join("nodejs"),
@@ -56,6 +56,7 @@ impl RuntimeFiles {
             &files.etc.join("nsswitch.conf"),
             "passwd: files\ngroup: files\nhosts: files dns\n",
         )?;
+        write_if_changed(&files.etc.join("resolv.conf"), &crate::network::resolv_conf(dns))?;
         Ok(files)
     }
 }
@@ -132,7 +133,7 @@ pub(crate) fn common_binds(files: &RuntimeFiles) -> Vec<Bind> {
             out.push(bind(dir, dir));
         }
     }
-    for name in ["passwd", "group", "hosts", "nsswitch.conf"] {
+    for name in ["passwd", "group", "hosts", "nsswitch.conf", "resolv.conf"] {
         out.push(bind(files.etc.join(name), &format!("/etc/{name}")));
     }
     out
@@ -250,11 +251,15 @@ pub(crate) fn environment(
     spec: &FunctionSpec,
     log_stream: &str,
     init_type: &str,
+    network_env: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut env = base_environment(
         matches!(spec.runtime_kind, RuntimeKind::Python(_)),
         matches!(spec.runtime_kind, RuntimeKind::Node(_)),
     );
+    // The platform's endpoint and credentials, which the function's own variables may
+    // override.
+    env.extend(network_env.iter().cloned());
     for (k, v) in &spec.environment {
         env.retain(|(key, _)| key != k);
         env.push((k.clone(), v.clone()));

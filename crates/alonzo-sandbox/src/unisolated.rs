@@ -15,6 +15,8 @@ pub(crate) struct Spawned {
     pub(crate) stdout: std::process::ChildStdout,
     pub(crate) stderr: std::process::ChildStderr,
     pub(crate) runtime_api: std::net::TcpListener,
+    /// The sandbox's network address slot, held until the process has exited.
+    pub(crate) slot: Option<crate::network::SlotGuard>,
 }
 
 /// Starts the runtime for `spec` as a child process.
@@ -28,7 +30,7 @@ pub(crate) fn spawn(
         .map_err(SandboxError::io("binding the Runtime API"))?;
     let port =
         runtime_api.local_addr().map_err(SandboxError::io("reading the Runtime API port"))?.port();
-    let mut env = rootfs::environment(spec, log_stream, init_type);
+    let mut env = rootfs::environment(spec, log_stream, init_type, &[]);
     let runtime_dir = files.runtime_dir(spec);
     for (key, value) in &mut env {
         match key.as_str() {
@@ -59,5 +61,5 @@ pub(crate) fn spawn(
         .map_err(SandboxError::io("starting the runtime"))?;
     let stdout = child.stdout.take().ok_or_else(|| SandboxError::Spawn("no stdout pipe".into()))?;
     let stderr = child.stderr.take().ok_or_else(|| SandboxError::Spawn("no stderr pipe".into()))?;
-    Ok(Spawned { child, stdout, stderr, runtime_api })
+    Ok(Spawned { child, stdout, stderr, runtime_api, slot: None })
 }

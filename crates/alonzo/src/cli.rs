@@ -165,6 +165,24 @@ pub(crate) struct ServeArgs {
     /// fields take Lambda's published on-demand prices (us-east-1).
     #[arg(long, env = "ALONZO_PRICES")]
     pub(crate) prices: Option<PathBuf>,
+    /// The network of functions without `VpcConfig`: `outbound` (their own interface with
+    /// NAT: outbound connections, nothing inbound, as on Lambda) or `none` (loopback only);
+    /// see docs/network.md.
+    #[arg(long, env = "ALONZO_NETWORK_MODE", default_value = "outbound")]
+    pub(crate) network_mode: String,
+    /// A networks file (JSON) defining the networks `VpcConfig` subnet and security-group ids
+    /// select, each with a mode and egress rules; see docs/network.md.
+    #[arg(long, env = "ALONZO_NETWORKS")]
+    pub(crate) networks: Option<PathBuf>,
+    /// DNS resolvers for functions (comma-separated IPv4 addresses), written to their
+    /// `/etc/resolv.conf`; default: the host's non-loopback resolvers in /etc/resolv.conf.
+    #[arg(long, env = "ALONZO_DNS")]
+    pub(crate) dns: Option<String>,
+    /// Function-to-platform calls: `off`, `endpoint` (functions get `AWS_ENDPOINT_URL`, the
+    /// API port through their gateway) or `credentials` (also the server's access key as
+    /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+    #[arg(long, env = "ALONZO_FUNCTION_PLATFORM_ACCESS", default_value = "off")]
+    pub(crate) function_platform_access: String,
     /// DEVELOPMENT ONLY: run functions as plain child processes when this host cannot
     /// isolate them (no root, no user namespaces, no cgroups). Functions then see the host
     /// and each other, and memory limits do not apply.

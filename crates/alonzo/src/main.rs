@@ -10,6 +10,7 @@ mod commands;
 mod credentials;
 mod http_server;
 mod metrics;
+mod network;
 mod queue_port;
 mod serve;
 mod telemetry;

@@ -39,6 +39,7 @@ struct ServeConfig {
     access_key: Option<credentials::KeyPair>,
     routes: alonzo_api::routes::RouteTable,
     prices: alonzo_control::PriceTable,
+    network: crate::network::NetworkConfig,
 }
 
 /// Checks every setting; nothing is created or bound yet.
@@ -89,7 +90,14 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         }
         None => alonzo_control::PriceTable::default(),
     };
+    let network = crate::network::validate(
+        &args.network_mode,
+        args.networks.as_deref(),
+        args.dns.as_deref(),
+        &args.function_platform_access,
+    )?;
     Ok(ServeConfig {
+        network,
         prices,
         listen,
         metrics_listen,
@@ -153,7 +161,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let blobs = FsBlobStore::open(data_dir.join("code")).context("opening the code store")?;
     let runtimes = RuntimeCatalog::detect();
     tracing::info!(runtimes = ?runtimes.ids(), "runtimes available on this host");
-    let sandbox = start_sandboxes(&config, &data_dir)?;
+    // Bound before the sandboxes start, so that functions can be given the real port.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let networking = if config.insecure_no_isolation {
+        None
+    } else {
+        crate::network::start(&config.network, listener.local_addr()?, &keys)?
+    };
+    let sandbox = start_sandboxes(&config, &data_dir, networking.clone())?;
     let control_config = ControlConfig {
         account: config.account.clone(),
         package_limits: PackageLimits::default(),
@@ -163,6 +180,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tasks_dir: data_dir.join("tasks"),
         async_retry_delay: config.async_retry_delay,
         prices: config.prices.clone(),
+        networks: config.network.networks.clone(),
     };
     let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
         .context("opening the queue database")?;
@@ -193,9 +211,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         queues: queues.clone(),
         routes: config.routes,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
     if let Some(addr) = config.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(addr)
             .await
@@ -216,6 +231,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(manager) = manager {
         manager.shutdown();
     }
+    if let Some(networking) = networking {
+        networking.stop();
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }
@@ -224,6 +242,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 fn start_sandboxes(
     config: &ServeConfig,
     data_dir: &Path,
+    networking: Option<Arc<alonzo_sandbox::network::Networking>>,
 ) -> anyhow::Result<(
     SandboxManager,
     tokio::sync::mpsc::UnboundedReceiver<alonzo_sandbox::InvocationReport>,
@@ -237,6 +256,7 @@ fn start_sandboxes(
         concurrency_limit: config.concurrency_limit,
         scale_per_10s: config.scale_per_10s,
         isolation,
+        networking: networking.clone(),
     };
     if config.insecure_no_isolation {
         tracing::warn!("INSECURE: --insecure-no-isolation is set: functions run as plain processes that see the host and each other, without memory limits. Never use this with code you do not trust.");

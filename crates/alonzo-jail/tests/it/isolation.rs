@@ -21,6 +21,7 @@ pub(crate) const CASES: &[Case] = cases![Sandbox;
     host_directories_and_sys_are_invisible,
     dev_is_minimal_and_works,
     network_has_only_loopback,
+    external_interface_is_configured_and_removed_with_the_sandbox,
     runtime_api_listener_reaches_the_program,
     seccomp_filter_is_installed_and_blocks_namespaces,
 ];
@@ -215,6 +216,56 @@ fn network_has_only_loopback() {
          \x20   print(type(e).__name__)"
     )));
     assert_eq!(out, "['lo']\nConnectionRefusedError\n");
+}
+
+/// A veth for the sandbox with `name` and the addresses of slot `slot` of block 255.
+pub(crate) fn test_network(name: &str, slot: u16) -> alonzo_jail::JailNetwork {
+    let (host_address, sandbox_address) = alonzo_jail::firewall::slot_addresses(255, slot);
+    alonzo_jail::JailNetwork {
+        host_interface: name.to_owned(),
+        host_address,
+        sandbox_address,
+        prefix_len: alonzo_jail::firewall::SLOT_PREFIX,
+        route_localnet: false,
+    }
+}
+
+fn external_interface_is_configured_and_removed_with_the_sandbox() {
+    let name = format!("alzjt{}", std::process::id() % 100_000);
+    let net = test_network(&name, 1000);
+    let mut spec = python(
+        "import socket, sys\n\
+         print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]))\n\
+         for line in open('/proc/net/route').read().splitlines()[1:]:\n\
+         \x20   f = line.split()\n\
+         \x20   if f[1] == '00000000': print(f[0], socket.inet_ntoa(bytes.fromhex(f[2])[::-1]))\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.connect(('198.51.100.2', 9))\n\
+         print(s.getsockname()[0])\n\
+         sys.stdout.flush()\n\
+         __import__('time').sleep(0.5)",
+    );
+    spec.network = Some(net.clone());
+    let jail = spawn(&std::env::current_exe().unwrap(), &spec).unwrap();
+    // The host end exists while the sandbox runs (J may still be attaching it when spawn()
+    // returns)...
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while nix::net::if_::if_nametoindex(name.as_str()).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no host end {name}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = crate::finish(jail);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("['eth0', 'lo']\neth0 {}\n{}\n", net.host_address, net.sandbox_address)
+    );
+    // ...and goes away with the sandbox's namespace (the kernel frees it asynchronously).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while nix::net::if_::if_nametoindex(name.as_str()).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{name} outlived its sandbox");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn runtime_api_listener_reaches_the_program() {

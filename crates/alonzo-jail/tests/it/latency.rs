@@ -13,6 +13,7 @@ use crate::{cgroup_parent, spec, Case, Needs};
 pub(crate) const CASES: &[Case] = &[
     ("spawn_latency_without_cgroups", Needs::Sandbox, spawn_latency_without_cgroups),
     ("spawn_latency_with_cgroups", Needs::Cgroups, spawn_latency_with_cgroups),
+    ("spawn_latency_with_a_veth", Needs::Sandbox, spawn_latency_with_a_veth),
 ];
 
 const RUNS: usize = 20;
@@ -91,4 +92,37 @@ fn spawn_latency_with_cgroups() {
     report("10 spawns of echo in a fresh cgroup after 100 ms idle", idle_samples);
     println!("    creating a sandbox cgroup: median {:.2?}", create[RUNS / 2]);
     assert!(fresh < Duration::from_millis(250), "median spawn latency {fresh:?}");
+}
+
+/// The cost of a sandbox's external interface: spawns with and without one, interleaved so that
+/// load on the machine affects both alike.
+fn spawn_latency_with_a_veth() {
+    let plain = spec(&["/usr/bin/echo", "hi"]);
+    measure(&plain);
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        // A pause lets the kernel free the previous sandbox's namespace (and veth) first, as
+        // between the cold starts of a server; back to back, that teardown holds the RTNL lock
+        // the next veth needs and adds several milliseconds.
+        std::thread::sleep(Duration::from_millis(30));
+        without.push(measure(&plain));
+        std::thread::sleep(Duration::from_millis(30));
+        let mut networked = plain.clone();
+        let slot = u16::try_from(run).expect("RUNS is small");
+        networked.network = Some(crate::isolation::test_network(
+            &format!("alzjl{}x{run}", std::process::id() % 10_000),
+            slot,
+        ));
+        with.push(measure(&networked));
+    }
+    let returned = |samples: &[(Duration, Duration)]| {
+        let mut v: Vec<Duration> = samples.iter().map(|s| s.0).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let added = returned(&with).saturating_sub(returned(&without));
+    report(&format!("{RUNS} spawns of echo, loopback only"), without);
+    let veth = report(&format!("{RUNS} spawns of echo, with a veth pair"), with);
+    println!("    added to spawn() by the veth pair: {added:.2?} (difference of the medians)");
+    assert!(veth < Duration::from_millis(250), "median spawn latency with a veth {veth:?}");
 }

@@ -165,6 +165,7 @@ fn spec(argv: &[&str]) -> JailSpec {
         nproc: 1024,
         runtime_api_port: 9001,
         deferred: None,
+        network: None,
     }
 }
 
