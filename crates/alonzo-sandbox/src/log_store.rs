@@ -351,4 +351,54 @@ mod tests {
         store.delete_group("/aws/lambda/my-fn").unwrap();
         assert!(!store.has_group("/aws/lambda/my-fn"));
     }
+
+    #[test]
+    fn created_streams_round_trip_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path());
+        assert!(store.create_group("/app/x").unwrap());
+        assert!(!store.create_group("/app/x").unwrap());
+        for name in ["my-stream-1", "a/b/c/d-e", "2026/11/29/[$LATEST]abc", "~odd"] {
+            assert!(store.create_stream("/app/x", name).unwrap(), "{name}");
+            assert!(!store.create_stream("/app/x", name).unwrap(), "{name}");
+            store.put_events("/app/x", name, &[(5, "line\nbreak".into())]).unwrap();
+            let events = store.stream_events("/app/x", name).unwrap();
+            assert_eq!(events[0].message, "line\rbreak");
+            assert_eq!(events[0].stream, name);
+        }
+        let mut names: Vec<String> = store.streams("/app/x").into_iter().map(|s| s.name).collect();
+        names.sort();
+        assert_eq!(names, ["2026/11/29/[$LATEST]abc", "a/b/c/d-e", "my-stream-1", "~odd"]);
+    }
+
+    #[test]
+    fn sweep_enforces_retention_and_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path());
+        let now = 100 * DAY_MS;
+        store.create_group("/g").unwrap();
+        for (name, stamp) in [("old", now - 3 * DAY_MS), ("new", now)] {
+            store.create_stream("/g", name).unwrap();
+            store.put_events("/g", name, &[(stamp, "x".repeat(100))]).unwrap();
+        }
+        assert_eq!(store.sweep(now, u64::MAX).removed_streams, 0, "no retention, no expiry");
+        store.set_retention("/g", Some(1)).unwrap();
+        assert_eq!(store.groups("/g")[0].retention_days, Some(1));
+        let stats = store.sweep(now, u64::MAX);
+        assert_eq!(stats.removed_streams, 1);
+        assert!(!store.has_stream("/g", "old") && store.has_stream("/g", "new"));
+        store.set_retention("/g", None).unwrap();
+        assert_eq!(store.groups("/g")[0].retention_days, None);
+        // Over the cap: the least recently written stream goes, the newest stays.
+        store.create_group("/h").unwrap();
+        for name in ["first", "second", "third"] {
+            store.create_stream("/h", name).unwrap();
+            store.put_events("/h", name, &[(now, "y".repeat(1000))]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(store.sweep(now, 2500).removed_streams, 1);
+        assert!(!store.has_stream("/h", "first") && store.has_stream("/h", "third"));
+        assert_eq!(store.sweep(now, 10).removed_streams, 1, "the newest stream is never removed");
+        assert!(store.has_stream("/h", "third"));
+    }
 }

@@ -345,3 +345,87 @@ async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(path: &Path, rate: u64, max_bytes: u64) -> Sink {
+        let file = std::fs::File::create(path).unwrap();
+        let spec = crate::FunctionSpec {
+            name: "f".into(),
+            version: "$LATEST".into(),
+            revision_id: "r".into(),
+            runtime: "python3.11".into(),
+            runtime_kind: crate::RuntimeKind::Provided,
+            handler: "h".into(),
+            memory_mb: 128,
+            timeout_s: 3,
+            ephemeral_mb: 512,
+            environment: Vec::new(),
+            code_dir: "/x".into(),
+            opt_dir: None,
+            log_group: "/aws/lambda/f".into(),
+            log_format: "Text".into(),
+            application_log_level: None,
+            system_log_level: None,
+            region: "us-east-1".into(),
+        };
+        Sink {
+            file: std::io::BufWriter::new(file),
+            tail: None,
+            written: 0,
+            limiter: Limiter::new(rate),
+            max_bytes,
+            dropped: Dropped::default(),
+            platform: PlatformLog::new(&spec),
+        }
+    }
+
+    #[test]
+    fn a_flood_is_dropped_past_the_rate_with_one_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut sink = sink(&path, 1000, 1 << 20);
+        for _ in 0..100 {
+            sink.output(&[b'x'; 84]);
+        }
+        sink.report_dropped();
+        sink.report_dropped();
+        sink.file.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept = text.lines().filter(|l| l.ends_with('x')).count();
+        assert_eq!(kept, 10, "one second of burst at 1000 bytes/s");
+        let notices: Vec<&str> = text.lines().filter(|l| l.contains("LOGS_DROPPED")).collect();
+        assert_eq!(notices.len(), 1);
+        assert!(notices[0].ends_with(
+            "LOGS_DROPPED Dropped 90 lines (7650 bytes) of function output: over the rate limit of 1000 bytes/s"
+        ));
+    }
+
+    #[test]
+    fn a_stream_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut sink = sink(&path, u64::MAX / 2, 1000);
+        for _ in 0..100 {
+            sink.output(&[b'y'; 84]);
+        }
+        sink.report_dropped();
+        sink.file.flush().unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("log volume cap (1000 bytes) is reached"), "{text}");
+        assert!(len <= 1000 + 200, "{len}");
+    }
+
+    #[test]
+    fn stream_names_map_to_file_names_reversibly() {
+        for name in ["2026/11/29/[$LATEST]0123abcd", "2026/11/29/[3]x", "my-stream", "a/b", "~x", ""] {
+            let file = stream_file_name(name);
+            assert!(!file.contains('/'), "{file}");
+            assert_eq!(stream_name_of(&file).as_deref(), Some(name), "{file}");
+        }
+        assert_eq!(stream_file_name("2026/11/29/[$LATEST]ab"), "2026-11-29-[$LATEST]ab.log");
+    }
+}
