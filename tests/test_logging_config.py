@@ -286,6 +286,19 @@ def test_create_log_group_and_retention_policy_crud(logs):
     assert not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
 
 
+def test_dot_group_names_stay_inside_the_logs(lam, logs):
+    """`..` is a valid CloudWatch group name; creating and deleting it touches nothing else."""
+    name = unique_name("dots")
+    create_function(lam, name, make_zip([("app.py", PY_TRACE)]))
+    invoke_ok(lam, name)
+    for group in ("..", ".", "/.."):
+        logs.create_log_group(logGroupName=group)
+        assert [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]][:1] == [group]
+        logs.delete_log_group(logGroupName=group)
+    invoke_ok(lam, name)
+    assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+
+
 def test_retention_is_enforced_by_the_sweeper(lam, logs):
     """Events three days old survive sweeps without a retention policy and are deleted by the
     next sweep once a 1-day policy is set; a stream with recent events stays."""

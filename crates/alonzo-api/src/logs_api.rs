@@ -95,7 +95,7 @@ pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, A
             Ok(json!({}))
         }
         "CreateLogGroup" => {
-            let group = req.log_group_name.clone().unwrap_or_default();
+            let group = req.log_group_name.unwrap_or_default();
             check_name("logGroupName", &group, |c| {
                 c.is_ascii_alphanumeric() || "._-/#".contains(c)
             })?;
@@ -122,7 +122,7 @@ pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, A
         }
         "CreateLogStream" => {
             let group = required_group(&store, &req)?;
-            let stream = req.log_stream_name.clone().unwrap_or_default();
+            let stream = req.log_stream_name.unwrap_or_default();
             check_name("logStreamName", &stream, |c| c != ':' && c != '*')?;
             if !store.create_stream(&group, &stream).map_err(|e| ApiError::internal(&e))? {
                 return Err(already_exists("The specified log stream already exists"));
@@ -209,18 +209,18 @@ fn put_log_events(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result
         return Err(invalid("logEvents must hold between 1 and 10000 events."));
     }
     if events.windows(2).any(|w| w[1].timestamp < w[0].timestamp) {
-        return Err(invalid("Log events in a single PutLogEvents request must be in chronological order."));
+        return Err(invalid(
+            "Log events in a single PutLogEvents request must be in chronological order.",
+        ));
     }
     if events.last().map_or(0, |e| e.timestamp) - events[0].timestamp > 86_400_000 {
         return Err(invalid("The batch of log events in a single PutLogEvents request cannot span more than 24 hours."));
     }
     let now = chrono::Utc::now().timestamp_millis();
-    let retention = store
-        .groups(&group)
-        .into_iter()
-        .find(|g| g.name == group)
-        .and_then(|g| g.retention_days);
-    let oldest = now - retention.map_or(MAX_EVENT_AGE_MS, |d| i64::from(d) * 86_400_000).min(MAX_EVENT_AGE_MS);
+    let retention =
+        store.groups(&group).into_iter().find(|g| g.name == group).and_then(|g| g.retention_days);
+    let oldest = now
+        - retention.map_or(MAX_EVENT_AGE_MS, |d| i64::from(d) * 86_400_000).min(MAX_EVENT_AGE_MS);
     let too_old = events.iter().rposition(|e| e.timestamp < oldest);
     let too_new = events.iter().position(|e| e.timestamp > now + MAX_EVENT_AHEAD_MS);
     let first = too_old.map_or(0, |i| i + 1);

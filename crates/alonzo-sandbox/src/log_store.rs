@@ -150,7 +150,12 @@ impl LogStore {
 
     /// Appends events (`(epoch ms, message)`) to an existing stream; a message's line breaks
     /// become carriage returns (one event per line on disk).
-    pub fn put_events(&self, group: &str, stream: &str, events: &[(i64, String)]) -> std::io::Result<()> {
+    pub fn put_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> std::io::Result<()> {
         let path = self.group_dir(group).join(stream_file_name(stream));
         let file = std::fs::OpenOptions::new().append(true).open(path)?;
         let mut out = std::io::BufWriter::new(file);

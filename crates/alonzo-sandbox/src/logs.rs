@@ -90,9 +90,16 @@ impl LogStream {
 /// File in a group's directory holding the group's real name.
 pub(crate) const GROUP_NAME_FILE: &str = ".group";
 
-/// A log group (`/aws/lambda/name`) as one directory name.
+/// A log group (`/aws/lambda/name`) as one directory name (`aws-lambda-name`). A name that
+/// would be empty or start with a dot (`..`, `.x`) is hex-encoded behind `~` instead, so no
+/// group name can reach outside the logs directory.
 pub fn group_dir_name(group: &str) -> String {
-    group.trim_start_matches('/').replace('/', "-")
+    let dashed = group.trim_start_matches('/').replace('/', "-");
+    if dashed.is_empty() || dashed.starts_with(['.', '~']) {
+        let hex: String = group.bytes().map(|b| format!("{b:02x}")).collect();
+        return format!("~{hex}");
+    }
+    dashed
 }
 
 /// A stream name as a file name, reversibly: in the platform's names
@@ -420,8 +427,22 @@ mod tests {
     }
 
     #[test]
+    fn group_names_stay_inside_the_logs_directory() {
+        assert_eq!(group_dir_name("/aws/lambda/f"), "aws-lambda-f");
+        for name in ["..", ".", "/..", "/", "", "./x", "~x"] {
+            let dir = group_dir_name(name);
+            assert!(
+                dir.starts_with('~') && !dir.contains('/') && !dir.contains('.'),
+                "{name:?} → {dir}"
+            );
+        }
+    }
+
+    #[test]
     fn stream_names_map_to_file_names_reversibly() {
-        for name in ["2026/11/29/[$LATEST]0123abcd", "2026/11/29/[3]x", "my-stream", "a/b", "~x", ""] {
+        for name in
+            ["2026/11/29/[$LATEST]0123abcd", "2026/11/29/[3]x", "my-stream", "a/b", "~x", ""]
+        {
             let file = stream_file_name(name);
             assert!(!file.contains('/'), "{file}");
             assert_eq!(stream_name_of(&file).as_deref(), Some(name), "{file}");
