@@ -457,6 +457,16 @@ def test_trace_ids_into_async_and_destination_invocations(lam, logs):
 
 
 def test_trace_ids_into_sqs_mapping_invocations(lam, logs, sqs):
+    """A message's `AWSTraceHeader` system attribute continues into the function; a message
+    without one starts a new trace."""
+    url = sqs.create_queue(QueueName=unique_name("tracehdr"))["QueueUrl"]
+    given = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": given}})
+    (msg,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["AWSTraceHeader"])["Messages"]
+    assert msg["Attributes"] == {"AWSTraceHeader": given}
+    expect_error("InvalidParameterValue", sqs.send_message, QueueUrl=url, MessageBody="x",
+                 MessageSystemAttributes={"AWSTraceHeader": {"DataType": "Number", "StringValue": "1"}})
+
     name = unique_name("tracesqs")
     create_function(lam, name, make_zip([("app.py", PY_TRACE)]))
     url = sqs.create_queue(QueueName=unique_name("traceq"))["QueueUrl"]
@@ -464,9 +474,12 @@ def test_trace_ids_into_sqs_mapping_invocations(lam, logs, sqs):
     mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=name, BatchSize=1)
     try:
         poll_until(lambda: lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled", 20)
-        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        sqs.send_message(QueueUrl=url, MessageBody="traced", MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": given}})
         msgs = wait_messages(logs, f"/aws/lambda/{name}", lambda ms: any(m.startswith("TRACE ") for m in ms), timeout=30)
-        (trace,) = [m[len("TRACE "):] for m in msgs if m.startswith("TRACE ")]
-        assert TRACE_RE.match(trace), trace
+        assert [m for m in msgs if m.startswith("TRACE ")] == [f"TRACE {given}"]
+        sqs.send_message(QueueUrl=url, MessageBody="untraced")
+        msgs = wait_messages(logs, f"/aws/lambda/{name}", lambda ms: len([m for m in ms if m.startswith("TRACE ")]) == 2, timeout=30)
+        fresh = [m[len("TRACE "):] for m in msgs if m.startswith("TRACE ")][1]
+        assert TRACE_RE.match(fresh) and fresh != given, fresh
     finally:
         lam.delete_event_source_mapping(UUID=mapping["UUID"])
