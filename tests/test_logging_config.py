@@ -483,3 +483,27 @@ def test_trace_ids_into_sqs_mapping_invocations(lam, logs, sqs):
         assert TRACE_RE.match(fresh) and fresh != given, fresh
     finally:
         lam.delete_event_source_mapping(UUID=mapping["UUID"])
+
+
+def test_get_log_events_pages_forward_and_backward(logs):
+    group = f"/app/{unique_name('pages')}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[{"timestamp": now + i, "message": f"e{i}"} for i in range(5)])
+
+    def page(**kw):
+        resp = logs.get_log_events(logGroupName=group, logStreamName="s", limit=2, **kw)
+        return [e["message"] for e in resp["events"]], resp["nextForwardToken"], resp["nextBackwardToken"]
+
+    first, fwd, back = page(startFromHead=True)
+    assert first == ["e0", "e1"]
+    second, fwd, _ = page(nextToken=fwd)
+    third, fwd, _ = page(nextToken=fwd)
+    end, end_fwd, end_back = page(nextToken=fwd)
+    assert (second, third, end, end_fwd) == (["e2", "e3"], ["e4"], [], fwd), "the forward token repeats at the end"
+    assert page(nextToken=back)[0] == []
+    latest, _, back = page()
+    assert latest == ["e3", "e4"], "without startFromHead the newest events come first"
+    assert page(nextToken=back)[0] == ["e1", "e2"]
+    expect_error("ResourceNotFoundException", logs.get_log_events, logGroupName=group, logStreamName="nope")
