@@ -328,6 +328,28 @@ def handler(event, context):
     assert "plain print" in out.splitlines()
 
 
+@pytest.mark.parametrize("level,shown", [
+    ("TRACE", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+    ("WARN", ["WARNING", "ERROR", "CRITICAL"]),
+    ("FATAL", ["CRITICAL"]),
+])
+def test_python_json_application_log_levels(start, level, shown):
+    # Lambda's ApplicationLogLevel names (TRACE…FATAL) filter Python's logging records.
+    app = '''
+import logging
+
+def handler(event, context):
+    log = logging.getLogger("lv")
+    log.debug("m"); log.info("m"); log.warning("m"); log.error("m"); log.critical("m")
+    print("done")
+'''
+    rt = start("python", {"app.py": app}, "app.handler", env={"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": level})
+    rt.invoke({}, request_id="req-lv")
+    out = rt.wait_stdout("done")
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [r["level"] for r in records] == shown
+
+
 def test_python_sys_path(start):
     app = '''
 import sys, os

@@ -1,7 +1,8 @@
 //! A CloudWatch Logs-compatible subset (AWS JSON 1.1, `Logs_20140328.*`) over the stored
 //! function logs, so that `aws logs`, boto3's `logs` client and `alonzo logs` read them:
 //! `DescribeLogGroups`, `DescribeLogStreams`, `GetLogEvents`, `FilterLogEvents` (plain and
-//! quoted terms, `?` alternatives), `DeleteLogGroup`.
+//! quoted terms, `?` alternatives), `CreateLogGroup`, `DeleteLogGroup`, `CreateLogStream`,
+//! `DeleteLogStream`, `PutLogEvents`, `PutRetentionPolicy`, `DeleteRetentionPolicy`.
 
 use alonzo_control::LogEvent;
 use axum::http::StatusCode;
@@ -26,7 +27,25 @@ struct LogsRequest {
     limit: Option<usize>,
     start_from_head: Option<bool>,
     descending: Option<bool>,
+    retention_in_days: Option<i64>,
+    log_events: Option<Vec<InputEvent>>,
 }
+
+#[derive(Debug, Deserialize)]
+struct InputEvent {
+    timestamp: i64,
+    message: String,
+}
+
+/// The retention periods CloudWatch Logs accepts, in days.
+const RETENTION_DAYS: &[i64] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+/// How far in the past `PutLogEvents` accepts events (CloudWatch: 14 days).
+const MAX_EVENT_AGE_MS: i64 = 14 * 86_400_000;
+/// How far in the future it accepts them (CloudWatch: 2 hours).
+const MAX_EVENT_AHEAD_MS: i64 = 2 * 3_600_000;
 
 /// Runs one operation.
 pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -44,7 +63,13 @@ pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, A
             let groups: Vec<Value> = store
                 .groups(req.log_group_name_prefix.as_deref().unwrap_or(""))
                 .into_iter()
-                .map(|g| json!({"logGroupName": g.name, "creationTime": g.created_ms, "storedBytes": g.stored_bytes, "metricFilterCount": 0, "arn": format!("{}:*", group_arn(&g.name)), "logGroupArn": group_arn(&g.name)}))
+                .map(|g| {
+                    let mut v = json!({"logGroupName": g.name, "creationTime": g.created_ms, "storedBytes": g.stored_bytes, "metricFilterCount": 0, "arn": format!("{}:*", group_arn(&g.name)), "logGroupArn": group_arn(&g.name), "logGroupClass": "STANDARD"});
+                    if let Some(days) = g.retention_days {
+                        v["retentionInDays"] = days.into();
+                    }
+                    v
+                })
                 .collect();
             Ok(json!({ "logGroups": groups }))
         }
@@ -69,6 +94,48 @@ pub(crate) fn handle(state: &ApiState, op: &str, body: &[u8]) -> Result<Value, A
             store.delete_group(&group).map_err(|e| ApiError::internal(&e))?;
             Ok(json!({}))
         }
+        "CreateLogGroup" => {
+            let group = req.log_group_name.unwrap_or_default();
+            check_name("logGroupName", &group, |c| {
+                c.is_ascii_alphanumeric() || "._-/#".contains(c)
+            })?;
+            if !store.create_group(&group).map_err(|e| ApiError::internal(&e))? {
+                return Err(already_exists("The specified log group already exists"));
+            }
+            Ok(json!({}))
+        }
+        "PutRetentionPolicy" => {
+            let group = required_group(&store, &req)?;
+            let days = req.retention_in_days.unwrap_or(0);
+            if !RETENTION_DAYS.contains(&days) {
+                let allowed: Vec<String> = RETENTION_DAYS.iter().map(i64::to_string).collect();
+                return Err(invalid(format!("1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: [{}]", allowed.join(", "))));
+            }
+            let days = u32::try_from(days).map_err(|_| invalid("retentionInDays is invalid."))?;
+            store.set_retention(&group, Some(days)).map_err(|e| ApiError::internal(&e))?;
+            Ok(json!({}))
+        }
+        "DeleteRetentionPolicy" => {
+            let group = required_group(&store, &req)?;
+            store.set_retention(&group, None).map_err(|e| ApiError::internal(&e))?;
+            Ok(json!({}))
+        }
+        "CreateLogStream" => {
+            let group = required_group(&store, &req)?;
+            let stream = req.log_stream_name.unwrap_or_default();
+            check_name("logStreamName", &stream, |c| c != ':' && c != '*')?;
+            if !store.create_stream(&group, &stream).map_err(|e| ApiError::internal(&e))? {
+                return Err(already_exists("The specified log stream already exists"));
+            }
+            Ok(json!({}))
+        }
+        "DeleteLogStream" => {
+            let group = required_group(&store, &req)?;
+            let stream = required_stream(&store, &group, &req)?;
+            store.delete_stream(&group, &stream).map_err(|e| ApiError::internal(&e))?;
+            Ok(json!({}))
+        }
+        "PutLogEvents" => put_log_events(&store, &req),
         other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -93,6 +160,92 @@ fn required_group(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result
         ));
     }
     Ok(group)
+}
+
+fn required_stream(
+    store: &alonzo_control::LogStore,
+    group: &str,
+    req: &LogsRequest,
+) -> Result<String, ApiError> {
+    let stream = req.log_stream_name.clone().unwrap_or_default();
+    if !store.has_stream(group, &stream) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "The specified log stream does not exist.",
+        ));
+    }
+    Ok(stream)
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidParameterException", message.into())
+}
+
+fn already_exists(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "ResourceAlreadyExistsException", message.to_owned())
+}
+
+/// CloudWatch's name rule: 1–512 characters from an allowed set.
+fn check_name(member: &str, name: &str, allowed: impl Fn(char) -> bool) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > 512 || !name.chars().all(allowed) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            format!("1 validation error detected: Value '{name}' at '{member}' failed to satisfy constraint: Member must have length between 1 and 512 and consist of allowed characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `PutLogEvents`: 1–10,000 events in time order, within 24 hours of each other; events
+/// too old (more than 14 days, or beyond the group's retention) or too far ahead are
+/// rejected individually, as CloudWatch does.
+fn put_log_events(store: &alonzo_control::LogStore, req: &LogsRequest) -> Result<Value, ApiError> {
+    let group = required_group(store, req)?;
+    let stream = required_stream(store, &group, req)?;
+    let events = req.log_events.as_deref().unwrap_or_default();
+    if events.is_empty() || events.len() > 10_000 {
+        return Err(invalid("logEvents must hold between 1 and 10000 events."));
+    }
+    if events.windows(2).any(|w| w[1].timestamp < w[0].timestamp) {
+        return Err(invalid(
+            "Log events in a single PutLogEvents request must be in chronological order.",
+        ));
+    }
+    if events.last().map_or(0, |e| e.timestamp) - events[0].timestamp > 86_400_000 {
+        return Err(invalid("The batch of log events in a single PutLogEvents request cannot span more than 24 hours."));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let retention =
+        store.groups(&group).into_iter().find(|g| g.name == group).and_then(|g| g.retention_days);
+    let oldest = now
+        - retention.map_or(MAX_EVENT_AGE_MS, |d| i64::from(d) * 86_400_000).min(MAX_EVENT_AGE_MS);
+    let too_old = events.iter().rposition(|e| e.timestamp < oldest);
+    let too_new = events.iter().position(|e| e.timestamp > now + MAX_EVENT_AHEAD_MS);
+    let first = too_old.map_or(0, |i| i + 1);
+    let last = too_new.unwrap_or(events.len());
+    let accepted: Vec<(i64, String)> = events
+        .get(first..last.max(first))
+        .unwrap_or_default()
+        .iter()
+        .map(|e| (e.timestamp, e.message.clone()))
+        .collect();
+    if !accepted.is_empty() {
+        store.put_events(&group, &stream, &accepted).map_err(|e| ApiError::internal(&e))?;
+    }
+    let mut out = json!({ "nextSequenceToken": format!("{:056}", now) });
+    let mut rejected = serde_json::Map::new();
+    if let Some(i) = too_old {
+        rejected.insert("tooOldLogEventEndIndex".into(), i.into());
+    }
+    if let Some(i) = too_new {
+        rejected.insert("tooNewLogEventStartIndex".into(), i.into());
+    }
+    if !rejected.is_empty() {
+        out["rejectedLogEventsInfo"] = Value::Object(rejected);
+    }
+    Ok(out)
 }
 
 fn event_json(e: &LogEvent, with_stream: bool) -> Value {

@@ -149,6 +149,8 @@ struct SendEntry {
     delay_seconds: Option<i64>,
     #[serde(default)]
     message_attributes: BTreeMap<String, WireAttribute>,
+    #[serde(default)]
+    message_system_attributes: BTreeMap<String, WireAttribute>,
     message_deduplication_id: Option<String>,
     message_group_id: Option<String>,
 }
@@ -269,7 +271,22 @@ fn to_send(entry: SendEntry) -> Result<SendMessage, SqsError> {
         };
         message_attributes.insert(name, value);
     }
-    Ok(SendMessage { body, delay_seconds: delay, message_attributes, sender_id: None })
+    let mut trace_header = None;
+    for (name, a) in entry.message_system_attributes {
+        if name != "AWSTraceHeader" || a.data_type.as_deref() != Some("String") {
+            return Err(SqsError::invalid(format!(
+                "Message system attribute name '{name}' is invalid."
+            )));
+        }
+        trace_header = a.string_value;
+    }
+    Ok(SendMessage {
+        body,
+        delay_seconds: delay,
+        message_attributes,
+        sender_id: None,
+        trace_header,
+    })
 }
 
 fn sent_json(sent: &SentMessage) -> Map<String, Value> {

@@ -171,7 +171,8 @@ impl Control {
             payload: Bytes::from(event.payload.clone()),
             invoked_arn,
             client_context: None,
-            trace_id: event.trace_id.clone(),
+            // Events queued before trace ids were generated at enqueue get one now.
+            trace_id: Some(event.trace_id.clone().unwrap_or_else(crate::trace::new_trace_id)),
             log_tail: false,
             stream: false,
         };

@@ -648,15 +648,9 @@ fn apply_patch(config: &mut FunctionConfig, patch: ConfigPatch) {
     set(&mut config.environment, environment);
     set(&mut config.ephemeral_storage, ephemeral_storage);
     set(&mut config.tracing_mode, tracing_mode);
-    set(&mut config.logging.log_format, log_format);
     set(&mut config.logging.log_group, log_group);
     set(&mut config.layers, layers);
-    if application_log_level.is_some() {
-        config.logging.application_log_level = application_log_level;
-    }
-    if system_log_level.is_some() {
-        config.logging.system_log_level = system_log_level;
-    }
+    apply_logging(&mut config.logging, log_format, application_log_level, system_log_level);
     if let Some(target) = dead_letter_target {
         config.dead_letter_target = (!target.is_empty()).then_some(target);
     }
@@ -666,6 +660,31 @@ fn apply_patch(config: &mut FunctionConfig, patch: ConfigPatch) {
     if let Some(vpc) = vpc {
         config.vpc =
             (!vpc.subnet_ids.is_empty() || !vpc.security_group_ids.is_empty()).then_some(vpc);
+    }
+}
+
+/// Lambda's log levels follow the format: switching to `Text` drops them, `JSON` defaults
+/// both to `INFO`; levels given explicitly with `Text` are kept so validation refuses them.
+fn apply_logging(
+    logging: &mut alonzo_model::LoggingConfig,
+    format: Option<String>,
+    application_level: Option<String>,
+    system_level: Option<String>,
+) {
+    let explicit = application_level.is_some() || system_level.is_some();
+    set(&mut logging.log_format, format);
+    if application_level.is_some() {
+        logging.application_log_level = application_level;
+    }
+    if system_level.is_some() {
+        logging.system_log_level = system_level;
+    }
+    if logging.log_format == "JSON" {
+        logging.application_log_level.get_or_insert_with(|| "INFO".to_owned());
+        logging.system_log_level.get_or_insert_with(|| "INFO".to_owned());
+    } else if !explicit {
+        logging.application_log_level = None;
+        logging.system_log_level = None;
     }
 }
 

@@ -75,6 +75,8 @@ impl Control {
         let (record, invoked_arn) = self.pick(&name, qualifier.as_ref()).await?;
         check_payload(&input.payload)?;
         let client_context = decode_client_context(input.client_context_b64.as_deref())?;
+        // Lambda traces every invocation: without a caller's header, it starts a trace.
+        let trace_id = Some(input.trace_id.unwrap_or_else(crate::trace::new_trace_id));
         match input.invocation_type {
             InvocationType::DryRun => Ok(InvokeResult::DryRun),
             InvocationType::Event => {
@@ -91,7 +93,7 @@ impl Control {
                     payload: input.payload.to_vec(),
                     received_ms: chrono::Utc::now().timestamp_millis(),
                     attempts: 0,
-                    trace_id: input.trace_id,
+                    trace_id,
                     system_attempts: 0,
                     last_failure: None,
                     outcome: None,
@@ -107,7 +109,7 @@ impl Control {
                     payload: input.payload,
                     invoked_arn,
                     client_context,
-                    trace_id: input.trace_id,
+                    trace_id,
                     log_tail: input.log_tail,
                     stream: input.stream,
                 };
@@ -203,6 +205,8 @@ impl Control {
             opt_dir,
             log_group: config.logging.log_group.clone(),
             log_format: config.logging.log_format.clone(),
+            application_log_level: config.logging.application_log_level.clone(),
+            system_log_level: config.logging.system_log_level.clone(),
             region: self.account().region.clone(),
             network: self.network_of(config)?,
         })

@@ -22,6 +22,7 @@ pub mod package;
 mod queues;
 mod settle;
 mod sqs_poller;
+mod trace;
 mod usage;
 mod versions;
 
@@ -50,6 +51,7 @@ pub use mappings::{MappingInput, MappingPage};
 pub use metrics::{Metrics, QueueDepth};
 pub use package::PackageLimits;
 pub use queues::{MessageAttribute, QueueMessage, QueueService};
+pub use trace::new_trace_id;
 pub use usage::{FunctionUsage, MonthUsage, PriceTable, UsageQuery, UsageReport};
 pub use versions::PublishInput;
 

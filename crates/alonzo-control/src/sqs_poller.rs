@@ -163,6 +163,9 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
     let region = control.account().region.clone();
     let mut records = Vec::new();
     let mut handles = Vec::new();
+    // The batch continues the trace of its first traced message (`AWSTraceHeader`);
+    // otherwise `Control::invoke` starts one.
+    let trace_id = batch.iter().find_map(|m| crate::trace::from_sqs_attributes(&m.attributes));
     for message in batch {
         let record = sqs_record(&message, arn, &region);
         if !shared.filters.is_empty()
@@ -189,7 +192,7 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
         payload: Bytes::from(payload),
         log_tail: false,
         client_context_b64: None,
-        trace_id: None,
+        trace_id,
         stream: false,
     };
     let count = records.len();

@@ -374,6 +374,12 @@ fn validate_logging(logging: &LoggingConfig) -> Result<(), ValidationError> {
     if logging.system_log_level.as_deref().is_some_and(|l| !sys_levels.contains(&l)) {
         return Err(ValidationError::param("Invalid SystemLogLevel."));
     }
+    let has_level = logging.application_log_level.is_some() || logging.system_log_level.is_some();
+    if logging.log_format == "Text" && has_level {
+        return Err(ValidationError::param(
+            "LogLevel is not supported when LogFormat is set to \"Text\". Remove LogLevel from your request or change the LogFormat to \"JSON\" and try again.",
+        ));
+    }
     let group_ok = !logging.log_group.is_empty()
         && logging.log_group.len() <= 512
         && logging.log_group.chars().all(|c| c.is_ascii_alphanumeric() || "\\._-/#".contains(c));
@@ -469,6 +475,11 @@ mod tests {
     fn layers_and_logging() {
         check_err(|c| c.layers = vec!["l".into(); 6], ValidationKind::Parameter, "layers");
         check_err(|c| c.logging.log_format = "XML".into(), ValidationKind::Constraint, "logFormat");
+        check_err(
+            |c| c.logging.application_log_level = Some("DEBUG".into()),
+            ValidationKind::Parameter,
+            "LogLevel is not supported when LogFormat is set to \"Text\"",
+        );
         check_err(|c| c.architectures.clear(), ValidationKind::Parameter, "Architectures");
     }
 }

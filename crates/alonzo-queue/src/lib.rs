@@ -79,6 +79,8 @@ pub struct SendMessage {
     pub message_attributes: BTreeMap<String, MessageAttributeValue>,
     /// `SenderId` to record; `None` records the account id.
     pub sender_id: Option<String>,
+    /// The `AWSTraceHeader` system attribute (an X-Ray trace header).
+    pub trace_header: Option<String>,
 }
 
 impl SendMessage {
@@ -142,6 +144,8 @@ pub struct ReceivedMessage {
     pub message_attributes: BTreeMap<String, MessageAttributeValue>,
     /// `SenderId`.
     pub sender_id: String,
+    /// `AWSTraceHeader`, if the sender set it.
+    pub trace_header: Option<String>,
     /// `SentTimestamp`, ms since the epoch.
     pub sent_timestamp_ms: i64,
     /// `ApproximateReceiveCount`, this receive included.
@@ -155,7 +159,7 @@ pub struct ReceivedMessage {
 impl ReceivedMessage {
     /// The system attributes by SQS's names, values as SQS spells them.
     pub fn system_attributes(&self) -> BTreeMap<&'static str, String> {
-        BTreeMap::from([
+        let mut out = BTreeMap::from([
             ("SenderId", self.sender_id.clone()),
             ("SentTimestamp", self.sent_timestamp_ms.to_string()),
             ("ApproximateReceiveCount", self.approximate_receive_count.to_string()),
@@ -163,7 +167,11 @@ impl ReceivedMessage {
                 "ApproximateFirstReceiveTimestamp",
                 self.approximate_first_receive_timestamp_ms.to_string(),
             ),
-        ])
+        ]);
+        if let Some(trace) = &self.trace_header {
+            out.insert("AWSTraceHeader", trace.clone());
+        }
+        out
     }
 }
 
@@ -513,6 +521,11 @@ impl Queues {
         }
         let delay = msg.delay_seconds.unwrap_or(e.config.delay);
         message::validate_delay(delay)?;
+        if msg.trace_header.as_ref().is_some_and(|t| t.is_empty() || t.len() > 1024) {
+            return Err(QueueError::InvalidParameterValue(
+                "The message system attribute 'AWSTraceHeader' is invalid.".into(),
+            ));
+        }
         Ok((
             NewMessage {
                 message_id: uuid::Uuid::new_v4().to_string(),
@@ -521,6 +534,7 @@ impl Queues {
                 body: msg.body,
                 attributes: msg.message_attributes,
                 sender_id: msg.sender_id.unwrap_or_else(|| self.inner.account.account_id.clone()),
+                trace_header: msg.trace_header,
                 sent_ms: now,
                 visible_at_ms: now + i64::from(delay) * 1000,
             },
@@ -678,6 +692,7 @@ impl Queues {
                     md5_of_message_attributes: md5_of_attributes(&attributes),
                     message_attributes: attributes,
                     sender_id: m.message.sender_id,
+                    trace_header: m.message.trace_header,
                     sent_timestamp_ms: m.message.sent_ms,
                     approximate_receive_count: m.receive_count,
                     approximate_first_receive_timestamp_ms: m

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::logs::{self, LogCommand, LogStream};
+use crate::platform_log::{PlatformLog, Status};
 use crate::runtime_api::{self, Event, RuntimeChannel, RuntimeMessage, StreamItem};
 use crate::{rootfs, FunctionSpec, InvokeRequest, Manager, SandboxError};
 
@@ -54,6 +55,8 @@ pub(crate) struct Environment {
     channel: RuntimeChannel,
     api_task: tokio::task::JoinHandle<()>,
     logs: mpsc::UnboundedSender<LogCommand>,
+    /// Renders the platform's log records in the function's log format.
+    platform: PlatformLog,
     exit: watch::Receiver<Option<ExitInfo>>,
     cgroup: Option<Arc<SandboxCgroup>>,
     /// Process group of a runtime started without isolation (development mode).
@@ -197,17 +200,26 @@ impl Environment {
         let listener = tokio::net::TcpListener::from_std(spawned.runtime_api)
             .map_err(SandboxError::io("registering the Runtime API listener"))?;
         let (channel, api_task) = runtime_api::serve(listener);
-        let logs = logs::spawn(&stream, spawned.stdout, spawned.stderr)
-            .map_err(SandboxError::io("capturing logs"))?;
+        let platform = PlatformLog::new(&spec);
+        let logs = logs::spawn(
+            &stream,
+            spawned.stdout,
+            spawned.stderr,
+            manager.inner.log_limits,
+            platform.clone(),
+        )
+        .map_err(SandboxError::io("capturing logs"))?;
         let exit = watch_exit(spawned.child, spawned.slot);
-        let _ = logs
-            .send(LogCommand::Platform(format!("INIT_START Runtime Version: {}", spec.runtime)));
+        if let Some(line) = platform.init_start(init_type) {
+            let _ = logs.send(LogCommand::Platform(line));
+        }
         let mut env = Self {
             id,
             spec,
             channel,
             api_task,
             logs,
+            platform,
             exit,
             cgroup: cgroup.map(Arc::new),
             pgid,
@@ -226,12 +238,11 @@ impl Environment {
                         tracing::warn!(error = %e, "cannot lower the CPU quota after init");
                     }
                 }
+                env.platform_line(env.platform.init_runtime_done(init_type));
                 if provisioned {
                     // Initialised before any request: its invocations are never cold.
-                    let _ = env.logs.send(LogCommand::Platform(format!(
-                        "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: success",
-                        init.as_secs_f64() * 1000.0
-                    )));
+                    let ms = init.as_secs_f64() * 1000.0;
+                    env.platform_line(env.platform.init_report(init_type, ms, None));
                 } else {
                     env.pending_init = Some(init);
                 }
@@ -239,14 +250,19 @@ impl Environment {
             }
             Err(failure) => {
                 let failure = InitFailure { init: started.elapsed(), ..failure };
-                let _ = env.logs.send(LogCommand::Platform(format!(
-                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {}",
-                    failure.init.as_secs_f64() * 1000.0,
-                    failure.error_type
-                )));
+                let ms = failure.init.as_secs_f64() * 1000.0;
+                let line = env.platform.init_report(init_type, ms, Some(&failure.error_type));
+                env.platform_line(line);
                 env.destroy();
                 Ok(Err(failure))
             }
+        }
+    }
+
+    /// Sends a platform record to the log, unless the system log level filtered it out.
+    fn platform_line(&self, line: Option<String>) {
+        if let Some(line) = line {
+            let _ = self.logs.send(LogCommand::Platform(line));
         }
     }
 
@@ -295,10 +311,7 @@ impl Environment {
         let deadline_ms =
             started_at.timestamp_millis() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let _ = self.logs.send(LogCommand::BeginTail);
-        let _ = self.logs.send(LogCommand::Platform(format!(
-            "START RequestId: {} Version: {}",
-            req.request_id, spec.version
-        )));
+        self.platform_line(self.platform.start(&req.request_id));
         let event = Event {
             request_id: req.request_id.clone(),
             deadline_ms,
@@ -345,6 +358,12 @@ impl Environment {
         }
         let duration = began.elapsed();
         let reusable = !matches!(ending, Ending::Fatal { .. });
+        let status = match &ending {
+            Ending::Fatal { error_type, .. } if error_type == "Sandbox.Timedout" => Status::Timeout,
+            Ending::Fatal { .. } | Ending::Stream { .. } => Status::Error,
+            Ending::FunctionError { .. } => Status::Failure,
+            Ending::Response(_) => Status::Success,
+        };
         let (outcome, fatal_line) = self.outcome(&req.request_id, ending);
         let error_type = outcome.error_type.clone();
         // Without a log tail to collect, the caller gets its answer at once; the rest (the
@@ -364,9 +383,9 @@ impl Environment {
         }
         let report = self.report(&req.request_id, duration, error_type, started_at);
         let mut lines = Vec::new();
-        lines.extend(fatal_line);
-        lines.push(format!("END RequestId: {}", req.request_id));
-        lines.push(report_line(&report));
+        lines.extend(fatal_line.and_then(|line| self.platform.fatal(line)));
+        lines.extend(self.platform.end(&report, status));
+        lines.extend(self.platform.report(&report, status));
         let (tail_tx, tail_rx) = oneshot::channel();
         let _ = self.logs.send(LogCommand::Finish { lines, reply: tail_tx });
         if let (Some(reply), Some(outcome)) = (reply, held) {
@@ -772,18 +791,6 @@ fn exit_reason(cgroup: Option<&SandboxCgroup>, info: ExitInfo) -> (String, Strin
     let oom = cgroup.is_some_and(SandboxCgroup::oom_killed);
     let error_type = if oom { "Runtime.OutOfMemory" } else { "Runtime.ExitError" };
     (error_type.to_owned(), info.describe())
-}
-
-/// `REPORT` line, tab-separated with a trailing tab, as Lambda writes it.
-fn report_line(r: &InvocationReport) -> String {
-    let mut line = format!(
-        "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
-        r.request_id, r.duration_ms, r.billed_ms, r.memory_mb, r.max_memory_used_mb
-    );
-    if let Some(init) = r.init_ms {
-        line.push_str(&format!("Init Duration: {init:.2} ms\t"));
-    }
-    line
 }
 
 /// Why an environment failed to initialise.

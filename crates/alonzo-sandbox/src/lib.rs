@@ -11,6 +11,7 @@ mod environment;
 mod log_store;
 mod logs;
 pub mod network;
+mod platform_log;
 mod prepared;
 mod provisioned;
 mod rootfs;
@@ -30,8 +31,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use environment::{InvocationReport, InvokeOutcome, ResponseStream};
-pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, MAX_EVENTS};
-pub use logs::group_dir_name;
+pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, SweepStats, MAX_EVENTS};
+pub use logs::{group_dir_name, LogLimits};
 pub use provisioned::ProvisionedStatus;
 pub use runtime_api::{MAX_RESPONSE_BYTES, MAX_STREAM_BYTES};
 pub use runtimes::{RuntimeCatalog, RuntimeKind};
@@ -70,6 +71,11 @@ pub struct FunctionSpec {
     pub log_group: String,
     /// `Text` or `JSON`.
     pub log_format: String,
+    /// `ApplicationLogLevel` (JSON format only), given to the runtime as
+    /// `AWS_LAMBDA_LOG_LEVEL`.
+    pub application_log_level: Option<String>,
+    /// `SystemLogLevel` (JSON format only): which platform records are written.
+    pub system_log_level: Option<String>,
     /// Region for `AWS_REGION`.
     pub region: String,
     /// The operator network the function's `VpcConfig` selects; `None` for the default.
@@ -197,6 +203,8 @@ pub struct ManagerConfig {
     pub isolation: bool,
     /// External interfaces for sandboxes; `None` gives every sandbox loopback only.
     pub networking: Option<Arc<network::Networking>>,
+    /// Flood protection and storage bounds of function logs.
+    pub log_limits: LogLimits,
 }
 
 /// The pool of execution environments. Cheap to clone.
@@ -211,6 +219,7 @@ pub(crate) struct Inner {
     files: rootfs::RuntimeFiles,
     sandboxes_dir: PathBuf,
     logs_dir: PathBuf,
+    log_limits: LogLimits,
     cgroups: Option<CgroupParent>,
     idle_timeout: Duration,
     concurrency_limit: u32,
@@ -354,6 +363,7 @@ impl Manager {
             files,
             sandboxes_dir,
             logs_dir,
+            log_limits: config.log_limits,
             cgroups,
             idle_timeout: config.idle_timeout,
             concurrency_limit: config.concurrency_limit,
@@ -371,6 +381,7 @@ impl Manager {
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
+        tokio::spawn(sweep_logs(Arc::downgrade(&manager.inner)));
         tokio::spawn(provisioned::run(Arc::downgrade(&manager.inner)));
         if manager.inner.cgroups.is_some() {
             tokio::spawn(prepared::run(Arc::downgrade(&manager.inner)));
@@ -733,6 +744,29 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
         for env in expired {
             tracing::debug!(env = %env.id, function = %env.spec.name, "reclaiming idle environment");
             env.destroy();
+        }
+    }
+}
+
+/// Enforces log retention and the per-function volume cap every `sweep_interval`, until
+/// the manager is dropped.
+async fn sweep_logs(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(interval) = inner.upgrade().map(|i| i.log_limits.sweep_interval) else { return };
+        tokio::time::sleep(interval).await;
+        let Some(strong) = inner.upgrade() else { return };
+        let store = LogStore::new(&strong.logs_dir);
+        let cap = strong.log_limits.max_bytes_per_function;
+        drop(strong);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        match tokio::task::spawn_blocking(move || store.sweep(now_ms, cap)).await {
+            Ok(stats) if stats.removed_streams > 0 => tracing::info!(
+                removed_streams = stats.removed_streams,
+                freed_bytes = stats.freed_bytes,
+                "log sweep removed expired or excess streams"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "log sweep failed"),
         }
     }
 }

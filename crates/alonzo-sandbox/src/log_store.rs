@@ -1,10 +1,20 @@
-//! Reading stored logs: log groups, their streams, and events in time order, for the
-//! CloudWatch Logs-compatible API and `alonzo logs`. The writing side is `logs.rs`; both
-//! share its on-disk format (`<logs>/<group dir>/<stream file>.log`, lines `<epoch ms> <text>`).
+//! Stored logs: log groups, their streams, and events in time order, for the CloudWatch
+//! Logs-compatible API and `alonzo logs`; groups and streams created through that API, their
+//! retention (a `.retention` file in the group's directory), and the sweep that enforces
+//! retention and the per-function volume cap. The writing side of function output is
+//! `logs.rs`; both share its on-disk format (`<logs>/<group dir>/<stream file>.log`, lines
+//! `<epoch ms> <text>`).
 
 use std::path::{Path, PathBuf};
 
+use std::io::{Read, Seek, Write};
+
 use crate::logs::{group_dir_name, stream_file_name, stream_name_of, GROUP_NAME_FILE};
+
+/// File in a group's directory holding its retention in days.
+const RETENTION_FILE: &str = ".retention";
+/// One day, ms.
+const DAY_MS: i64 = 86_400_000;
 
 /// Most events one query returns.
 pub const MAX_EVENTS: usize = 10_000;
@@ -18,6 +28,17 @@ pub struct LogGroupInfo {
     pub created_ms: i64,
     /// Bytes stored.
     pub stored_bytes: u64,
+    /// Days events are kept; `None` keeps them forever.
+    pub retention_days: Option<u32>,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Stream files deleted.
+    pub removed_streams: usize,
+    /// Bytes they held.
+    pub freed_bytes: u64,
 }
 
 /// A stored log stream.
@@ -68,8 +89,9 @@ impl LogStore {
             .filter_map(|e| {
                 let name = std::fs::read_to_string(e.path().join(GROUP_NAME_FILE)).ok()?;
                 name.starts_with(prefix).then(|| LogGroupInfo {
-                    created_ms: created_ms(&e.path()),
+                    created_ms: created_ms(&e.path().join(GROUP_NAME_FILE)),
                     stored_bytes: dir_size(&e.path()),
+                    retention_days: read_retention(&e.path()),
                     name,
                 })
             })
@@ -81,6 +103,116 @@ impl LogStore {
     /// Whether a group exists.
     pub fn has_group(&self, group: &str) -> bool {
         self.group_dir(group).join(GROUP_NAME_FILE).exists()
+    }
+
+    /// Creates an empty group; `false` if it already exists.
+    pub fn create_group(&self, group: &str) -> std::io::Result<bool> {
+        if self.has_group(group) {
+            return Ok(false);
+        }
+        let dir = self.group_dir(group);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(GROUP_NAME_FILE), group)?;
+        Ok(true)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a group's retention.
+    pub fn set_retention(&self, group: &str, days: Option<u32>) -> std::io::Result<()> {
+        let path = self.group_dir(group).join(RETENTION_FILE);
+        match days {
+            Some(days) => std::fs::write(path, days.to_string()),
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Whether a stream exists.
+    pub fn has_stream(&self, group: &str, stream: &str) -> bool {
+        self.group_dir(group).join(stream_file_name(stream)).exists()
+    }
+
+    /// Creates an empty stream in an existing group; `false` if it already exists.
+    pub fn create_stream(&self, group: &str, stream: &str) -> std::io::Result<bool> {
+        let path = self.group_dir(group).join(stream_file_name(stream));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one stream.
+    pub fn delete_stream(&self, group: &str, stream: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.group_dir(group).join(stream_file_name(stream)))
+    }
+
+    /// Appends events (`(epoch ms, message)`) to an existing stream; a message's line breaks
+    /// become carriage returns (one event per line on disk).
+    pub fn put_events(
+        &self,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) -> std::io::Result<()> {
+        let path = self.group_dir(group).join(stream_file_name(stream));
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let mut out = std::io::BufWriter::new(file);
+        for (stamp, message) in events {
+            writeln!(out, "{stamp} {}", message.replace('\n', "\r"))?;
+        }
+        out.flush()
+    }
+
+    /// Enforces retention and the per-function volume cap once, at `now_ms`: a stream whose
+    /// newest event is older than its group's retention is deleted; then, in a group holding
+    /// more than `max_group_bytes`, the least recently written streams are deleted until it
+    /// fits (the newest stream stays: writers cap each stream on their own).
+    pub fn sweep(&self, now_ms: i64, max_group_bytes: u64) -> SweepStats {
+        let mut stats = SweepStats::default();
+        let Ok(groups) = std::fs::read_dir(&self.root) else { return stats };
+        for group in groups.flatten() {
+            let dir = group.path();
+            if !dir.join(GROUP_NAME_FILE).exists() {
+                continue;
+            }
+            let mut streams: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+            let retention = read_retention(&dir);
+            let entries = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+            for entry in entries {
+                let path = entry.path();
+                if stream_name_of(&entry.file_name().to_string_lossy()).is_none() {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
+                let expired = retention.is_some_and(|days| {
+                    let cutoff = now_ms - i64::from(days) * DAY_MS;
+                    last_event_ms(&path).is_some_and(|last| last < cutoff)
+                });
+                if expired {
+                    if std::fs::remove_file(&path).is_ok() {
+                        stats.removed_streams += 1;
+                        stats.freed_bytes += meta.len();
+                    }
+                    continue;
+                }
+                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                streams.push((modified, meta.len(), path));
+            }
+            let mut total: u64 = streams.iter().map(|s| s.1).sum();
+            streams.sort_by_key(|s| s.0);
+            let mut oldest_first = streams.into_iter();
+            while total > max_group_bytes && oldest_first.len() > 1 {
+                let Some((_, len, path)) = oldest_first.next() else { break };
+                if std::fs::remove_file(&path).is_ok() {
+                    stats.removed_streams += 1;
+                    stats.freed_bytes += len;
+                    total -= len;
+                }
+            }
+        }
+        stats
     }
 
     /// Deletes a group and all its streams.
@@ -160,6 +292,24 @@ fn read_file(path: &Path, stream: &str) -> Vec<LogEvent> {
         .collect()
 }
 
+/// A group's retention, from its `.retention` file.
+fn read_retention(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join(RETENTION_FILE)).ok()?.trim().parse().ok()
+}
+
+/// The timestamp of a stream file's last event, read from its end.
+fn last_event_ms(path: &Path) -> Option<i64> {
+    const TAIL: u64 = 300 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(std::io::SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let last = text.lines().rev().find(|l| !l.is_empty())?;
+    last.split_once(' ').map_or(last, |(stamp, _)| stamp).parse().ok()
+}
+
 fn created_ms(path: &Path) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -205,5 +355,55 @@ mod tests {
         );
         store.delete_group("/aws/lambda/my-fn").unwrap();
         assert!(!store.has_group("/aws/lambda/my-fn"));
+    }
+
+    #[test]
+    fn created_streams_round_trip_any_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path());
+        assert!(store.create_group("/app/x").unwrap());
+        assert!(!store.create_group("/app/x").unwrap());
+        for name in ["my-stream-1", "a/b/c/d-e", "2026/11/29/[$LATEST]abc", "~odd"] {
+            assert!(store.create_stream("/app/x", name).unwrap(), "{name}");
+            assert!(!store.create_stream("/app/x", name).unwrap(), "{name}");
+            store.put_events("/app/x", name, &[(5, "line\nbreak".into())]).unwrap();
+            let events = store.stream_events("/app/x", name).unwrap();
+            assert_eq!(events[0].message, "line\rbreak");
+            assert_eq!(events[0].stream, name);
+        }
+        let mut names: Vec<String> = store.streams("/app/x").into_iter().map(|s| s.name).collect();
+        names.sort();
+        assert_eq!(names, ["2026/11/29/[$LATEST]abc", "a/b/c/d-e", "my-stream-1", "~odd"]);
+    }
+
+    #[test]
+    fn sweep_enforces_retention_and_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path());
+        let now = 100 * DAY_MS;
+        store.create_group("/g").unwrap();
+        for (name, stamp) in [("old", now - 3 * DAY_MS), ("new", now)] {
+            store.create_stream("/g", name).unwrap();
+            store.put_events("/g", name, &[(stamp, "x".repeat(100))]).unwrap();
+        }
+        assert_eq!(store.sweep(now, u64::MAX).removed_streams, 0, "no retention, no expiry");
+        store.set_retention("/g", Some(1)).unwrap();
+        assert_eq!(store.groups("/g")[0].retention_days, Some(1));
+        let stats = store.sweep(now, u64::MAX);
+        assert_eq!(stats.removed_streams, 1);
+        assert!(!store.has_stream("/g", "old") && store.has_stream("/g", "new"));
+        store.set_retention("/g", None).unwrap();
+        assert_eq!(store.groups("/g")[0].retention_days, None);
+        // Over the cap: the least recently written stream goes, the newest stays.
+        store.create_group("/h").unwrap();
+        for name in ["first", "second", "third"] {
+            store.create_stream("/h", name).unwrap();
+            store.put_events("/h", name, &[(now, "y".repeat(1000))]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(store.sweep(now, 2500).removed_streams, 1);
+        assert!(!store.has_stream("/h", "first") && store.has_stream("/h", "third"));
+        assert_eq!(store.sweep(now, 10).removed_streams, 1, "the newest stream is never removed");
+        assert!(store.has_stream("/h", "third"));
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! One task owns both pipes and the file, so ordering is by construction: before it writes
 //! an invocation's `END`/`REPORT` it drains whatever the runtime had already written.
+//!
+//! Flood protection: the function's output passes a token bucket (`LogLimits::rate_bytes_per_s`,
+//! one second of burst) and a size cap per stream (`LogLimits::max_bytes_per_function`);
+//! what exceeds either is read and dropped (the function is never blocked by its logging),
+//! and one `LOGS_DROPPED` notice per invocation says how much. Platform lines are always
+//! written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,11 +18,37 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::platform_log::PlatformLog;
+
 /// Longest line kept; the rest of a longer line is cut (a function cannot make us buffer
 /// unbounded output).
 const MAX_LINE: usize = 256 * 1024;
 /// Bytes of each invocation's log kept for `Tail` (Lambda returns the last 4 KB).
 const TAIL_BYTES: usize = 4096;
+/// Pipe read buffer: large, so that a flood is read (and dropped) in few system calls.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Bounds on function logs, set by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Bytes of output per second one environment may write (with one second of burst).
+    pub rate_bytes_per_s: u64,
+    /// Bytes one function's log group may hold: one stream never grows past it, and the
+    /// sweeper removes a group's oldest streams until the group fits.
+    pub max_bytes_per_function: u64,
+    /// How often retention and the cap are enforced.
+    pub sweep_interval: std::time::Duration,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            rate_bytes_per_s: 1024 * 1024,
+            max_bytes_per_function: 1024 * 1024 * 1024,
+            sweep_interval: std::time::Duration::from_secs(60),
+        }
+    }
+}
 
 /// Commands from the environment driver to its log task.
 #[derive(Debug)]
@@ -58,20 +90,48 @@ impl LogStream {
 /// File in a group's directory holding the group's real name.
 pub(crate) const GROUP_NAME_FILE: &str = ".group";
 
-/// A log group (`/aws/lambda/name`) as one directory name.
+/// A log group (`/aws/lambda/name`) as one directory name (`aws-lambda-name`). A name that
+/// would be empty or start with a dot (`..`, `.x`) is hex-encoded behind `~` instead, so no
+/// group name can reach outside the logs directory.
 pub fn group_dir_name(group: &str) -> String {
-    group.trim_start_matches('/').replace('/', "-")
+    let dashed = group.trim_start_matches('/').replace('/', "-");
+    if dashed.is_empty() || dashed.starts_with(['.', '~']) {
+        let hex: String = group.bytes().map(|b| format!("{b:02x}")).collect();
+        return format!("~{hex}");
+    }
+    dashed
 }
 
-/// A stream name (`2026/11/29/[$LATEST]hex`) as a file name, reversibly: the date's three
-/// slashes become dashes.
+/// A stream name as a file name, reversibly: in the platform's names
+/// (`2026/11/29/[$LATEST]hex`) the date's three slashes become dashes; any other name
+/// (created through `CreateLogStream`) is hex-encoded behind a `~`.
 pub(crate) fn stream_file_name(stream: &str) -> String {
-    format!("{}.log", stream.replacen('/', "-", 3))
+    let platform_shaped = stream.len() > 11
+        && stream.bytes().enumerate().take(11).all(|(i, b)| match i {
+            4 | 7 | 10 => b == b'/',
+            _ => b.is_ascii_digit(),
+        })
+        && !stream[11..].contains('/');
+    if platform_shaped {
+        return format!("{}.log", stream.replacen('/', "-", 3));
+    }
+    let hex: String = stream.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("~{hex}.log")
 }
 
 /// The stream name a file name stands for.
 pub(crate) fn stream_name_of(file_name: &str) -> Option<String> {
     let base = file_name.strip_suffix(".log")?;
+    if let Some(hex) = base.strip_prefix('~') {
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        return String::from_utf8(bytes?).ok();
+    }
     Some(base.replacen('-', "/", 3))
 }
 
@@ -80,24 +140,109 @@ pub(crate) fn spawn(
     stream: &LogStream,
     stdout: std::process::ChildStdout,
     stderr: std::process::ChildStderr,
+    limits: LogLimits,
+    platform: PlatformLog,
 ) -> std::io::Result<mpsc::UnboundedSender<LogCommand>> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(&stream.path)?;
+    let written = file.metadata().map_or(0, |m| m.len());
     let stdout = tokio::process::ChildStdout::from_std(stdout)?;
     let stderr = tokio::process::ChildStderr::from_std(stderr)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(file, stdout, stderr, rx));
+    let sink = Sink {
+        file: std::io::BufWriter::new(file),
+        tail: None,
+        written,
+        limiter: Limiter::new(limits.rate_bytes_per_s),
+        max_bytes: limits.max_bytes_per_function,
+        dropped: Dropped::default(),
+        platform,
+    };
+    tokio::spawn(run(sink, stdout, stderr, rx));
     Ok(tx)
+}
+
+/// A token bucket of output bytes: `rate` per second, at most one second's worth saved.
+struct Limiter {
+    rate: u64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Limiter {
+    fn new(rate: u64) -> Self {
+        Self { rate, tokens: rate as f64, last: std::time::Instant::now() }
+    }
+
+    /// Takes `n` bytes' worth of tokens if there are enough.
+    fn take(&mut self, n: usize) -> bool {
+        let now = std::time::Instant::now();
+        let rate = self.rate as f64;
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
+        self.last = now;
+        if self.tokens >= n as f64 {
+            self.tokens -= n as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Output dropped since the last notice.
+#[derive(Default)]
+struct Dropped {
+    lines: u64,
+    bytes: u64,
+    capped: bool,
 }
 
 struct Sink {
     file: std::io::BufWriter<std::fs::File>,
     tail: Option<Vec<u8>>,
+    /// Bytes in the stream file.
+    written: u64,
+    limiter: Limiter,
+    max_bytes: u64,
+    dropped: Dropped,
+    platform: PlatformLog,
 }
 
 impl Sink {
+    /// A line of the function's output: written if the rate and the cap allow it.
+    fn output(&mut self, text: &[u8]) {
+        let cost = text.len() + 16;
+        let over_cap = self.written + cost as u64 > self.max_bytes;
+        if over_cap || !self.limiter.take(cost) {
+            self.dropped.lines += 1;
+            self.dropped.bytes += text.len() as u64 + 1;
+            self.dropped.capped |= over_cap;
+            return;
+        }
+        let text = String::from_utf8_lossy(text);
+        self.line(text.trim_end_matches(['\n', '\r']));
+    }
+
+    /// Writes the notice of dropped output, if any was dropped.
+    fn report_dropped(&mut self) {
+        if self.dropped.lines == 0 {
+            return;
+        }
+        let reason = if self.dropped.capped {
+            format!("the function's log volume cap ({} bytes) is reached", self.max_bytes)
+        } else {
+            format!("over the rate limit of {} bytes/s", self.limiter.rate)
+        };
+        let Dropped { lines, bytes, .. } = std::mem::take(&mut self.dropped);
+        if let Some(notice) = self.platform.logs_dropped(lines, bytes, &reason) {
+            self.line(&notice);
+        }
+    }
+
+    /// A line written unconditionally (platform records).
     fn line(&mut self, text: &str) {
         let stamp = chrono::Utc::now().timestamp_millis();
         let _ = writeln!(self.file, "{stamp} {text}");
+        self.written += text.len() as u64 + 15;
         if let Some(tail) = &mut self.tail {
             tail.extend_from_slice(text.as_bytes());
             tail.push(b'\n');
@@ -116,14 +261,13 @@ impl Sink {
 }
 
 async fn run(
-    file: std::fs::File,
+    mut sink: Sink,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
     mut commands: mpsc::UnboundedReceiver<LogCommand>,
 ) {
-    let mut sink = Sink { file: std::io::BufWriter::new(file), tail: None };
-    let mut out = tokio::io::BufReader::new(stdout);
-    let mut err = tokio::io::BufReader::new(stderr);
+    let mut out = tokio::io::BufReader::with_capacity(READ_BUFFER, stdout);
+    let mut err = tokio::io::BufReader::with_capacity(READ_BUFFER, stderr);
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
     loop {
@@ -144,6 +288,7 @@ async fn run(
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     drain(&mut sink, &mut out, &mut out_buf).await;
                     drain(&mut sink, &mut err, &mut err_buf).await;
+                    sink.report_dropped();
                     for line in &lines {
                         sink.line(line);
                     }
@@ -173,7 +318,7 @@ fn emit(sink: &mut Sink, buf: &mut Vec<u8>, read: std::io::Result<usize>) -> boo
     match read {
         Ok(0) | Err(_) => {
             if !buf.is_empty() {
-                sink.line(&String::from_utf8_lossy(buf));
+                sink.output(buf);
                 buf.clear();
             }
             false
@@ -181,8 +326,7 @@ fn emit(sink: &mut Sink, buf: &mut Vec<u8>, read: std::io::Result<usize>) -> boo
         Ok(_) => {
             if buf.ends_with(b"\n") || buf.len() >= MAX_LINE {
                 let end = buf.len().min(MAX_LINE);
-                let text = String::from_utf8_lossy(&buf[..end]);
-                sink.line(text.trim_end_matches(['\n', '\r']));
+                sink.output(&buf[..end]);
                 buf.clear();
             }
             true
@@ -206,5 +350,104 @@ async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
             }
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(path: &Path, rate: u64, max_bytes: u64) -> Sink {
+        let file = std::fs::File::create(path).unwrap();
+        let spec = crate::FunctionSpec {
+            name: "f".into(),
+            version: "$LATEST".into(),
+            revision_id: "r".into(),
+            runtime: "python3.11".into(),
+            runtime_kind: crate::RuntimeKind::Provided,
+            handler: "h".into(),
+            memory_mb: 128,
+            timeout_s: 3,
+            ephemeral_mb: 512,
+            environment: Vec::new(),
+            code_dir: "/x".into(),
+            opt_dir: None,
+            log_group: "/aws/lambda/f".into(),
+            log_format: "Text".into(),
+            application_log_level: None,
+            system_log_level: None,
+            region: "us-east-1".into(),
+            network: None,
+        };
+        Sink {
+            file: std::io::BufWriter::new(file),
+            tail: None,
+            written: 0,
+            limiter: Limiter::new(rate),
+            max_bytes,
+            dropped: Dropped::default(),
+            platform: PlatformLog::new(&spec),
+        }
+    }
+
+    #[test]
+    fn a_flood_is_dropped_past_the_rate_with_one_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut sink = sink(&path, 1000, 1 << 20);
+        for _ in 0..100 {
+            sink.output(&[b'x'; 84]);
+        }
+        sink.report_dropped();
+        sink.report_dropped();
+        sink.file.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept = text.lines().filter(|l| l.ends_with('x')).count();
+        assert_eq!(kept, 10, "one second of burst at 1000 bytes/s");
+        let notices: Vec<&str> = text.lines().filter(|l| l.contains("LOGS_DROPPED")).collect();
+        assert_eq!(notices.len(), 1);
+        assert!(notices[0].ends_with(
+            "LOGS_DROPPED Dropped 90 lines (7650 bytes) of function output: over the rate limit of 1000 bytes/s"
+        ));
+    }
+
+    #[test]
+    fn a_stream_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut sink = sink(&path, u64::MAX / 2, 1000);
+        for _ in 0..100 {
+            sink.output(&[b'y'; 84]);
+        }
+        sink.report_dropped();
+        sink.file.flush().unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("log volume cap (1000 bytes) is reached"), "{text}");
+        assert!(len <= 1000 + 200, "{len}");
+    }
+
+    #[test]
+    fn group_names_stay_inside_the_logs_directory() {
+        assert_eq!(group_dir_name("/aws/lambda/f"), "aws-lambda-f");
+        for name in ["..", ".", "/..", "/", "", "./x", "~x"] {
+            let dir = group_dir_name(name);
+            assert!(
+                dir.starts_with('~') && !dir.contains('/') && !dir.contains('.'),
+                "{name:?} → {dir}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_names_map_to_file_names_reversibly() {
+        for name in
+            ["2026/11/29/[$LATEST]0123abcd", "2026/11/29/[3]x", "my-stream", "a/b", "~x", ""]
+        {
+            let file = stream_file_name(name);
+            assert!(!file.contains('/'), "{file}");
+            assert_eq!(stream_name_of(&file).as_deref(), Some(name), "{file}");
+        }
+        assert_eq!(stream_file_name("2026/11/29/[$LATEST]ab"), "2026-11-29-[$LATEST]ab.log");
     }
 }

@@ -283,6 +283,10 @@ pub(crate) fn environment(
         env.retain(|(key, _)| key != k);
         env.push((k.to_owned(), v));
     }
+    if let Some(level) = &spec.application_log_level {
+        env.retain(|(key, _)| key != "AWS_LAMBDA_LOG_LEVEL");
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.clone()));
+    }
     if !spec.runtime.starts_with("provided") {
         env.push(("AWS_EXECUTION_ENV".into(), format!("AWS_Lambda_{}", spec.runtime)));
     }

@@ -47,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
         receipt           TEXT
      );
      CREATE INDEX messages_visible ON messages (queue_id, visible_at, seq);",
+    // 2: the `AWSTraceHeader` system attribute.
+    "ALTER TABLE messages ADD COLUMN trace_header TEXT",
 ];
 
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -300,7 +302,7 @@ fn receive_tx(conn: &Connection, req: &ReceiveRequest) -> Result<Received, Queue
         let candidates: Vec<Candidate> = conn
             .prepare_cached(
                 "SELECT seq, message_id, body, attributes, md5_body, md5_attributes, sender_id,
-                        sent_ms, visible_at, receive_count, first_receive_ms
+                        sent_ms, visible_at, receive_count, first_receive_ms, trace_header
                    FROM messages WHERE queue_id = ?1 AND visible_at <= ?2
                   ORDER BY visible_at, seq LIMIT ?3",
             )
@@ -315,6 +317,7 @@ fn receive_tx(conn: &Connection, req: &ReceiveRequest) -> Result<Received, Queue
                         md5_of_body: row.get(4)?,
                         md5_of_attributes: row.get(5)?,
                         sender_id: row.get(6)?,
+                        trace_header: row.get(11)?,
                         sent_ms: row.get(7)?,
                         visible_at_ms: row.get(8)?,
                     },
@@ -492,8 +495,8 @@ impl QueueStore for SqliteQueueStore {
                 }
                 conn.prepare_cached(
                     "INSERT INTO messages (queue_id, message_id, body, attributes, md5_body,
-                        md5_attributes, sender_id, sent_ms, visible_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        md5_attributes, sender_id, sent_ms, visible_at, trace_header)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(backend)?
                 .execute(params![
@@ -505,7 +508,8 @@ impl QueueStore for SqliteQueueStore {
                     m.md5_of_attributes,
                     m.sender_id,
                     m.sent_ms,
-                    m.visible_at_ms
+                    m.visible_at_ms,
+                    m.trace_header
                 ])
                 .map_err(backend)?;
                 seqs.push(conn.last_insert_rowid());
@@ -620,6 +624,7 @@ mod tests {
             md5_of_body: "m".into(),
             md5_of_attributes: Some("a".into()),
             sender_id: "000000000000".into(),
+            trace_header: None,
             sent_ms,
             visible_at_ms: sent_ms,
         }

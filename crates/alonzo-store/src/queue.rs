@@ -83,6 +83,8 @@ pub struct NewMessage {
     pub md5_of_attributes: Option<String>,
     /// Who sent it (`SenderId`).
     pub sender_id: String,
+    /// The X-Ray trace header sent as the `AWSTraceHeader` system attribute, if any.
+    pub trace_header: Option<String>,
     /// When it was accepted, ms since the epoch (`SentTimestamp`).
     pub sent_ms: i64,
     /// When it first becomes receivable (sent time plus delay).

@@ -183,6 +183,18 @@ pub(crate) struct ServeArgs {
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
     #[arg(long, env = "ALONZO_FUNCTION_PLATFORM_ACCESS", default_value = "off")]
     pub(crate) function_platform_access: String,
+    /// Bytes of output per second one execution environment may log (one second of
+    /// burst); the excess is dropped with one `LOGS_DROPPED` notice per invocation.
+    /// Accepts `KiB`, `MiB`, `GiB` suffixes.
+    #[arg(long, env = "ALONZO_LOG_RATE_LIMIT", default_value = "1MiB", value_parser = parse_bytes)]
+    pub(crate) log_rate_limit: u64,
+    /// Bytes of logs one function's log group may hold: a stream stops growing at it and
+    /// the sweeper deletes the group's oldest streams beyond it.
+    #[arg(long, env = "ALONZO_LOG_MAX_BYTES_PER_FUNCTION", default_value = "1GiB", value_parser = parse_bytes)]
+    pub(crate) log_max_bytes_per_function: u64,
+    /// How often log retention and the per-function cap are enforced (e.g. `60s`, `5m`).
+    #[arg(long, env = "ALONZO_LOG_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) log_sweep_interval: std::time::Duration,
     /// DEVELOPMENT ONLY: run functions as plain child processes when this host cannot
     /// isolate them (no root, no user namespaces, no cgroups). Functions then see the host
     /// and each other, and memory limits do not apply.
@@ -208,6 +220,28 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
         return Err(format!("{text:?} is not a valid duration"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Parses `4096`, `512KiB`, `10MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all
+/// binary) into bytes; at least 1.
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 =
+        number.parse().map_err(|_| format!("{text:?} is not a size like 4096, 512KiB or 1GiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use KiB, MiB or GiB)")),
+    };
+    match value.checked_mul(scale) {
+        Some(0) => Err(format!("{text:?} must be at least 1 byte")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?} is too large")),
+    }
 }
 
 /// How client commands reach a server (the standard AWS settings apply).

@@ -34,6 +34,7 @@ struct ServeConfig {
     unreserved_minimum: u32,
     scale_per_10s: u32,
     idle_timeout: std::time::Duration,
+    log_limits: alonzo_sandbox::LogLimits,
     async_retry_delay: std::time::Duration,
     insecure_no_isolation: bool,
     access_key: Option<credentials::KeyPair>,
@@ -107,6 +108,11 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         unreserved_minimum: args.unreserved_concurrency_min,
         scale_per_10s: args.scale_rate,
         idle_timeout: args.idle_timeout,
+        log_limits: alonzo_sandbox::LogLimits {
+            rate_bytes_per_s: args.log_rate_limit,
+            max_bytes_per_function: args.log_max_bytes_per_function,
+            sweep_interval: args.log_sweep_interval.max(std::time::Duration::from_millis(100)),
+        },
         async_retry_delay: args.async_retry_delay,
         insecure_no_isolation: args.insecure_no_isolation,
         access_key: access_key_from_env()?,
@@ -257,6 +263,7 @@ fn start_sandboxes(
         scale_per_10s: config.scale_per_10s,
         isolation,
         networking: networking.clone(),
+        log_limits: config.log_limits,
     };
     if config.insecure_no_isolation {
         tracing::warn!("INSECURE: --insecure-no-isolation is set: functions run as plain processes that see the host and each other, without memory limits. Never use this with code you do not trust.");
