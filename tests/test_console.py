@@ -88,7 +88,7 @@ def test_browser_login_invoke_tail_charts_usage_queues_logout(srv, client):
     assert shutil.which("node"), "node is required to run playwright-core"
 
     name = unique_name("console")
-    create_function(client, name, make_zip([("app.py", APP)]), Description="made by test_console")
+    runtime = create_function(client, name, make_zip([("app.py", APP)]), Description="made by test_console")["Runtime"]
     sqs = boto3.session.Session(aws_access_key_id=srv.access_key, aws_secret_access_key=srv.secret_key, region_name=srv.region).client(
         "sqs", endpoint_url=srv.endpoint, config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
     queue = unique_name("console-q")
@@ -101,7 +101,7 @@ def test_browser_login_invoke_tail_charts_usage_queues_logout(srv, client):
         old.unlink()
     cfg = {
         "base": srv.endpoint, "key": srv.access_key, "secret": srv.secret_key,
-        "function": name, "runtime": "python3.12", "marker": unique_name("mark"),
+        "function": name, "runtime": runtime, "marker": unique_name("mark"),
         "queue": queue, "queueDepth": 3, "screenshots": str(SHOTS),
     }
     env = dict(os.environ, CONSOLE_TEST=json.dumps(cfg))

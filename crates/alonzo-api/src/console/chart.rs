@@ -7,7 +7,7 @@ use maud::{html, Markup};
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 150.0;
 /// Room at the bottom for the time axis.
-const AXIS: f64 = 18.0;
+const AXIS: f64 = 22.0;
 
 /// One series to draw.
 struct Series<'a> {
@@ -57,7 +57,7 @@ pub(crate) fn activity_charts(buckets: &[ActivityBucket]) -> Markup {
             class: "bar dur",
             values: buckets.iter().map(|b| b.mean_duration_ms).collect(),
             behind: Some(buckets.iter().map(|b| b.max_duration_ms).collect()),
-            total: format!("max {max_duration:.1} ms"),
+            total: if max_duration > 0.0 { format!("max {max_duration:.1} ms") } else { "–".to_owned() },
             buckets,
         },
     ];
@@ -92,7 +92,7 @@ fn draw(s: &Series<'_>) -> Markup {
                 line.grid x1="0" x2=(WIDTH) y1=(y(top)) y2=(y(top)) {}
                 line.grid x1="0" x2=(WIDTH) y1=(y(top / 2.0)) y2=(y(top / 2.0)) {}
                 line.axis x1="0" x2=(WIDTH) y1=(plot) y2=(plot) {}
-                text.tick x="4" y=(y(top) + 11.0) { (fmt(top)) (s.unit) }
+                text.tick x="4" y=(y(top) + 15.0) { (fmt(top)) (s.unit) }
                 @if let Some(behind) = &s.behind {
                     @for (i, v) in behind.iter().enumerate() { @if *v > 0.0 {
                         rect.bar.max x=(x(i, slot)) y=(y(*v)) width=(bar_width(slot)) height=(plot - y(*v)) {}

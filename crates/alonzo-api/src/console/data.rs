@@ -9,7 +9,6 @@ use std::sync::Arc;
 use alonzo_control::{InvocationType, InvokeInput, InvokeResult, LogEvent};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use maud::{html, Markup};
@@ -136,9 +135,7 @@ pub(crate) async fn charts(
 
 /// `GET /api/concurrency`: the live concurrency tables.
 pub(crate) async fn concurrency(State(console): State<Arc<ConsoleState>>) -> Result<Response, ApiError> {
-    let fragment = concurrency_fragment(&console).await.map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", format!("{e:?}"))
-    })?;
+    let fragment = concurrency_fragment(&console).await?;
     Ok(Html(fragment.into_string()).into_response())
 }
 
@@ -165,7 +162,7 @@ pub(crate) async fn concurrency_fragment(
             div.card.stat { span.label { "Throttles since start" } span.value.bad[throttles > 0] { (throttles) } }
             div.card.stat { span.label { "Limit / unreserved" } span.value { (settings.concurrent_executions) " / " (settings.unreserved_concurrent_executions) } }
         }
-        div.meter title="Busy share of the account limit" { div.fill style={ "width:" (format!("{pct:.1}")) "%" } {} }
+        progress.meter value=(stats.busy) max=(stats.concurrency_limit.max(1)) title={ "Busy: " (format!("{pct:.1}")) "% of the account limit" } {}
         section.card {
             h2 { "Environments per version" }
             @if stats.versions.is_empty() { p.muted { "No environments: nothing has run since the server started, or all were reclaimed." } } @else {
@@ -205,35 +202,55 @@ pub(crate) async fn queues(State(console): State<Arc<ConsoleState>>) -> Response
 /// Every queue with its visible, in-flight and delayed messages and its kind.
 pub(crate) async fn queues_fragment(console: &ConsoleState) -> Markup {
     let queues = &console.api.queues;
-    let wanted: Vec<String> = [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-        "FifoQueue",
-        "RedrivePolicy",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let wanted = ["All".to_owned()];
     let mut rows = Vec::new();
     for name in queues.list_queues("") {
         // A queue deleted since the listing is simply left out.
         let Ok(attributes) = queues.queue_attributes(&name, &wanted).await else { continue };
         let get = |key: &str| attributes.get(key).cloned().unwrap_or_default();
-        rows.push((name, get("ApproximateNumberOfMessages"), get("ApproximateNumberOfMessagesNotVisible"), get("ApproximateNumberOfMessagesDelayed"), get("FifoQueue") == "true", !get("RedrivePolicy").is_empty()));
+        rows.push(QueueRow {
+            visible: get("ApproximateNumberOfMessages"),
+            in_flight: get("ApproximateNumberOfMessagesNotVisible"),
+            delayed: get("ApproximateNumberOfMessagesDelayed"),
+            fifo: get("FifoQueue") == "true",
+            dead_letter: dead_letter_name(&get("RedrivePolicy")),
+            visibility_timeout: get("VisibilityTimeout"),
+            retention: get("MessageRetentionPeriod"),
+            name,
+        });
     }
     html! {
         section.card {
             @if rows.is_empty() { p.muted { "No queues. Create one with the AWS CLI (" code { "aws sqs create-queue" } ") or an SDK." } } @else {
                 div.table-wrap { table id="queues" {
-                    thead { tr { th { "Queue" } th { "Type" } th.num { "Visible" } th.num { "In flight" } th.num { "Delayed" } th { "Dead-letter queue" } } }
-                    tbody { @for (name, visible, in_flight, delayed, fifo, redrive) in &rows { tr data-queue=(name) {
-                        td { (name) } td { @if *fifo { "FIFO" } @else { "Standard" } }
-                        td.num.visible { (visible) } td.num { (in_flight) } td.num { (delayed) }
-                        td { @if *redrive { "configured" } @else { span.muted { "none" } } }
+                    thead { tr { th { "Queue" } th { "Type" } th.num { "Visible" } th.num { "In flight" } th.num { "Delayed" } th.num { "Visibility timeout" } th.num { "Retention" } th { "Dead-letter queue" } } }
+                    tbody { @for q in &rows { tr data-queue=(q.name) {
+                        td { strong { (q.name) } } td { @if q.fifo { "FIFO" } @else { "Standard" } }
+                        td.num.visible { (q.visible) } td.num { (q.in_flight) } td.num { (q.delayed) }
+                        td.num { (q.visibility_timeout) " s" } td.num { (q.retention) " s" }
+                        td { @if let Some(dlq) = &q.dead_letter { (dlq) } @else { span.muted { "none" } } }
                     } } }
                 } }
             }
         }
     }
+}
+
+#[derive(Debug)]
+struct QueueRow {
+    name: String,
+    visible: String,
+    in_flight: String,
+    delayed: String,
+    fifo: bool,
+    dead_letter: Option<String>,
+    visibility_timeout: String,
+    retention: String,
+}
+
+/// The dead-letter queue's name from a `RedrivePolicy` document.
+fn dead_letter_name(policy: &str) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let arn = doc.get("deadLetterTargetArn")?.as_str()?;
+    Some(arn.rsplit(':').next().unwrap_or(arn).to_owned())
 }

@@ -30,6 +30,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Alonzo console" }
+            // No favicon request (it would reach the signed API and be refused).
+            link rel="icon" href="data:,";
             link rel="stylesheet" href={ (PREFIX) "/static/console.css" };
             script src={ (PREFIX) "/static/console.js" } defer {}
         }
