@@ -64,12 +64,68 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn bucket_bounds_end_at_now() {
-        // The arithmetic of `activity`: 3 buckets of 60 s ending at 125 s start at 0 s.
-        let (now, bucket, count) = (125_000_i64, 60_000_i64, 3_i64);
-        let first = (now.div_euclid(bucket) - count + 1) * bucket;
-        assert_eq!(first, 0);
-        assert_eq!((now - first).div_euclid(bucket), 2);
+    use std::sync::Arc;
+
+    use alonzo_model::{Account, InvocationRecord};
+
+    use crate::Control;
+
+    fn record(
+        id: &str,
+        function: &str,
+        started_ms: i64,
+        duration_ms: f64,
+        error: bool,
+    ) -> InvocationRecord {
+        InvocationRecord {
+            request_id: id.into(),
+            function: function.into(),
+            version: "$LATEST".into(),
+            started_ms,
+            duration_ms,
+            billed_ms: 1,
+            memory_mb: 128,
+            init_ms: None,
+            error_type: error.then(|| "Runtime.Error".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn buckets_count_invocations_errors_and_durations() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = alonzo_store_sqlite::SqliteStore::open(&dir.path().join("meta.db")).unwrap();
+        let blobs = alonzo_store::FsBlobStore::open(dir.path().join("code")).unwrap();
+        let config = crate::ControlConfig {
+            account: Account { region: "us-east-1".into(), account_id: "000000000000".into() },
+            package_limits: crate::PackageLimits::default(),
+            runtimes: crate::RuntimeCatalog::default(),
+            concurrency_limit: 10,
+            unreserved_minimum: 1,
+            tasks_dir: dir.path().join("tasks"),
+            async_retry_delay: std::time::Duration::from_secs(1),
+            prices: crate::PriceTable::default(),
+        };
+        let control =
+            Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap();
+        // Three one-minute buckets ending at 180.5 s: [60, 120), [120, 180), [180, 240).
+        let records = [
+            record("too-old", "f", 59_999, 1.0, false),
+            record("a", "f", 60_000, 2.0, false),
+            record("b", "f", 61_000, 4.0, true),
+            record("c", "g", 150_000, 9.0, false),
+            record("d", "f", 180_400, 6.0, false),
+        ];
+        control.inner.meta.record_invocations(&records).await.unwrap();
+        control.inner.meta.record_invocations(&records[1..2]).await.unwrap();
+
+        let f = control.activity(Some("f"), 180_500, 60_000, 3).await.unwrap();
+        let starts: Vec<i64> = f.iter().map(|b| b.start_ms).collect();
+        assert_eq!(starts, [60_000, 120_000, 180_000]);
+        let counts: Vec<(u64, u64)> = f.iter().map(|b| (b.invocations, b.errors)).collect();
+        assert_eq!(counts, [(2, 1), (0, 0), (1, 0)], "a record stored twice counts once");
+        assert!((f[0].mean_duration_ms - 3.0).abs() < 1e-9);
+        assert!((f[0].max_duration_ms - 4.0).abs() < 1e-9);
+        let all = control.activity(None, 180_500, 60_000, 3).await.unwrap();
+        assert_eq!(all.iter().map(|b| b.invocations).collect::<Vec<_>>(), [2, 1, 1]);
     }
 }

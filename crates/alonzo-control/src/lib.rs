@@ -32,8 +32,8 @@ use alonzo_model::Account;
 use alonzo_store::{BlobStore, MetaStore};
 use tokio::sync::{mpsc, RwLock};
 
-pub use activity::ActivityBucket;
 pub use access::{PermissionInput, UrlAccess, UrlConfigInput};
+pub use activity::ActivityBucket;
 pub use aliases::AliasInput;
 pub use alonzo_sandbox::{
     InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,

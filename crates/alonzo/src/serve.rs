@@ -211,7 +211,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::info!(stage = %stage, routes = routes.routes.len(), "serving API gateway stage under /_routes/{stage}/");
     }
     if state.console {
-        tracing::info!("serving the web console at http://{}/_alonzo/console/", listener.local_addr()?);
+        tracing::info!(
+            "serving the web console at http://{}/_alonzo/console/",
+            listener.local_addr()?
+        );
     }
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
     crate::http_server::serve(listener, alonzo_api::router(state), async move {

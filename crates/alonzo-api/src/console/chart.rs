@@ -25,7 +25,9 @@ struct Series<'a> {
 /// The three charts of a period, side by side on wide screens.
 pub(crate) fn activity_charts(buckets: &[ActivityBucket]) -> Markup {
     #[allow(clippy::cast_precision_loss)]
-    let count = |f: fn(&ActivityBucket) -> u64| -> Vec<f64> { buckets.iter().map(|b| f(b) as f64).collect() };
+    let count = |f: fn(&ActivityBucket) -> u64| -> Vec<f64> {
+        buckets.iter().map(|b| f(b) as f64).collect()
+    };
     let invocations: u64 = buckets.iter().map(|b| b.invocations).sum();
     let errors: u64 = buckets.iter().map(|b| b.errors).sum();
     let max_duration = buckets.iter().map(|b| b.max_duration_ms).fold(0.0, f64::max);
@@ -57,7 +59,11 @@ pub(crate) fn activity_charts(buckets: &[ActivityBucket]) -> Markup {
             class: "bar dur",
             values: buckets.iter().map(|b| b.mean_duration_ms).collect(),
             behind: Some(buckets.iter().map(|b| b.max_duration_ms).collect()),
-            total: if max_duration > 0.0 { format!("max {max_duration:.1} ms") } else { "–".to_owned() },
+            total: if max_duration > 0.0 {
+                format!("max {max_duration:.1} ms")
+            } else {
+                "–".to_owned()
+            },
             buckets,
         },
     ];
@@ -69,13 +75,8 @@ pub(crate) fn activity_charts(buckets: &[ActivityBucket]) -> Markup {
 }
 
 fn draw(s: &Series<'_>) -> Markup {
-    let top = s
-        .values
-        .iter()
-        .chain(s.behind.iter().flatten())
-        .copied()
-        .fold(0.0, f64::max)
-        .max(1.0);
+    let top =
+        s.values.iter().chain(s.behind.iter().flatten()).copied().fold(0.0, f64::max).max(1.0);
     #[allow(clippy::cast_precision_loss)]
     let slot = WIDTH / s.values.len().max(1) as f64;
     let plot = HEIGHT - AXIS;

@@ -134,7 +134,9 @@ pub(crate) async fn charts(
 }
 
 /// `GET /api/concurrency`: the live concurrency tables.
-pub(crate) async fn concurrency(State(console): State<Arc<ConsoleState>>) -> Result<Response, ApiError> {
+pub(crate) async fn concurrency(
+    State(console): State<Arc<ConsoleState>>,
+) -> Result<Response, ApiError> {
     let fragment = concurrency_fragment(&console).await?;
     Ok(Html(fragment.into_string()).into_response())
 }

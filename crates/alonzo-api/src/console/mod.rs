@@ -68,17 +68,18 @@ pub(crate) fn router(api: Arc<ApiState>) -> Router {
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, content_type),
-        (header::CACHE_CONTROL, "private, max-age=300"),
-    ];
+    let headers =
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=300")];
     (headers, body).into_response()
 }
 
 async fn not_found() -> Response {
-    let body = layout::bare("Not found", maud::html! {
-        p { "There is no console page here. " a href={ (PREFIX) "/" } { "Go to the functions." } }
-    });
+    let body = layout::bare(
+        "Not found",
+        maud::html! {
+            p { "There is no console page here. " a href={ (PREFIX) "/" } { "Go to the functions." } }
+        },
+    );
     (StatusCode::NOT_FOUND, Html(body.into_string())).into_response()
 }
 
@@ -133,10 +134,13 @@ async fn login(
         || cookie_nonce.is_empty()
         || !session::tokens_equal(cookie_nonce, &form.nonce)
     {
-        let body = layout::bare("Refused", maud::html! {
-            p { "This login did not come from the console's own login page. "
-                a href={ (PREFIX) "/login" } { "Log in again." } }
-        });
+        let body = layout::bare(
+            "Refused",
+            maud::html! {
+                p { "This login did not come from the console's own login page. "
+                    a href={ (PREFIX) "/login" } { "Log in again." } }
+            },
+        );
         return (StatusCode::FORBIDDEN, Html(body.into_string())).into_response();
     }
     let next = safe_next(form.next.as_deref());

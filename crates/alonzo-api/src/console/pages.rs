@@ -42,10 +42,13 @@ impl From<ControlError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let body = layout::bare("Error", html! {
-            p.error { (self.message) }
-            p { a href={ (PREFIX) "/" } { "Back to the functions" } }
-        });
+        let body = layout::bare(
+            "Error",
+            html! {
+                p.error { (self.message) }
+                p { a href={ (PREFIX) "/" } { "Back to the functions" } }
+            },
+        );
         (self.status, Html(body.into_string())).into_response()
     }
 }
@@ -389,4 +392,3 @@ pub(crate) async fn queues(
     };
     Ok(Html(page("Queues", Section::Queues, &session, content).into_string()))
 }
-

@@ -126,7 +126,8 @@ fn digest(token: &str) -> [u8; 32] {
 pub(crate) fn credentials_match(keys: &HashMap<String, String>, id: &str, secret: &str) -> bool {
     let mut found = subtle::Choice::from(0);
     for (key_id, key_secret) in keys {
-        found |= key_id.as_bytes().ct_eq(id.as_bytes()) & key_secret.as_bytes().ct_eq(secret.as_bytes());
+        found |=
+            key_id.as_bytes().ct_eq(id.as_bytes()) & key_secret.as_bytes().ct_eq(secret.as_bytes());
     }
     found.into()
 }
@@ -163,7 +164,8 @@ fn set_cookie(name: &str, value: Option<&str>, max_age: Duration) -> HeaderValue
         Some(v) => (v, max_age.as_secs()),
         None => ("", 0),
     };
-    let text = format!("{name}={value}; Path={PREFIX}/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    let text =
+        format!("{name}={value}; Path={PREFIX}/; HttpOnly; SameSite=Strict; Max-Age={max_age}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
