@@ -129,6 +129,9 @@ def test_unauthenticated_requests_are_redirected_or_refused(srv):
     # A forged or stale cookie is no session.
     r = requests.get(console(srv) + "/", cookies={"alonzo_console": "0" * 64}, allow_redirects=False, timeout=10)
     assert r.status_code == 303
+    # An oversized login form is refused before it is read.
+    r = requests.post(console(srv) + "/login", data={"access_key_id": "x" * 100_000, "secret_access_key": "y", "nonce": "z"}, timeout=10)
+    assert r.status_code == 413
     # The login page and the assets are public; the pages carry a strict CSP.
     r = requests.get(console(srv) + "/login", timeout=10)
     assert r.status_code == 200 and "script-src 'self'" in r.headers["Content-Security-Policy"]

@@ -31,6 +31,10 @@ pub(crate) fn recent_events(
 ) -> Vec<LogEvent> {
     let pattern = FilterPattern::parse(filter);
     let store = console.api.control.log_store();
+    // Only an existing group: a name is never used as a path on its own.
+    if !store.has_group(group) {
+        return Vec::new();
+    }
     let mut events: Vec<LogEvent> = store
         .events(group, &[], after_ms, None)
         .into_iter()

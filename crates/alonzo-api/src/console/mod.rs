@@ -16,7 +16,7 @@ mod session;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -29,6 +29,8 @@ use crate::ApiState;
 /// Where the console is mounted.
 pub(crate) const PREFIX: &str = "/_alonzo/console";
 
+/// Largest login form: two keys, a nonce and a redirect target.
+const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -58,11 +60,12 @@ pub(crate) fn router(api: Arc<ApiState>) -> Router {
         .route("/api/invoke", post(data::invoke))
         .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&state), session::require));
     Router::new()
-        .route("/login", get(login_page).post(login))
+        .route("/login", get(login_page).post(login).layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)))
         .route("/static/console.css", get(|| asset("text/css; charset=utf-8", CSS)))
         .route("/static/console.js", get(|| asset("text/javascript; charset=utf-8", JS)))
         .merge(protected)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(session::BODY_LIMIT))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
