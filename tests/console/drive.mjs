@@ -103,6 +103,9 @@ try {
   // Live concurrency: the warm environment of the function.
   await page.click("nav >> text=Concurrency");
   await page.locator("#concurrency td", { hasText: cfg.function }).first().waitFor();
+  // It refreshes itself.
+  await page.waitForResponse((r) => r.url().endsWith("/api/concurrency") && r.status() === 200, { timeout: 6000 });
+  await page.locator("#concurrency td", { hasText: cfg.function }).first().waitFor();
   await shot("concurrency");
   step("concurrency view");
 
@@ -122,6 +125,7 @@ try {
   await page.click("nav >> text=Queues");
   const depth = page.locator(`#queues tr[data-queue="${cfg.queue}"] td.visible`);
   await depth.waitFor();
+  await page.waitForResponse((r) => r.url().endsWith("/api/queues") && r.status() === 200, { timeout: 6000 });
   expect((await depth.textContent()).trim() === String(cfg.queueDepth),
     "queue depth " + (await depth.textContent()) + " != " + cfg.queueDepth);
   await shot("queues");
