@@ -221,3 +221,10 @@ def test_user_data_is_escaped(srv, client):
     assert any(NASTY in e["message"] for e in events)
     # The console only ever serves its own scripts.
     assert pages[0].count("<script") == 1 and 'src="/_alonzo/console/static/console.js"' in pages[0]
+
+
+def test_console_off_serves_nothing(server_factory):
+    srv = server_factory(extra_env={"ALONZO_CONSOLE": "off"}).start()
+    r = requests.get(f"{console(srv)}/login", allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and r.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert "web console" not in srv.log_text()
