@@ -78,6 +78,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message the client sees.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<ControlError> for ApiError {

@@ -9,6 +9,7 @@ mod aliases;
 mod auth;
 mod code;
 mod concurrency;
+mod console;
 mod error;
 mod event_stream;
 mod function_url;
@@ -55,14 +56,17 @@ pub struct ApiState {
     pub queues: alonzo_queue::Queues,
     /// The API gateway's stages and routes (served under `/_routes/<stage>/`).
     pub routes: routes::RouteTable,
+    /// Whether the web console is served under `/_alonzo/console/`.
+    pub console: bool,
 }
 
 /// The whole HTTP application: the signed Lambda API plus the unsigned platform routes
 /// (`/_alonzo/health`, package downloads), the function URL front door (`/lambda-url/…`,
 /// or any path under a `<url-id>.lambda-url.…` host) and the API gateway's routes
-/// (`/_routes/<stage>/…`).
+/// (`/_routes/<stage>/…`), and the web console (`/_alonzo/console/`, behind its own login).
 pub fn router(state: ApiState) -> Router {
     let state = Arc::new(state);
+    let console = state.console.then(|| console::router(Arc::clone(&state)));
     let lambda = Router::new()
         .route("/2015-03-31/functions", post(functions::create).get(functions::list))
         .route("/2015-03-31/functions/", post(functions::create).get(functions::list))
@@ -161,8 +165,11 @@ pub fn router(state: ApiState) -> Router {
         .fallback(unimplemented::fallback)
         .method_not_allowed_fallback(unimplemented::fallback)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), auth::authenticate));
-    Router::new()
-        .route("/_alonzo/health", get(|| async { "ok" }))
+    let mut app = Router::new();
+    if let Some(console) = console {
+        app = app.nest_service(console::PREFIX, console);
+    }
+    app.route("/_alonzo/health", get(|| async { "ok" }))
         .route("/_alonzo/code/{sha}", get(code::download))
         .route("/lambda-url/{id}", any(function_url::by_path))
         .route("/lambda-url/{id}/", any(function_url::by_path))

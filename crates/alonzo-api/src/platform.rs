@@ -40,7 +40,7 @@ pub(crate) async fn usage(
 }
 
 /// `2026-11-01` (UTC midnight) or `2026-11-01T12:00:00Z`, as epoch ms.
-fn parse_instant(text: &str) -> Option<i64> {
+pub(crate) fn parse_instant(text: &str) -> Option<i64> {
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
     }

@@ -7,6 +7,7 @@
 //! collection of packages no record refers to any more.
 
 mod access;
+mod activity;
 mod aliases;
 mod async_worker;
 mod code;
@@ -33,6 +34,7 @@ use alonzo_store::{BlobStore, MetaStore};
 use tokio::sync::{mpsc, RwLock};
 
 pub use access::{PermissionInput, UrlAccess, UrlConfigInput};
+pub use activity::ActivityBucket;
 pub use aliases::AliasInput;
 pub use alonzo_sandbox::{
     InvocationReport, InvokeOutcome, LogEvent, LogStore, Manager as SandboxManager,

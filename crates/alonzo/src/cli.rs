@@ -129,6 +129,10 @@ pub(crate) struct ServeArgs {
     /// Address of the unsigned Prometheus endpoint `/metrics`; `off` (or empty) disables it.
     #[arg(long, env = "ALONZO_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
     pub(crate) metrics_listen: String,
+    /// The web console under `/_alonzo/console/` on the API's address, behind a login with
+    /// the server's access key: `on` (default) or `off`.
+    #[arg(long, env = "ALONZO_CONSOLE", default_value = "on", value_parser = ["on", "off"])]
+    pub(crate) console: String,
     /// Directory holding the database, code packages and generated credentials.
     #[arg(long, env = "ALONZO_DATA_DIR", default_value = "./.alonzo")]
     pub(crate) data_dir: PathBuf,

@@ -28,6 +28,8 @@ struct ServeConfig {
     listen: SocketAddr,
     /// Where `/metrics` is served; `None` when disabled.
     metrics_listen: Option<SocketAddr>,
+    /// Whether the web console is served.
+    console: bool,
     data_dir: PathBuf,
     account: Account,
     concurrency_limit: u32,
@@ -102,6 +104,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         prices,
         listen,
         metrics_listen,
+        console: args.console == "on",
         data_dir: args.data_dir,
         account,
         concurrency_limit: args.concurrency_limit,
@@ -216,6 +219,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         public_host: config.listen.to_string(),
         queues: queues.clone(),
         routes: config.routes,
+        console: config.console,
     };
     if let Some(addr) = config.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(addr)
@@ -226,6 +230,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     for (stage, routes) in state.routes.stages() {
         tracing::info!(stage = %stage, routes = routes.routes.len(), "serving API gateway stage under /_routes/{stage}/");
+    }
+    if state.console {
+        tracing::info!(
+            "serving the web console at http://{}/_alonzo/console/",
+            listener.local_addr()?
+        );
     }
     tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), region = %config.account.region, "alonzo is serving the Lambda API");
     crate::http_server::serve(listener, alonzo_api::router(state), async move {
