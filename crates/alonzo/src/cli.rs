@@ -26,7 +26,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the platform (API server) on its embedded defaults: SQLite and local disk.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// List the deployed functions.
     Functions(ClientArgs),
     /// Show which Lambda runtimes this host can run, and with what.

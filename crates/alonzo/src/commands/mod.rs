@@ -13,7 +13,7 @@ use crate::cli::{Cli, Command};
 /// Runs the chosen subcommand to completion.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => crate::serve::run(args),
+        Command::Serve(args) => crate::serve::run(*args),
         Command::Functions(args) => client_runtime()?.block_on(functions::run(&args)),
         Command::Runtimes => runtimes::run(),
         Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
