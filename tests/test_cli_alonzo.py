@@ -3,7 +3,7 @@
 
 import json
 
-from alonzo_helpers import ALONZO_BIN, create_function, make_zip, run, unique_name
+from alonzo_helpers import ALONZO_BIN, create_function, make_zip, poll_until, run, unique_name
 
 APP = """
 def handler(event, context):
@@ -45,10 +45,12 @@ def test_logs_prints_the_functions_log(server, lambda_client):
     name = unique_name("clilogs")
     create_function(lambda_client, name, make_zip([("app.py", APP)]))
     lambda_client.invoke(FunctionName=name, Payload=json.dumps({"n": 7}).encode())
-    p = alonzo("logs", name, env=server.env)
+    # The END and REPORT lines are written just after the response (logs arrive shortly after
+    # an invocation on Lambda too).
+    p = poll_until(lambda: (q := alonzo("logs", name, env=server.env)) and "END RequestId:" in q.stdout and q,
+                   timeout=10, what="the END line in `alonzo logs`")
     assert p.returncode == 0, p.stderr
     assert "processing 7" in p.stdout
-    assert "END RequestId:" in p.stdout
     filtered = alonzo("logs", name, "--filter", "processing", env=server.env)
     assert filtered.returncode == 0, filtered.stderr
     assert [line for line in filtered.stdout.splitlines() if line] == ["processing 7"]

@@ -273,6 +273,9 @@ impl Environment {
         let messages = &mut self.channel.messages;
         loop {
             tokio::select! {
+                // Messages first: a runtime posts its init error (queued before its request is
+                // answered) and then exits at once, so both can be ready together.
+                biased;
                 msg = messages.recv() => match msg {
                     Some(RuntimeMessage::Ready) => return Ok(()),
                     Some(RuntimeMessage::InitError { error_type, body }) => {
