@@ -60,7 +60,8 @@ pub fn fuzz(root: &Path, args: &FuzzArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&work)?;
         let seeds = fuzz_dir.join("corpus").join(target);
         let mut cmd = toolchain.cargo();
-        cmd.current_dir(&fuzz_dir)
+        // cargo-fuzz finds `fuzz/` from the project root.
+        cmd.current_dir(root)
             .args(["fuzz", "run", target.as_str()])
             .arg(&work)
             .arg(&seeds)
@@ -176,7 +177,10 @@ mod tests {
         assert!(names.len() >= 10, "{names:?}");
         let manifest = std::fs::read_to_string(fuzz_dir.join("Cargo.toml")).unwrap();
         for name in names {
-            assert!(manifest.contains(&format!("name = \"{name}\"")), "{name} not in fuzz/Cargo.toml");
+            assert!(
+                manifest.contains(&format!("name = \"{name}\"")),
+                "{name} not in fuzz/Cargo.toml"
+            );
             assert!(fuzz_dir.join("corpus").join(&name).is_dir(), "no corpus for {name}");
         }
     }

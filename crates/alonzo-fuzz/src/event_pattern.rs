@@ -61,7 +61,7 @@ fn derived(fields: &Map<String, Value>, record: &Value) {
     if pattern.is_empty() {
         return;
     }
-    let text = Value::Object(pattern.clone()).to_string();
+    let text = Value::Object(pattern).to_string();
     if text.len() > alonzo_model::MAX_PATTERN_LEN {
         return;
     }
@@ -70,7 +70,8 @@ fn derived(fields: &Map<String, Value>, record: &Value) {
         Err(e) => panic!("{text} was refused: {e}"),
     }
     // `anything-but` the first string field's own value excludes the record.
-    if let Some((key, Value::String(s))) = fields.iter().find(|(k, v)| v.is_string() && *k != "$or") {
+    if let Some((key, Value::String(s))) = fields.iter().find(|(k, v)| v.is_string() && *k != "$or")
+    {
         let text = json!({ key: [{"anything-but": s}] }).to_string();
         if text.len() <= alonzo_model::MAX_PATTERN_LEN {
             if let Ok(p) = EventPattern::parse(&text) {

@@ -18,8 +18,11 @@ struct Input {
 /// empty), then one section per chunk.
 pub fn run(data: &[u8]) {
     let s = sections(data, 19);
-    let input =
-        Input { error_code: optional(s[0]), error_details: optional(s[1]), log_result: optional(s[2]) };
+    let input = Input {
+        error_code: optional(s[0]),
+        error_details: optional(s[1]),
+        log_result: optional(s[2]),
+    };
     let last = s[3..].iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1);
     let chunks: Vec<&[u8]> = s[3..3 + last].to_vec();
     let (code, details, log) =

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use alonzo_api::http_event::{
-    event_v1, event_v2, find_prelude_end, http_response, stream_prelude, EventContext,
-    HttpRequest, HttpResponse, PayloadFormat,
+    event_v1, event_v2, find_prelude_end, http_response, stream_prelude, EventContext, HttpRequest,
+    HttpResponse, PayloadFormat,
 };
 use base64::Engine;
 use chrono::{TimeZone, Utc};
@@ -112,9 +112,9 @@ fn body_round_trips(event: &Value, body: &[u8]) {
     let encoded = event["isBase64Encoded"].as_bool().unwrap_or(false);
     let sent = match &event["body"] {
         Value::Null => Vec::new(),
-        Value::String(text) if encoded => base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .expect("a base64 body decodes"),
+        Value::String(text) if encoded => {
+            base64::engine::general_purpose::STANDARD.decode(text).expect("a base64 body decodes")
+        }
         Value::String(text) => text.clone().into_bytes(),
         other => panic!("body is {other}"),
     };

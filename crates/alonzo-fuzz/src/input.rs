@@ -62,9 +62,9 @@ mod tests {
         assert_eq!(sections(b"a\n~~\nb\n~~\nc\n~~\nd", 3), vec![&b"a"[..], b"b", b"c\n~~\nd"]);
         assert_eq!(sections(b"a", 3), vec![&b"a"[..], b"", b""]);
         assert_eq!(number(b"42x"), 42);
-        assert_eq!(header_lines(b"Host: h\nbad\nx:y"), vec![
-            ("Host".to_owned(), b"h".to_vec()),
-            ("x".to_owned(), b"y".to_vec())
-        ]);
+        assert_eq!(
+            header_lines(b"Host: h\nbad\nx:y"),
+            vec![("Host".to_owned(), b"h".to_vec()), ("x".to_owned(), b"y".to_vec())]
+        );
     }
 }

@@ -20,8 +20,11 @@ pub mod sigv4;
 pub mod sqs;
 pub mod wire;
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` name it.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("sigv4", sigv4::run),
     ("names", names::run),
     ("package", package::run),

@@ -58,8 +58,12 @@ impl EntrySpec {
 }
 
 /// Small limits, so that the limit paths are reachable with small inputs.
-const LIMITS: PackageLimits =
-    PackageLimits { max_unzipped_bytes: 64 * 1024, max_entries: 64, max_ratio: 50, ratio_floor_bytes: 1024 };
+const LIMITS: PackageLimits = PackageLimits {
+    max_unzipped_bytes: 64 * 1024,
+    max_entries: 64,
+    max_ratio: 50,
+    ratio_floor_bytes: 1024,
+};
 
 /// The fuzz target's body.
 pub fn run(data: &[u8]) {
@@ -78,10 +82,10 @@ pub fn run(data: &[u8]) {
 fn build(entries: &[EntrySpec]) -> Option<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for entry in entries {
-        let method = if entry.deflate { CompressionMethod::Deflated } else { CompressionMethod::Stored };
-        let options = SimpleFileOptions::default()
-            .compression_method(method)
-            .unix_permissions(entry.mode);
+        let method =
+            if entry.deflate { CompressionMethod::Deflated } else { CompressionMethod::Stored };
+        let options =
+            SimpleFileOptions::default().compression_method(method).unix_permissions(entry.mode);
         match &entry.kind {
             Kind::File(content) => {
                 writer.start_file(entry.name.as_str(), options).ok()?;

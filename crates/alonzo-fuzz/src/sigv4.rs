@@ -8,8 +8,8 @@
 //! value); a changed `Authorization` header or presigned signature never verifies unless the
 //! change was only whitespace or letter case.
 
-use alonzo_api::sigv4::{presign, sign, verify, Credentials, RequestToVerify, SigV4Error};
 use crate::input::{header_lines, number, optional, sections, text};
+use alonzo_api::sigv4::{presign, sign, verify, Credentials, RequestToVerify, SigV4Error};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -153,7 +153,17 @@ fn header_signed(input: &Input, now: DateTime<Utc>) {
     let query = input.query.as_deref();
     let mut headers = header_map(&input.headers);
     let signer = creds(&input.secret);
-    sign(&input.method, &input.path, query, &mut headers, &input.body, &signer, REGION, SERVICE, now);
+    sign(
+        &input.method,
+        &input.path,
+        query,
+        &mut headers,
+        &input.body,
+        &signer,
+        REGION,
+        SERVICE,
+        now,
+    );
     let Some(authorization) = headers.get(http::header::AUTHORIZATION).cloned() else {
         panic!("sign left no Authorization header for printable credentials");
     };
