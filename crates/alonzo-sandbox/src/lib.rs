@@ -8,6 +8,8 @@
 //! `alonzo-jail`'s re-executed process, never here: this crate has no `unsafe`.
 
 mod environment;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_store;
 mod logs;
 pub mod network;
