@@ -869,3 +869,17 @@ def test_prestarted_runtime_is_indistinguishable_from_a_fresh_one(lambda_client,
                 "executable", "nofile", "flags", "tmp_files", "task"]:
         assert got[key] == ref[key], f"{key}: started ahead {got[key]!r} != fresh {ref[key]!r}"
     assert got["tmp_mb"] == 700
+
+
+def test_prebuilt_sandboxes_off_starts_every_runtime_with_its_function(server_factory):
+    """`--prebuilt-sandboxes 0` (the bench's baseline): no sandbox is built ahead, so every
+    cold start's runtime process starts with the function's environment."""
+    srv = server_factory(extra_env={"ALONZO_PREBUILT_SANDBOXES": "0"})
+    srv.start()
+    client = srv.client()
+    name = new_py(client, PROBE_APP, prefix="scratch")
+    for attempt in range(3):
+        _, got = invoke_ok(client, name)
+        assert got["started_with_function_env"], f"cold start {attempt} used a runtime started ahead"
+        client.update_function_configuration(FunctionName=name, Environment={"Variables": {"N": str(attempt)}})
+        wait_updated(client, name)

@@ -92,8 +92,9 @@ def _serve_and_expect_failure(tmp_path, listen: str, extra_env: dict, keyword: s
         ("127.0.0.1:{port}", {"ALONZO_LOG_RATE_LIMIT": "0"}, r"log-rate-limit.*at least 1 byte"),
         ("127.0.0.1:{port}", {"ALONZO_LOG_MAX_BYTES_PER_FUNCTION": "10XB"}, r"log-max-bytes-per-function.*unknown unit"),
         ("127.0.0.1:{port}", {"ALONZO_LOG_SWEEP_INTERVAL": "soon"}, r"log-sweep-interval"),
+        ("127.0.0.1:{port}", {"ALONZO_PREBUILT_SANDBOXES": "65"}, r"prebuilt-sandboxes"),
     ],
-    ids=["listen-garbage", "listen-bad-port", "account-abc", "account-short", "region-empty", "log-rate-zero", "log-cap-unit", "log-sweep-garbage"],
+    ids=["listen-garbage", "listen-bad-port", "account-abc", "account-short", "region-empty", "log-rate-zero", "log-cap-unit", "log-sweep-garbage", "prebuilt-too-many"],
 )
 def test_invalid_config_exits_before_binding(tmp_path, listen, extra_env, keyword):
     # Hold the port ourselves: a server that bound before validating would complain about

@@ -95,7 +95,7 @@ fn run() -> anyhow::Result<Results> {
     let mut server = Server::start(&bin)?;
     eprintln!("bench: server {} on {}", bin.display(), server.addr);
     let started = Instant::now();
-    let measured = measure(&server, &python, &rust, &node);
+    let measured = measure(&server, &bin, &python, &rust, &node);
     let elapsed = started.elapsed();
     let mut results = match measured {
         Ok(mut results) => {
@@ -140,6 +140,7 @@ fn want(phase: &str) -> bool {
 
 fn measure(
     server: &Server,
+    bin: &std::path::Path,
     python: &Fixture,
     rust: &Fixture,
     node: &Fixture,
@@ -224,6 +225,34 @@ fn measure(
             }
             anyhow::Ok(())
         })?;
+
+        // The baseline: the same back-to-back cold starts on a second server that builds no
+        // sandbox ahead (`--prebuilt-sandboxes 0`: every sandbox and runtime from scratch),
+        // in the same run, so the ratio survives the machine's noise.
+        eprintln!("bench: cold starts from scratch (baseline server, --prebuilt-sandboxes 0)");
+        let mut baseline = Server::start_with(bin, &["--prebuilt-sandboxes", "0"])?;
+        single.block_on(async {
+            let mut conn = Conn::open(baseline.addr).await?;
+            for (name, f) in [(PY_COLD, python), (RS_COLD, rust), (NODE_COLD, node)] {
+                conn.create_function(name, f.runtime, f.handler, &f.zip)
+                    .await
+                    .with_context(|| format!("creating {name} on the baseline server"))?;
+            }
+            for i in 0..COLD_N {
+                let b2b = format!("b2b-{i}");
+                let run = [
+                    (PY_COLD, Kind::Python, &mut r.cold_python_scratch),
+                    (RS_COLD, Kind::Rust, &mut r.cold_rust_scratch),
+                    (NODE_COLD, Kind::Node, &mut r.cold_node_scratch),
+                ];
+                for (name, kind, into) in run {
+                    scenarios::cold_start(&mut conn, name, kind, &b2b, None, into).await;
+                }
+            }
+            anyhow::Ok(())
+        })?;
+        baseline.ensure_running()?;
+        drop(baseline);
     }
 
     if want("throughput") {

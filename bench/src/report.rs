@@ -10,11 +10,13 @@ use crate::scenarios::{Cold, Kind, Throughput};
 use crate::stats::{round3, Samples};
 
 /// Target: warm invoke p50 of the Python no-op, ms.
-const TARGET_WARM_P50_MS: f64 = 1.0;
+const TARGET_WARM_P50_MS: f64 = 0.5;
 /// Background busy share above which the table warns that figures are likely disturbed.
 const NOISY_BACKGROUND: f64 = 0.15;
 /// Target: the platform part of a cold start (client send → function's `main`), ms.
-const TARGET_PLATFORM_MS: f64 = 10.0;
+const TARGET_PLATFORM_MS: f64 = 3.0;
+/// Target: the whole cold start of the Python no-op (client send → response), ms.
+const TARGET_PYTHON_COLD_MS: f64 = 15.0;
 
 /// Every figure of one run.
 #[derive(Debug, Default)]
@@ -48,6 +50,10 @@ pub(crate) struct Results {
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
     pub(crate) cold_rust_idle: Cold,
+    /// The back-to-back series on a server with `--prebuilt-sandboxes 0` (the baseline).
+    pub(crate) cold_python_scratch: Cold,
+    pub(crate) cold_rust_scratch: Cold,
+    pub(crate) cold_node_scratch: Cold,
 }
 
 fn rps(t: &Option<Throughput>) -> f64 {
@@ -128,6 +134,9 @@ impl Results {
             + self.cold_rust_idle.errors()
             + self.cold_node.errors()
             + self.cold_node_idle.errors()
+            + self.cold_python_scratch.errors()
+            + self.cold_rust_scratch.errors()
+            + self.cold_node_scratch.errors()
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
             + self.density.as_ref().map_or(0, |d| d.warm.errors + d.errors as u64)
     }
@@ -172,6 +181,9 @@ impl Results {
         add("cold Rust, after idle", &self.cold_rust_idle.total);
         add("cold nodejs20.x, back to back", &self.cold_node.total);
         add("cold nodejs20.x, after idle", &self.cold_node_idle.total);
+        add("cold python3.11, from scratch", &self.cold_python_scratch.total);
+        add("cold Rust, from scratch", &self.cold_rust_scratch.total);
+        add("cold nodejs20.x, from scratch", &self.cold_node_scratch.total);
         if let Some(d) = &self.density {
             add("warm python3.11 with the density environments idle", &d.warm);
         }
@@ -337,6 +349,9 @@ impl Results {
             (format!("Rust, {idle}"), &self.cold_rust_idle, Kind::Rust),
             ("nodejs20.x, back to back".to_owned(), &self.cold_node, Kind::Node),
             (format!("nodejs20.x, {idle}"), &self.cold_node_idle, Kind::Node),
+            ("python3.11, from scratch".to_owned(), &self.cold_python_scratch, Kind::Python),
+            ("Rust, from scratch".to_owned(), &self.cold_rust_scratch, Kind::Rust),
+            ("nodejs20.x, from scratch".to_owned(), &self.cold_node_scratch, Kind::Node),
         ] {
             let (p50, p90) = if kind == Kind::Rust {
                 (f3(c.platform.percentile(50.0)), f3(c.platform.percentile(90.0)))
@@ -354,6 +369,31 @@ impl Results {
                 f3(c.init.percentile(90.0)),
                 p50,
                 p90
+            );
+        }
+
+        let _ =
+            writeln!(s, "  built ahead / from scratch, back to back (p50 total; init; platform):");
+        for (label, ahead, scratch) in [
+            ("python3.11", &self.cold_python, &self.cold_python_scratch),
+            ("Rust", &self.cold_rust, &self.cold_rust_scratch),
+            ("nodejs20.x", &self.cold_node, &self.cold_node_scratch),
+        ] {
+            let ratio = |a: &Samples, b: &Samples| {
+                let (a, b) = (a.percentile(50.0), b.percentile(50.0));
+                if a.is_finite() && b.is_finite() && b > 0.0 {
+                    format!("{:.2}x", a / b)
+                } else {
+                    "-".to_owned()
+                }
+            };
+            let _ = writeln!(
+                s,
+                "    {:<14} {:>8} {:>8} {:>8}",
+                label,
+                ratio(&ahead.total, &scratch.total),
+                ratio(&ahead.init, &scratch.init),
+                ratio(&ahead.platform, &scratch.platform)
             );
         }
 
@@ -398,6 +438,19 @@ impl Results {
             f3(warm),
             verdict(warm, TARGET_WARM_P50_MS)
         );
+        for (label, c) in
+            [("back to back", &self.cold_python), (idle.as_str(), &self.cold_python_idle)]
+        {
+            let p50 = c.total.percentile(50.0);
+            let _ = writeln!(
+                s,
+                "  {:<56} < {:>4} ms  {:>9} ms  {}",
+                format!("cold start total p50, python3.11, {label}"),
+                TARGET_PYTHON_COLD_MS,
+                f3(p50),
+                verdict(p50, TARGET_PYTHON_COLD_MS)
+            );
+        }
         for (label, c) in [("back to back", &self.cold_rust), (idle.as_str(), &self.cold_rust_idle)]
         {
             let p50 = c.platform.percentile(50.0);
@@ -473,6 +526,7 @@ impl Results {
                 "python": { "back_to_back": self.cold_python.to_json(Kind::Python), "after_idle": self.cold_python_idle.to_json(Kind::Python) },
                 "rust": { "back_to_back": self.cold_rust.to_json(Kind::Rust), "after_idle": self.cold_rust_idle.to_json(Kind::Rust) },
                 "nodejs": { "back_to_back": self.cold_node.to_json(Kind::Node), "after_idle": self.cold_node_idle.to_json(Kind::Node) },
+                "from_scratch": { "python": self.cold_python_scratch.to_json(Kind::Python), "rust": self.cold_rust_scratch.to_json(Kind::Rust), "nodejs": self.cold_node_scratch.to_json(Kind::Node) },
                 "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },

@@ -25,8 +25,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd server may take to shut down before it is SIGKILLed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// PID of the running server for the signal handler (0 = none).
-static SERVER_PID: AtomicI32 = AtomicI32::new(0);
+/// PIDs of the running servers (the measured one and, during the cold-start phase, the
+/// baseline) for the signal handler (0 = none).
+static SERVER_PIDS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+
+fn remember_pid(pid: i32) {
+    for slot in &SERVER_PIDS {
+        if slot.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            return;
+        }
+    }
+}
+
+fn forget_pid(pid: i32) {
+    for slot in &SERVER_PIDS {
+        let _ = slot.compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
 /// Set when the bench got SIGINT or SIGTERM, or its watchdog fired.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -50,12 +65,17 @@ impl Server {
     /// Starts `bin` and waits until it is healthy; retries once on a different port if the
     /// first one was taken between probing and binding.
     pub(crate) fn start(bin: &Path) -> anyhow::Result<Self> {
+        Self::start_with(bin, &[])
+    }
+
+    /// As [`Server::start`], with extra `serve` arguments.
+    pub(crate) fn start_with(bin: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!("server binary {} not found: build it with `cargo build --release --bin alonzo` or set ALONZO_BIN", bin.display());
         }
         let mut last_error = None;
         for _ in 0..3 {
-            match Self::start_once(bin) {
+            match Self::start_once(bin, extra) {
                 Ok(server) => return Ok(server),
                 Err(e) => last_error = Some(e),
             }
@@ -63,7 +83,7 @@ impl Server {
         Err(last_error.expect("three attempts were made"))
     }
 
-    fn start_once(bin: &Path) -> anyhow::Result<Self> {
+    fn start_once(bin: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("alonzo-bench-")
             .tempdir()
@@ -75,6 +95,7 @@ impl Server {
         let child = Command::new(bin)
             .args(["serve", "--metrics-listen", "off", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir.path().join("data"))
+            .args(extra)
             .env_remove("ALONZO_LISTEN")
             .env_remove("ALONZO_DATA_DIR")
             .env_remove("ALONZO_REGION")
@@ -92,7 +113,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        SERVER_PID.store(pid_of(&child).as_raw(), Ordering::SeqCst);
+        remember_pid(pid_of(&child).as_raw());
         let mut server = Self { child, addr, log_path, _dir: dir };
         server.wait_healthy()?;
         Ok(server)
@@ -136,15 +157,16 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        let pid = pid_of(&self.child);
         if matches!(self.child.try_wait(), Ok(Some(_))) {
+            forget_pid(pid.as_raw());
             return;
         }
-        let pid = pid_of(&self.child);
         let _ = kill(pid, Signal::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
-                SERVER_PID.store(0, Ordering::SeqCst);
+                forget_pid(pid.as_raw());
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -152,7 +174,7 @@ impl Server {
         eprintln!("bench: the server did not stop within {STOP_TIMEOUT:?} of SIGTERM; sending SIGKILL to {pid}");
         let _ = kill(pid, Signal::SIGKILL);
         let _ = self.child.wait();
-        SERVER_PID.store(0, Ordering::SeqCst);
+        forget_pid(pid.as_raw());
     }
 }
 
@@ -212,13 +234,16 @@ pub(crate) fn guard_run(watchdog: Duration) -> anyhow::Result<()> {
             }
         });
         INTERRUPTED.store(true, Ordering::SeqCst);
-        let pid = SERVER_PID.load(Ordering::SeqCst);
-        if pid > 0 {
-            eprintln!("bench: {why}; stopping the server (PID {pid})");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            std::thread::sleep(Duration::from_millis(500));
-        } else {
+        let pids: Vec<i32> =
+            SERVER_PIDS.iter().map(|p| p.load(Ordering::SeqCst)).filter(|p| *p > 0).collect();
+        if pids.is_empty() {
             eprintln!("bench: {why}");
+        } else {
+            for pid in &pids {
+                eprintln!("bench: {why}; stopping the server (PID {pid})");
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
         std::process::exit(code);
     })?;

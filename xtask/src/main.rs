@@ -8,7 +8,10 @@
 //! - `bench`: the release build of the server, then the benchmark harness in `bench/`
 //!   (`alonzo-bench`: loopback floor, warm and cold invoke latency, throughput, durable SQS
 //!   sends; prints a table and writes `target/bench/latest.json`).
+//! - `fuzz [TARGET] [--seconds N]`: every fuzz target of `fuzz/` (or one) for N seconds each
+//!   (default 60) with cargo-fuzz; see `fuzz.rs` and `docs/fuzzing.md`.
 
+mod fuzz;
 mod tidy;
 
 use std::process::Command;
@@ -16,13 +19,15 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().cloned().unwrap_or_default();
     let root = project_root();
     std::env::set_current_dir(&root)?;
     match task.as_str() {
         "test" => test(),
         "bench" => bench(),
-        _ => bail!("usage: cargo xtask test | bench"),
+        "fuzz" => fuzz::fuzz(&root, &fuzz::FuzzArgs::parse(&args[1..])?),
+        _ => bail!("usage: cargo xtask test | bench | fuzz [TARGET] [--seconds N]"),
     }
 }
 

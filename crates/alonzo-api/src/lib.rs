@@ -14,6 +14,8 @@ mod error;
 mod event_stream;
 mod function_url;
 mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod http_event;
 mod invoke;

@@ -364,6 +364,37 @@ fn batch_result<T>(
     json!({"Successful": successful, "Failed": failed})
 }
 
+fn parse_request(body: &[u8]) -> Result<Request, SqsError> {
+    if body.is_empty() {
+        return Ok(Request::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        SqsError::new(
+            "InvalidParameterValue",
+            "InvalidParameterValue",
+            format!("The request body is not valid JSON for this operation: {e}"),
+        )
+    })
+}
+
+/// The messages `SendMessage` (no `Entries`) or `SendMessageBatch` would send, decoded as
+/// `run` decodes them; the error is the first refusal's query-protocol code.
+pub(crate) fn decode_send_for_fuzzing(body: &[u8]) -> Result<Vec<SendMessage>, &'static str> {
+    let decode = || -> Result<Vec<SendMessage>, SqsError> {
+        let req = parse_request(body)?;
+        if req.entries.is_empty() {
+            return Ok(vec![to_send(req.message)?]);
+        }
+        let entries: Vec<SendEntry> = batch_entries(req.entries)?;
+        alonzo_queue::check_batch_ids(
+            entries.iter().map(|e| e.id.as_deref().unwrap_or("")),
+            "SendMessageBatchRequestEntry",
+        )?;
+        entries.into_iter().map(to_send).collect()
+    };
+    decode().map_err(|e| e.query_code)
+}
+
 async fn run(
     state: &ApiState,
     op: &str,
@@ -371,17 +402,7 @@ async fn run(
     body: &[u8],
 ) -> Result<Value, SqsError> {
     let queues = &state.queues;
-    let req: Request = if body.is_empty() {
-        Request::default()
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            SqsError::new(
-                "InvalidParameterValue",
-                "InvalidParameterValue",
-                format!("The request body is not valid JSON for this operation: {e}"),
-            )
-        })?
-    };
+    let req = parse_request(body)?;
     match op {
         "CreateQueue" => {
             let name = req.queue_name.as_deref().ok_or_else(|| SqsError::missing("QueueName"))?;

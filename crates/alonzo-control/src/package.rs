@@ -6,7 +6,8 @@
 //! into an empty directory (a sandbox's `/var/task`). Both apply the same rules
 //! before any byte is written: the archive must parse, every entry path must stay
 //! inside the root (no `..`, absolute paths, drive letters, backslashes or NUL
-//! bytes), no path may be claimed twice or pass through a file or symlink, and
+//! bytes) and be creatable (components of at most 255 bytes, names of at most
+//! 3072), no path may be claimed twice or pass through a file or symlink, and
 //! every symlink must resolve inside the root (following the archive's other
 //! symlinks). Both then decompress every entry and count the bytes actually
 //! produced, so zip headers that lie about sizes cannot get past the
@@ -23,6 +24,11 @@ use zip::ZipArchive;
 
 /// Longest symlink target accepted (Linux `PATH_MAX` less the terminating NUL).
 const MAX_LINK_TARGET: u64 = 4095;
+/// Longest file name (one path component) Linux file systems accept (`NAME_MAX`).
+const MAX_NAME_BYTES: usize = 255;
+/// Longest entry name accepted: Linux's `PATH_MAX` (4096) less room for the directory the
+/// package is extracted into (`<data>/tasks/<sha256>/`).
+const MAX_PATH_BYTES: usize = 3072;
 /// Symlinks followed while resolving one target before it counts as a loop (as Linux).
 const MAX_LINK_HOPS: usize = 40;
 /// Signature and fixed length of a central-directory file header.
@@ -359,9 +365,15 @@ fn check_data_bounds(
     Ok(())
 }
 
-/// Splits an entry name into safe components, or `None` if it could escape the root.
+/// Splits an entry name into safe components, or `None` if it could escape the root or
+/// could not be created (a component longer than [`MAX_NAME_BYTES`], a name longer than
+/// [`MAX_PATH_BYTES`]), so that [`inspect`] never accepts what [`extract`] cannot write.
 fn entry_path(name: &str) -> Option<Vec<String>> {
-    if name.contains(['\0', '\\']) || name.starts_with('/') || has_drive_prefix(name) {
+    if name.contains(['\0', '\\'])
+        || name.starts_with('/')
+        || has_drive_prefix(name)
+        || name.len() > MAX_PATH_BYTES
+    {
         return None;
     }
     let mut components = Vec::new();
@@ -369,6 +381,7 @@ fn entry_path(name: &str) -> Option<Vec<String>> {
         match component {
             "" | "." => {}
             ".." => return None,
+            long if long.len() > MAX_NAME_BYTES => return None,
             normal => components.push(normal.to_owned()),
         }
     }

@@ -116,14 +116,15 @@ impl FunctionRef {
 }
 
 /// Splits `[..prefix.., "function", name, (q)]`; a bare `name[:q]` has an empty prefix.
+/// A `function` with nothing after it is no keyword: `function` and `name:function` are a
+/// bare name (a function, or an alias, may be called `function`).
 fn split_at_function_keyword<'a, 'b>(
     parts: &'b [&'a str],
 ) -> Option<(&'b [&'a str], &'b [&'a str])> {
     match parts.iter().position(|p| *p == "function") {
         Some(idx) if idx + 1 < parts.len() => Some((&parts[..idx], &parts[idx + 1..])),
-        Some(_) => None,
-        None if parts.len() <= 2 => Some((&[], parts)),
-        None => None,
+        _ if parts.len() <= 2 => Some((&[], parts)),
+        _ => None,
     }
 }
 
@@ -221,6 +222,23 @@ mod tests {
             Some(Qualifier::Version(3)),
         );
         check("us-east-1:123456789012:function:f_1", "f_1", None);
+    }
+
+    /// Found by the `names` fuzz target: a function (or alias) called `function` was taken
+    /// for the ARN keyword and refused in its bare forms.
+    #[test]
+    fn a_function_may_be_called_function() {
+        check("function", "function", None);
+        check("f:function", "f", Some(Qualifier::Alias("function".into())));
+        check("function:function", "function", None);
+        check("123456789012:function:function", "function", None);
+        check(
+            "arn:aws:lambda:us-east-1:123456789012:function:function:function",
+            "function",
+            Some(Qualifier::Alias("function".into())),
+        );
+        check_err("a:b:function");
+        assert_eq!(FunctionRef::validate_new_name("function", &acct()).unwrap(), "function");
     }
 
     #[test]

@@ -32,6 +32,8 @@
 mod config;
 mod digest;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 
 use std::collections::{BTreeMap, HashMap};

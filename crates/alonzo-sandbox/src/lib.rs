@@ -8,6 +8,8 @@
 //! `alonzo-jail`'s re-executed process, never here: this crate has no `unsafe`.
 
 mod environment;
+#[doc(hidden)]
+pub mod fuzzing;
 mod log_store;
 mod logs;
 pub mod network;
@@ -199,6 +201,8 @@ pub struct ManagerConfig {
     /// New environments each function may start per 10 seconds (Lambda: 1000).
     pub scale_per_10s: u32,
     /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
+    /// Sandboxes built ahead per template in demand (`prepared.rs`); 0 disables them.
+    pub prebuilt_sandboxes: usize,
     /// development only (`--insecure-no-isolation`).
     pub isolation: bool,
     /// External interfaces for sandboxes; `None` gives every sandbox loopback only.
@@ -236,8 +240,10 @@ pub(crate) struct Inner {
     provision_wakeup: tokio::sync::Notify,
     /// The rate at which functions may add environments.
     scaling: scaling::ScaleLimiter,
-    /// Jail processes started ahead of demand, already in their cgroups.
+    /// Sandboxes built ahead of demand.
     prepared: Mutex<prepared::PreparedPool>,
+    /// How many of each template `prepared` keeps (0: none).
+    prebuilt: usize,
     /// Wakes the task that refills `prepared`.
     prepare_wakeup: tokio::sync::Notify,
 }
@@ -377,13 +383,14 @@ impl Manager {
             provision_wakeup: tokio::sync::Notify::new(),
             scaling: scaling::ScaleLimiter::new(config.scale_per_10s),
             prepared: Mutex::new(prepared::PreparedPool::default()),
+            prebuilt: config.prebuilt_sandboxes,
             prepare_wakeup: tokio::sync::Notify::new(),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
         tokio::spawn(sweep_logs(Arc::downgrade(&manager.inner)));
         tokio::spawn(provisioned::run(Arc::downgrade(&manager.inner)));
-        if manager.inner.cgroups.is_some() {
+        if manager.inner.cgroups.is_some() && manager.inner.prebuilt > 0 {
             tokio::spawn(prepared::run(Arc::downgrade(&manager.inner)));
         }
         Ok((manager, report_rx))

@@ -3,7 +3,8 @@
 //! into its root and, for Python and Node.js, started the runtime with its bootstrap loaded; it
 //! waits for a function (`alonzo_jail::Prepared::build_ahead`, then `assign`). A cold start
 //! takes one, sets the function's limits on its cgroup and assigns it the function's code,
-//! layers, `/tmp` size and environment; a background task keeps the pool full.
+//! layers, `/tmp` size and environment; a background task keeps `--prebuilt-sandboxes` of
+//! each template in demand (2 by default; 0 disables this).
 //!
 //! Nothing of any function is in a sandbox before it is assigned, and each is assigned once.
 //! Two kinds exist: [`TemplateKind::Any`] (the program starts at assignment; serves every
@@ -22,9 +23,6 @@ use alonzo_jail::{Deferred, JailSpec};
 
 use crate::runtimes::RuntimeKind;
 use crate::{rootfs, FunctionSpec, Inner, Manager};
-
-/// Sandboxes of each template kept waiting.
-pub(crate) const POOL_SIZE: usize = 2;
 
 /// How long a template kind nobody asked for is kept.
 const WANTED_FOR: Duration = Duration::from_secs(600);
@@ -255,7 +253,7 @@ fn plan(inner: &Inner) -> (Vec<(Template, usize)>, Vec<PreparedSandbox>) {
         .into_iter()
         .map(|t| {
             let have = pool.ready.get(&t).map_or(0, VecDeque::len);
-            (t, POOL_SIZE.saturating_sub(have))
+            (t, inner.prebuilt.saturating_sub(have))
         })
         .filter(|(_, n)| *n > 0)
         .collect();

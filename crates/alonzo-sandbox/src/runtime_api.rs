@@ -123,6 +123,17 @@ struct Shared {
 
 /// Serves the Runtime API on `listener` until the returned task is aborted.
 pub fn serve(listener: tokio::net::TcpListener) -> (RuntimeChannel, tokio::task::JoinHandle<()>) {
+    let (channel, app) = app();
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::debug!(error = %e, "runtime API server stopped");
+        }
+    });
+    (channel, task)
+}
+
+/// The Runtime API's routes and the driver's end of them, not yet bound to a listener.
+pub(crate) fn app() -> (RuntimeChannel, Router) {
     let (event_tx, event_rx) = mpsc::channel(1);
     let (message_tx, message_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -138,12 +149,7 @@ pub fn serve(listener: tokio::net::TcpListener) -> (RuntimeChannel, tokio::task:
         .route("/2018-06-01/ping", get(|| async { "pong" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_READ_BYTES))
         .with_state(shared);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::debug!(error = %e, "runtime API server stopped");
-        }
-    });
-    (RuntimeChannel { events: event_tx, messages: message_rx }, task)
+    (RuntimeChannel { events: event_tx, messages: message_rx }, app)
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {

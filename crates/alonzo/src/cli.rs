@@ -153,6 +153,10 @@ pub(crate) struct ServeArgs {
     /// a cold start beyond it waits up to half a second, then is throttled.
     #[arg(long, env = "ALONZO_SCALE_RATE", default_value_t = 1000)]
     pub(crate) scale_rate: u32,
+    /// Sandboxes built ahead for cold starts, per kind in demand (any runtime; a Python or
+    /// Node.js runtime started ahead) and network; 0 starts every sandbox from scratch.
+    #[arg(long, env = "ALONZO_PREBUILT_SANDBOXES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub(crate) prebuilt_sandboxes: u32,
     /// How long an idle execution environment is kept warm (e.g. `300s`, `5m`).
     #[arg(long, env = "ALONZO_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub(crate) idle_timeout: std::time::Duration,

@@ -35,6 +35,7 @@ struct ServeConfig {
     concurrency_limit: u32,
     unreserved_minimum: u32,
     scale_per_10s: u32,
+    prebuilt_sandboxes: u32,
     idle_timeout: std::time::Duration,
     log_limits: alonzo_sandbox::LogLimits,
     async_retry_delay: std::time::Duration,
@@ -110,6 +111,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         concurrency_limit: args.concurrency_limit,
         unreserved_minimum: args.unreserved_concurrency_min,
         scale_per_10s: args.scale_rate,
+        prebuilt_sandboxes: args.prebuilt_sandboxes,
         idle_timeout: args.idle_timeout,
         log_limits: alonzo_sandbox::LogLimits {
             rate_bytes_per_s: args.log_rate_limit,
@@ -271,6 +273,7 @@ fn start_sandboxes(
         idle_timeout: config.idle_timeout,
         concurrency_limit: config.concurrency_limit,
         scale_per_10s: config.scale_per_10s,
+        prebuilt_sandboxes: config.prebuilt_sandboxes as usize,
         isolation,
         networking: networking.clone(),
         log_limits: config.log_limits,

@@ -496,3 +496,18 @@ fn extract_requires_an_empty_destination() {
     assert!(matches!(err, PackageError::Io(_)), "{err:?}");
     assert_eq!(fs::read(dest.path().join("existing")).unwrap(), b"keep");
 }
+
+/// Found by the `package` fuzz target: `inspect` accepted a name with a component longer
+/// than `NAME_MAX`, which `extract` then failed to create (`ENAMETOOLONG`).
+#[test]
+fn names_that_cannot_be_created_are_rejected() {
+    let shown = |name: &str| format!("{}...", &name[..256]);
+    let long = format!("dir/{}", "x".repeat(256));
+    assert_unsafe_path(&files(&[(&long, b"data")]), &shown(&long));
+    let deep = vec!["d".repeat(255); 13].join("/");
+    assert_unsafe_path(&files(&[(&deep, b"data")]), &shown(&deep));
+    let fits = files(&[(&"y".repeat(255), b"data")]);
+    assert!(inspect(&fits, &PackageLimits::default()).is_ok());
+    let dest = tempfile::tempdir().unwrap();
+    extract(&fits, dest.path(), &PackageLimits::default()).unwrap();
+}
