@@ -64,11 +64,7 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use alonzo_model::{Account, InvocationRecord};
-
-    use crate::Control;
+    use alonzo_model::InvocationRecord;
 
     fn record(
         id: &str,
@@ -93,21 +89,8 @@ mod tests {
     #[tokio::test]
     async fn buckets_count_invocations_errors_and_durations() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = alonzo_store_sqlite::SqliteStore::open(&dir.path().join("meta.db")).unwrap();
-        let blobs = alonzo_store::FsBlobStore::open(dir.path().join("code")).unwrap();
-        let config = crate::ControlConfig {
-            account: Account { region: "us-east-1".into(), account_id: "000000000000".into() },
-            package_limits: crate::PackageLimits::default(),
-            runtimes: crate::RuntimeCatalog::default(),
-            concurrency_limit: 10,
-            unreserved_minimum: 1,
-            tasks_dir: dir.path().join("tasks"),
-            async_retry_delay: std::time::Duration::from_secs(1),
-            prices: crate::PriceTable::default(),
-            networks: Default::default(),
-        };
         let control =
-            Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap();
+            crate::testing::control_with_prices(dir.path(), crate::PriceTable::default()).await;
         // Three one-minute buckets ending at 180.5 s: [60, 120), [120, 180), [180, 240).
         let records = [
             record("too-old", "f", 59_999, 1.0, false),

@@ -240,3 +240,33 @@ impl Control {
         Ok(removed)
     }
 }
+
+/// Helpers for this crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    /// A control plane over a fresh SQLite store and code store in `dir`, without sandboxes.
+    pub(crate) async fn control_with_prices(
+        dir: &std::path::Path,
+        prices: crate::PriceTable,
+    ) -> crate::Control {
+        let meta = alonzo_store_sqlite::SqliteStore::open(&dir.join("meta.db")).unwrap();
+        let blobs = alonzo_store::FsBlobStore::open(dir.join("code")).unwrap();
+        let config = crate::ControlConfig {
+            account: alonzo_model::Account {
+                region: "us-east-1".into(),
+                account_id: "000000000000".into(),
+            },
+            package_limits: crate::PackageLimits::default(),
+            runtimes: crate::RuntimeCatalog::default(),
+            concurrency_limit: 10,
+            unreserved_minimum: 1,
+            tasks_dir: dir.join("tasks"),
+            async_retry_delay: std::time::Duration::from_secs(1),
+            prices,
+            networks: Default::default(),
+        };
+        crate::Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap()
+    }
+}

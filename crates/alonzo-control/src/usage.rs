@@ -263,9 +263,8 @@ fn month_of(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    use alonzo_model::{Account, InvocationRecord};
+    use alonzo_model::InvocationRecord;
 
     fn record(
         id: &str,
@@ -288,20 +287,7 @@ mod tests {
     }
 
     async fn control(dir: &std::path::Path, prices: PriceTable) -> Control {
-        let meta = alonzo_store_sqlite::SqliteStore::open(&dir.join("meta.db")).unwrap();
-        let blobs = alonzo_store::FsBlobStore::open(dir.join("code")).unwrap();
-        let config = crate::ControlConfig {
-            account: Account { region: "us-east-1".into(), account_id: "000000000000".into() },
-            package_limits: crate::PackageLimits::default(),
-            runtimes: crate::RuntimeCatalog::default(),
-            concurrency_limit: 10,
-            unreserved_minimum: 1,
-            tasks_dir: dir.join("tasks"),
-            async_retry_delay: std::time::Duration::from_secs(1),
-            prices,
-            networks: Default::default(),
-        };
-        Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap()
+        crate::testing::control_with_prices(dir, prices).await
     }
 
     #[tokio::test]

@@ -84,6 +84,33 @@ pub struct FunctionSpec {
     pub network: Option<String>,
 }
 
+#[cfg(test)]
+impl FunctionSpec {
+    /// A plain Python function's spec for unit tests.
+    pub(crate) fn sample() -> Self {
+        FunctionSpec {
+            name: "f".into(),
+            version: "$LATEST".into(),
+            revision_id: "r".into(),
+            runtime: "python3.11".into(),
+            runtime_kind: crate::RuntimeKind::Provided,
+            handler: "h".into(),
+            memory_mb: 128,
+            timeout_s: 3,
+            ephemeral_mb: 512,
+            environment: Vec::new(),
+            code_dir: "/x".into(),
+            opt_dir: None,
+            log_group: "/aws/lambda/f".into(),
+            log_format: "Text".into(),
+            application_log_level: None,
+            system_log_level: None,
+            region: "us-east-1".into(),
+            network: None,
+        }
+    }
+}
+
 /// One invocation.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {

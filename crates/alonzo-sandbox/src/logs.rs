@@ -359,26 +359,7 @@ mod tests {
 
     fn sink(path: &Path, rate: u64, max_bytes: u64) -> Sink {
         let file = std::fs::File::create(path).unwrap();
-        let spec = crate::FunctionSpec {
-            name: "f".into(),
-            version: "$LATEST".into(),
-            revision_id: "r".into(),
-            runtime: "python3.11".into(),
-            runtime_kind: crate::RuntimeKind::Provided,
-            handler: "h".into(),
-            memory_mb: 128,
-            timeout_s: 3,
-            ephemeral_mb: 512,
-            environment: Vec::new(),
-            code_dir: "/x".into(),
-            opt_dir: None,
-            log_group: "/aws/lambda/f".into(),
-            log_format: "Text".into(),
-            application_log_level: None,
-            system_log_level: None,
-            region: "us-east-1".into(),
-            network: None,
-        };
+        let spec = crate::FunctionSpec::sample();
         Sink {
             file: std::io::BufWriter::new(file),
             tail: None,

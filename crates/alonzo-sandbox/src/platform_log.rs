@@ -221,24 +221,9 @@ mod tests {
 
     fn spec(format: &str, level: Option<&str>) -> crate::FunctionSpec {
         crate::FunctionSpec {
-            name: "f".into(),
-            version: "$LATEST".into(),
-            revision_id: "r".into(),
-            runtime: "python3.11".into(),
-            runtime_kind: crate::RuntimeKind::Provided,
-            handler: "h".into(),
-            memory_mb: 128,
-            timeout_s: 3,
-            ephemeral_mb: 512,
-            environment: Vec::new(),
-            code_dir: "/x".into(),
-            opt_dir: None,
-            log_group: "/aws/lambda/f".into(),
             log_format: format.into(),
-            application_log_level: None,
             system_log_level: level.map(str::to_owned),
-            region: "us-east-1".into(),
-            network: None,
+            ..crate::FunctionSpec::sample()
         }
     }
 
