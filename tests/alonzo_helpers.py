@@ -6,6 +6,7 @@ Nothing here talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import configparser
 import datetime as dt
 import hashlib
@@ -557,3 +558,14 @@ def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
         resp = {k: v for k, v in resp.items() if k != "ResponseMetadata"}
     call = f"{getattr(fn, '__name__', fn)}({', '.join(f'{k}={v!r}'[:200] for k, v in kw.items())})"
     raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
+
+
+@contextlib.contextmanager
+def running_server(root: Path, **kw):
+    """An `AlonzoServer` started for the duration of the block (a test module's private server)."""
+    srv = AlonzoServer(root, **kw)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()

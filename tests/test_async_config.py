@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from alonzo_helpers import AlonzoServer, create_function, expect_error, make_zip, poll_until, unique_name
+from alonzo_helpers import create_function, expect_error, make_zip, poll_until, running_server, unique_name
 
 RECORDER = '''
 import json
@@ -33,10 +33,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = AlonzoServer(tmp_path_factory.mktemp("alonzo-async-config"), owner="session", extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"})
-    s.start()
-    yield s
-    s.close()
+    with running_server(tmp_path_factory.mktemp("alonzo-async-config"), owner="session", extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

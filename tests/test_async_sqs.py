@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from alonzo_helpers import AlonzoServer, create_function, expect_error, make_zip, poll_until, unique_name
+from alonzo_helpers import create_function, expect_error, make_zip, poll_until, running_server, unique_name
 
 FLAKY = '''
 def handler(event, context):
@@ -40,10 +40,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = AlonzoServer(tmp_path_factory.mktemp("alonzo-async-sqs"), owner="session", extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"})
-    s.start()
-    yield s
-    s.close()
+    with running_server(tmp_path_factory.mktemp("alonzo-async-sqs"), owner="session", extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

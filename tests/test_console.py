@@ -21,7 +21,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from alonzo_helpers import AlonzoServer, create_function, make_zip, poll_until, unique_name
+from alonzo_helpers import create_function, make_zip, poll_until, running_server, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = REPO / "tests" / "console" / "drive.mjs"
@@ -45,10 +45,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = AlonzoServer(tmp_path_factory.mktemp("alonzo-console"))
-    s.start()
-    yield s
-    s.close()
+    with running_server(tmp_path_factory.mktemp("alonzo-console")) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from alonzo_helpers import (
     ALONZO_BIN,
-    AlonzoServer,
     clean_base_env,
     create_function,
     free_port,
@@ -27,6 +26,7 @@ from alonzo_helpers import (
     make_zip,
     poll_until,
     run,
+    running_server,
     unique_name,
 )
 
@@ -40,10 +40,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = AlonzoServer(tmp_path_factory.mktemp("alonzo-metrics"), extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"})
-    s.start()
-    yield s
-    s.close()
+    with running_server(tmp_path_factory.mktemp("alonzo-metrics"), extra_env={"ALONZO_ASYNC_RETRY_DELAY": "1s"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

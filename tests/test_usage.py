@@ -19,11 +19,11 @@ import pytest
 
 from alonzo_helpers import (
     ALONZO_BIN,
-    AlonzoServer,
     create_function,
     make_zip,
     poll_until,
     run,
+    running_server,
     sign_and_send,
     unique_name,
 )
@@ -55,10 +55,8 @@ def srv(tmp_path_factory):
     root = tmp_path_factory.mktemp("alonzo-usage")
     prices = root / "prices.json"
     prices.write_text(json.dumps(PRICES))
-    s = AlonzoServer(root, extra_env={"ALONZO_PRICES": str(prices), "ALONZO_ASYNC_RETRY_DELAY": "1s"})
-    s.start()
-    yield s
-    s.close()
+    with running_server(root, extra_env={"ALONZO_PRICES": str(prices), "ALONZO_ASYNC_RETRY_DELAY": "1s"}) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -714,9 +714,7 @@ async fn assign(
     match assigned {
         Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail, slot))),
         Err(e) => {
-            cgroup.kill_all();
-            cgroup.remove();
-            let _ = std::fs::remove_dir(&root_dir);
+            crate::prepared::tear_down(Some(cgroup), &root_dir);
             Err(e)
         }
     }
@@ -761,10 +759,7 @@ async fn spawn_fresh(
     match jail {
         Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
         Err(e) => {
-            if let Some(cgroup) = cgroup {
-                cgroup.kill_all();
-                cgroup.remove();
-            }
+            crate::prepared::tear_down(cgroup, &root_dir);
             Err(SandboxError::Spawn(e.to_string()))
         }
     }

@@ -141,9 +141,7 @@ impl Manager {
                 slot: attachment.slot,
             }),
             Err(e) => {
-                cgroup.kill_all();
-                cgroup.remove();
-                let _ = std::fs::remove_dir(&root_dir);
+                tear_down(Some(cgroup), &root_dir);
                 Err(e.to_string())
             }
         }
@@ -195,11 +193,19 @@ impl Manager {
 /// Kills a prepared sandbox that will not be used and removes its cgroup and root directory.
 pub(crate) fn discard(prepared: PreparedSandbox) {
     drop(prepared.jail);
-    prepared.cgroup.kill_all();
-    prepared.cgroup.remove();
-    let _ = std::fs::remove_dir(&prepared.root_dir);
+    tear_down(Some(prepared.cgroup), &prepared.root_dir);
     // The address slot goes last, once nothing of the sandbox is left.
     drop(prepared.slot);
+}
+
+/// Kills whatever runs in a sandbox that will not be used and removes its cgroup and (empty)
+/// root directory.
+pub(crate) fn tear_down(cgroup: Option<SandboxCgroup>, root_dir: &std::path::Path) {
+    if let Some(cgroup) = cgroup {
+        cgroup.kill_all();
+        cgroup.remove();
+    }
+    let _ = std::fs::remove_dir(root_dir);
 }
 
 /// Keeps the pool full until the manager is dropped.
