@@ -50,7 +50,7 @@ LAST_MODIFIED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 # Variables that would let the developer's machine leak into a test process.
-_LEAKY_PREFIXES = ("AWS_", "ALONZO_", "TF_")
+_LEAKY_PREFIXES = ("AWS_", "ALONZO_", "TF_", "OTEL_")
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"}
 
 

@@ -43,11 +43,9 @@ pub(crate) fn message(status: StatusCode, text: &str) -> Response {
     response
 }
 
-/// `Root=1-<epoch hex>-<24 hex>`: a fresh X-Ray trace id.
+/// `Root=1-<epoch hex>-<24 hex>;Sampled=0`: a fresh X-Ray trace id.
 pub(crate) fn new_trace_id() -> String {
-    let epoch = chrono::Utc::now().timestamp();
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{epoch:08x}-{}", &random[..24])
+    alonzo_control::new_trace_root()
 }
 
 /// The URL id a `Host` header names for host-based routing: `<id>.lambda-url.<region>.…`.

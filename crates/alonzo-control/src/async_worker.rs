@@ -110,6 +110,21 @@ impl Control {
             Err(e) => return self.system_retry(event, &e.to_string()).await,
         }
         self.metrics().async_age(&event.function, now - event.received_ms);
+        if let Some(sink) = &self.inner.config.spans {
+            let attempt = event.attempts + event.system_attempts;
+            sink.export(
+                crate::spans::queue_span(
+                    event.trace_id.as_deref(),
+                    &event.id,
+                    &event.function,
+                    attempt,
+                    event.received_ms,
+                    now,
+                )
+                .into_iter()
+                .collect(),
+            );
+        }
         match self.run_event(&event).await {
             Ok(Attempt::Succeeded { version, response }) => {
                 event.attempts += 1;
@@ -173,6 +188,7 @@ impl Control {
             client_context: None,
             // Events queued before trace ids were generated at enqueue get one now.
             trace_id: Some(event.trace_id.clone().unwrap_or_else(crate::trace::new_trace_id)),
+            caller_parent: None,
             log_tail: false,
             stream: false,
         };

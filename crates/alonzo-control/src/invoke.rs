@@ -76,7 +76,14 @@ impl Control {
         check_payload(&input.payload)?;
         let client_context = decode_client_context(input.client_context_b64.as_deref())?;
         // Lambda traces every invocation: without a caller's header, it starts a trace.
-        let trace_id = Some(input.trace_id.unwrap_or_else(crate::trace::new_trace_id));
+        let trace_id = Some(input.trace_id.unwrap_or_else(|| {
+            if self.inner.config.spans.is_some() {
+                // The platform's span is the trace's root: no phantom parent.
+                crate::trace::new_trace_root()
+            } else {
+                crate::trace::new_trace_id()
+            }
+        }));
         match input.invocation_type {
             InvocationType::DryRun => Ok(InvokeResult::DryRun),
             InvocationType::Event => {
@@ -110,6 +117,7 @@ impl Control {
                     invoked_arn,
                     client_context,
                     trace_id,
+                    caller_parent: None,
                     log_tail: input.log_tail,
                     stream: input.stream,
                 };
@@ -161,9 +169,19 @@ impl Control {
     pub(crate) async fn run(
         &self,
         record: &FunctionRecord,
-        request: InvokeRequest,
+        mut request: InvokeRequest,
     ) -> Result<InvokeOutcome, ControlError> {
         let sandbox = self.inner.sandbox.as_ref().ok_or(ControlError::Unavailable)?;
+        if self.inner.config.spans.is_some() {
+            // The runtime's `Parent` names the platform's `Invoke` span, so that what the
+            // function traces nests under it, as on Lambda.
+            if let Some((header, caller)) =
+                request.trace_id.as_deref().and_then(crate::spans::for_runtime)
+            {
+                request.trace_id = Some(header);
+                request.caller_parent = caller;
+            }
+        }
         let spec = self.function_spec(record).await?;
         sandbox.invoke(Arc::new(spec), request).await.map_err(|e| match e {
             SandboxError::Throttled(reason) => {
@@ -232,11 +250,20 @@ impl Control {
     ) {
         let mut batch = Vec::new();
         while let Some(first) = reports.recv().await {
-            self.metrics().record_report(&first);
-            batch.push(to_record(first));
-            while let Ok(more) = reports.try_recv() {
-                self.metrics().record_report(&more);
-                batch.push(to_record(more));
+            let mut spans = Vec::new();
+            for report in
+                std::iter::once(first).chain(std::iter::from_fn(|| reports.try_recv().ok()))
+            {
+                self.metrics().record_report(&report);
+                if self.inner.config.spans.is_some() {
+                    spans.extend(
+                        crate::spans::invocation_spans(&report, self.account()).unwrap_or_default(),
+                    );
+                }
+                batch.push(to_record(report));
+            }
+            if let (Some(sink), false) = (&self.inner.config.spans, spans.is_empty()) {
+                sink.export(spans);
             }
             if let Err(e) = self.inner.meta.record_invocations(&batch).await {
                 tracing::warn!(error = %e, records = batch.len(), "storing metering records failed");

@@ -22,6 +22,7 @@ mod metrics;
 pub mod package;
 mod queues;
 mod settle;
+pub mod spans;
 mod sqs_poller;
 mod trace;
 mod usage;
@@ -53,7 +54,7 @@ pub use mappings::{MappingInput, MappingPage};
 pub use metrics::{Metrics, QueueDepth};
 pub use package::PackageLimits;
 pub use queues::{MessageAttribute, QueueMessage, QueueService};
-pub use trace::new_trace_id;
+pub use trace::{new_trace_id, new_trace_root};
 pub use usage::{FunctionUsage, MonthUsage, PriceTable, UsageQuery, UsageReport};
 pub use versions::PublishInput;
 
@@ -79,6 +80,8 @@ pub struct ControlConfig {
     pub prices: PriceTable,
     /// The operator's networks, which `VpcConfig` ids must name.
     pub networks: alonzo_sandbox::network::Networks,
+    /// Where platform spans go (an OpenTelemetry exporter); `None` records none.
+    pub spans: Option<Arc<dyn spans::SpanSink>>,
 }
 
 /// The control plane. Cheap to clone; all clones share one state.
@@ -266,6 +269,7 @@ pub(crate) mod testing {
             async_retry_delay: std::time::Duration::from_secs(1),
             prices,
             networks: Default::default(),
+            spans: None,
         };
         crate::Control::start(config, Arc::new(meta), Arc::new(blobs), None, None).await.unwrap()
     }

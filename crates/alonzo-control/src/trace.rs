@@ -10,6 +10,14 @@ pub fn new_trace_id() -> String {
     format!("Root=1-{epoch:08x}-{};Parent={};Sampled=0", &root[..24], &parent[..16])
 }
 
+/// A fresh trace header without a parent, `Root=1-<8 hex epoch seconds>-<24 hex>;Sampled=0`,
+/// for traces whose first span is the platform's own (exported spans).
+pub fn new_trace_root() -> String {
+    let epoch = chrono::Utc::now().timestamp();
+    let root = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{epoch:08x}-{};Sampled=0", &root[..24])
+}
+
 /// The trace header of an SQS message (its `AWSTraceHeader` system attribute), if any.
 pub(crate) fn from_sqs_attributes(
     attributes: &std::collections::BTreeMap<String, String>,

@@ -130,6 +130,10 @@ pub struct InvocationReport {
     pub error_type: Option<String>,
     /// When the invocation started.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The invocation's X-Ray trace header, as the runtime got it.
+    pub trace_id: Option<String>,
+    /// The caller's parent span id, from [`crate::InvokeRequest::caller_parent`].
+    pub caller_parent: Option<String>,
 }
 
 /// How an invocation ended, from the driver's point of view.
@@ -384,7 +388,7 @@ impl Environment {
             // The invocation ends when the runtime asks for the next event.
             self.await_ready(began + timeout.max(NEXT_GRACE)).await;
         }
-        let report = self.report(&req.request_id, duration, error_type, started_at);
+        let report = self.report(&req, duration, error_type, started_at);
         let mut lines = Vec::new();
         lines.extend(fatal_line.and_then(|line| self.platform.fatal(line)));
         lines.extend(self.platform.end(&report, status));
@@ -567,7 +571,7 @@ impl Environment {
 
     fn report(
         &mut self,
-        request_id: &str,
+        req: &InvokeRequest,
         duration: Duration,
         error_type: Option<String>,
         started_at: chrono::DateTime<chrono::Utc>,
@@ -582,7 +586,7 @@ impl Environment {
             .and_then(|c| c.memory_peak_bytes())
             .map_or(0, |b| b.div_ceil(1024 * 1024));
         InvocationReport {
-            request_id: request_id.to_owned(),
+            request_id: req.request_id.clone(),
             function: self.spec.name.clone(),
             version: self.spec.version.clone(),
             duration_ms,
@@ -592,6 +596,8 @@ impl Environment {
             init_ms,
             error_type,
             started_at,
+            trace_id: req.trace_id.clone(),
+            caller_parent: req.caller_parent.clone(),
         }
     }
 

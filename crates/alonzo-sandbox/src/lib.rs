@@ -122,8 +122,11 @@ pub struct InvokeRequest {
     pub invoked_arn: String,
     /// Decoded client context JSON.
     pub client_context: Option<String>,
-    /// X-Ray trace header.
+    /// X-Ray trace header, as the runtime gets it.
     pub trace_id: Option<String>,
+    /// The caller's parent span id (16 hex digits) when the platform put its own span in
+    /// `trace_id`'s `Parent` (platform spans are exported); carried into the report.
+    pub caller_parent: Option<String>,
     /// Whether the caller wants the log tail.
     pub log_tail: bool,
     /// Whether the caller reads a streamed response as a stream
@@ -645,6 +648,8 @@ impl Manager {
             init_ms: Some(failure.init.as_secs_f64() * 1000.0),
             error_type: Some(failure.error_type.clone()),
             started_at: chrono::Utc::now(),
+            trace_id: req.trace_id.clone(),
+            caller_parent: req.caller_parent.clone(),
         };
         let _ = self.inner.reports.send(report);
         InvokeOutcome {

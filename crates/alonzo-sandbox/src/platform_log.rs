@@ -239,6 +239,8 @@ mod tests {
             init_ms: Some(100.0),
             error_type: None,
             started_at: chrono::Utc::now(),
+            trace_id: None,
+            caller_parent: None,
         }
     }
 

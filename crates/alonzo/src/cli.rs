@@ -173,6 +173,16 @@ pub(crate) struct ServeArgs {
     /// fields take Lambda's published on-demand prices (us-east-1).
     #[arg(long, env = "ALONZO_PRICES")]
     pub(crate) prices: Option<PathBuf>,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g. `http://127.0.0.1:4318`):
+    /// platform spans (invoke, initialisation, queue wait) are exported to `<URL>/v1/traces`.
+    /// Without it, OpenTelemetry's `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` are honoured; with none of them, nothing is exported.
+    #[arg(long, env = "ALONZO_OTLP_ENDPOINT")]
+    pub(crate) otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` (default) or `http/json`; without it,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    #[arg(long, env = "ALONZO_OTLP_PROTOCOL")]
+    pub(crate) otlp_protocol: Option<String>,
     /// The network of functions without `VpcConfig`: `outbound` (their own interface with
     /// NAT: outbound connections, nothing inbound, as on Lambda) or `none` (loopback only);
     /// see docs/network.md.

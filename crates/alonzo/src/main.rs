@@ -11,6 +11,7 @@ mod credentials;
 mod http_server;
 mod metrics;
 mod network;
+mod otel;
 mod queue_port;
 mod serve;
 mod telemetry;

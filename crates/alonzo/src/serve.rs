@@ -44,6 +44,8 @@ struct ServeConfig {
     routes: alonzo_api::routes::RouteTable,
     prices: alonzo_control::PriceTable,
     network: crate::network::NetworkConfig,
+    /// Where platform spans are exported; `None`: nowhere.
+    otlp: Option<crate::otel::OtlpConfig>,
 }
 
 /// Checks every setting; nothing is created or bound yet.
@@ -100,7 +102,9 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         args.dns.as_deref(),
         &args.function_platform_access,
     )?;
+    let otlp = crate::otel::config(args.otlp_endpoint.as_deref(), args.otlp_protocol.as_deref())?;
     Ok(ServeConfig {
+        otlp,
         network,
         prices,
         listen,
@@ -182,6 +186,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::network::start(&config.network, listener.local_addr()?, &keys)?
     };
     let sandbox = start_sandboxes(&config, &data_dir, networking.clone())?;
+    let otlp = config.otlp.as_ref().map(crate::otel::OtlpSink::start).transpose()?.map(Arc::new);
+    let spans = otlp.clone().map(|s| s as Arc<dyn alonzo_control::spans::SpanSink>);
     let control_config = ControlConfig {
         account: config.account.clone(),
         package_limits: PackageLimits::default(),
@@ -192,6 +198,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         async_retry_delay: config.async_retry_delay,
         prices: config.prices.clone(),
         networks: config.network.networks.clone(),
+        spans: spans.clone(),
     };
     let queue_store = alonzo_store_sqlite::SqliteQueueStore::open(&data_dir.join("queues.db"))
         .context("opening the queue database")?;
@@ -251,6 +258,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     if let Some(networking) = networking {
         networking.stop();
+    }
+    if let Some(otlp) = otlp {
+        // Blocks while the last batch is sent (bounded by the exporter's timeout).
+        tokio::task::spawn_blocking(move || otlp.shutdown()).await.ok();
     }
     tracing::info!("shut down cleanly");
     Ok(())
