@@ -206,6 +206,16 @@ def test_deploy_refuses_bad_input_clearly(server, lambda_client, tmp_path):
     expect_error("ResourceNotFoundException", lambda_client.get_function, FunctionName=name)
 
 
+def test_deploy_too_large_package_shows_the_servers_limit(server, tmp_path):
+    name = unique_name("deployhuge")
+    # 53 MB that do not compress: over Lambda's 50 MB direct-upload limit once zipped.
+    app = write_app(tmp_path / "app", "huge", {"blob.bin": os.urandom(53 << 20)})
+    p = deploy(server, app, "--name", name, "--runtime", "python3.11")
+    assert p.returncode == 1, p.stderr
+    assert "RequestEntityTooLargeException: Request must be smaller than" in p.stderr
+    assert re.search(r"the package is 53\.\d\d MiB zipped \(70\.\d\d MiB as base64", p.stderr), p.stderr
+
+
 def big_app(root: Path) -> Path:
     # 5 MB of random bytes do not compress: the upload is about 6.7 MB of base64.
     return write_app(root, "big", {"data/blob.bin": os.urandom(5 << 20)})

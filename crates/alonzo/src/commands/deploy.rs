@@ -69,9 +69,9 @@ fn load_package(args: &DeployArgs) -> anyhow::Result<Package> {
     for dir in &package.skipped {
         status(&format!("skipped {dir} (version-control metadata is never packaged)"));
     }
-    let how = if package.zipped_here { "packaged" } else { "read" };
+    let (how, what) = if package.zipped_here { ("packaged", "files") } else { ("read", "entries") };
     status(&format!(
-        "{how} {}: {} entries, {} zipped",
+        "{how} {}: {} {what}, {} zipped",
         args.path.display(),
         package.files,
         HumanBytes(package.zip.len() as u64)
@@ -107,7 +107,8 @@ async fn create(
     }
     body.insert("Code".into(), json!({ "ZipFile": base64_zip(package) }));
     status(&format!("creating function {name} ({runtime})"));
-    send_code(client, "POST", "/2015-03-31/functions", &Value::Object(body), "creating").await?;
+    let body = Value::Object(body);
+    send_code(client, "POST", "/2015-03-31/functions", &body, "creating", package).await?;
     wait_ready(client, name, None, args.wait_timeout).await
 }
 
@@ -142,7 +143,7 @@ async fn update(
         }
         status(&format!("updating the code of {name}"));
         let path = format!("/2015-03-31/functions/{}/code", percent_encode(name));
-        send_code(client, "PUT", &path, &Value::Object(body), "updating").await?;
+        send_code(client, "PUT", &path, &Value::Object(body), "updating", package).await?;
         current = wait_ready(client, name, None, args.wait_timeout).await?;
     }
     let mut patch = config_fields(args);
@@ -227,13 +228,15 @@ fn base64_zip(package: &Package) -> String {
     base64::engine::general_purpose::STANDARD.encode(&package.zip)
 }
 
-/// Sends a request carrying a package, with a progress bar when one is worth drawing.
+/// Sends a request carrying a package, with a progress bar when one is worth drawing; a
+/// refusal for size says how big the package is (the server counts base64 request bytes).
 async fn send_code(
     client: &Client,
     method: &str,
     path: &str,
     body: &Value,
     verb: &str,
+    package: &Package,
 ) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(body)?;
     let total = bytes.len() as u64;
@@ -249,7 +252,14 @@ async fn send_code(
             bar.abandon();
         }
     }
-    result.map(drop)
+    result.map(drop).map_err(|e| match e.downcast_ref::<ApiError>() {
+        Some(api) if api.code == "RequestEntityTooLargeException" => e.context(format!(
+            "the package is {} zipped ({} as base64 in the request); Lambda takes direct uploads of up to 50 MB zipped",
+            HumanBytes(package.zip.len() as u64),
+            HumanBytes(total)
+        )),
+        _ => e,
+    })
 }
 
 /// `GetFunctionConfiguration`, optionally of a version.
