@@ -35,6 +35,9 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Invoke a function and print its result and the tail of its log.
     Invoke(InvokeArgs),
+    /// Create or update a function from a directory (zipped here) or a ready .zip file,
+    /// and wait until it is Active.
+    Deploy(Box<DeployArgs>),
     /// Show live concurrency per function version: busy, idle and provisioned
     /// environments, reservations and throttles.
     Top(TopArgs),
@@ -101,6 +104,68 @@ pub(crate) struct InvokeArgs {
     #[command(flatten)]
     pub(crate) client: ClientArgs,
 }
+
+/// Settings of `alonzo deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// A directory to package (its contents become `/var/task`), or a ready `.zip` file.
+    pub(crate) path: PathBuf,
+    /// Function name: created when it does not exist, updated when it does.
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Runtime id (see `alonzo runtimes`); needed to create a function, changed on update
+    /// when it differs.
+    #[arg(long)]
+    pub(crate) runtime: Option<String>,
+    /// Handler [default on create: `lambda_function.lambda_handler` for Python and Ruby,
+    /// `index.handler` for Node.js, `bootstrap` for `provided*`].
+    #[arg(long)]
+    pub(crate) handler: Option<String>,
+    /// Memory in MB (Lambda's default on create: 128).
+    #[arg(long, value_name = "MB")]
+    pub(crate) memory: Option<u32>,
+    /// Timeout in seconds (Lambda's default on create: 3).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) timeout: Option<u32>,
+    /// Execution role ARN, recorded only (Alonzo has no IAM) [default on create:
+    /// `arn:aws:iam::<account>:role/alonzo-deploy`].
+    #[arg(long, value_name = "ARN")]
+    pub(crate) role: Option<String>,
+    /// Environment variables; when given, they replace all of the function's variables.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env_pair, num_args = 1.., action = clap::ArgAction::Append)]
+    pub(crate) env: Vec<(String, String)>,
+    /// Instruction set (Lambda's default on create: x86_64).
+    #[arg(long, value_parser = ["x86_64", "arm64"])]
+    pub(crate) architecture: Option<String>,
+    /// Layer version ARNs, in order; when given, they replace the function's layers.
+    #[arg(long, value_name = "ARN", num_args = 1.., action = clap::ArgAction::Append)]
+    pub(crate) layers: Vec<String>,
+    /// Publish a version once the code and configuration are in place.
+    #[arg(long)]
+    pub(crate) publish: bool,
+    /// The function's description.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    /// How long to wait for the function to become Active after each change (e.g. `90s`).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub(crate) wait_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// Parses `KEY=VALUE` (the value may be empty and may contain `=`).
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// A mistake in what the user asked a client command to do (a missing directory, a file
+/// that is not a zip): reported with exit code 2, like a usage error caught by the parser.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
 
 /// Settings of `alonzo logs`.
 #[derive(Debug, Args)]
@@ -274,7 +339,7 @@ pub(crate) struct ClientArgs {
     /// Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default: us-east-1].
     #[arg(long)]
     pub(crate) region: Option<String>,
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table (`deploy`: the final function configuration).
     #[arg(long)]
     pub(crate) json: bool,
 }

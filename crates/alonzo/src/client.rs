@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use alonzo_api::sigv4;
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 
 use crate::cli::ClientArgs;
 use crate::credentials::{self, KeyPair};
+use crate::upload::{OnProgress, UploadBody};
 
 const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
 
@@ -23,7 +24,19 @@ pub(crate) struct Client {
     endpoint: http::Uri,
     region: String,
     keys: KeyPair,
-    http: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    http: HyperClient<hyper_util::client::legacy::connect::HttpConnector, UploadBody>,
+}
+
+/// An error answer from the server, in Lambda's shape (`x-amzn-ErrorType` and a message).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub(crate) struct ApiError {
+    /// The HTTP status.
+    pub(crate) status: http::StatusCode,
+    /// The error code, e.g. `ResourceNotFoundException`.
+    pub(crate) code: String,
+    /// The message.
+    pub(crate) message: String,
 }
 
 /// A decoded API answer.
@@ -69,7 +82,7 @@ impl Client {
     }
 
     /// Sends a signed request and decodes the JSON answer; Lambda errors become `Err` with
-    /// the error code and message.
+    /// an [`ApiError`] (its code and message).
     pub(crate) async fn call(
         &self,
         method: &str,
@@ -77,7 +90,20 @@ impl Client {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<Reply> {
         let body_bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?.unwrap_or_default();
-        self.send(method, path_and_query, body_bytes, "lambda", None, &[]).await
+        self.send(method, path_and_query, UploadBody::new(body_bytes), "lambda", None, &[]).await
+    }
+
+    /// Like [`Client::call`] with a JSON body already serialised (a deployment package can
+    /// be tens of megabytes), reporting the bytes sent to `on_progress`.
+    pub(crate) async fn upload(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        json_body: Vec<u8>,
+        on_progress: Option<OnProgress>,
+    ) -> anyhow::Result<Reply> {
+        let body = UploadBody::new(json_body).with_progress(on_progress);
+        self.send(method, path_and_query, body, "lambda", None, &[]).await
     }
 
     /// `Invoke` with raw payload bytes and extra headers (`X-Amz-Log-Type`…).
@@ -88,7 +114,7 @@ impl Client {
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Reply> {
         let path = format!("/2015-03-31/functions/{}/invocations", percent_encode(function));
-        self.send("POST", &path, payload, "lambda", None, extra).await
+        self.send("POST", &path, UploadBody::new(payload), "lambda", None, extra).await
     }
 
     /// Calls an AWS JSON 1.1 operation (`X-Amz-Target: <target>`) of another service on the
@@ -99,14 +125,15 @@ impl Client {
         target: &str,
         body: serde_json::Value,
     ) -> anyhow::Result<Reply> {
-        self.send("POST", "/", serde_json::to_vec(&body)?, service, Some(target), &[]).await
+        let body = UploadBody::new(serde_json::to_vec(&body)?);
+        self.send("POST", "/", body, service, Some(target), &[]).await
     }
 
     async fn send(
         &self,
         method: &str,
         path_and_query: &str,
-        body_bytes: Vec<u8>,
+        body: UploadBody,
         service: &str,
         target: Option<&str>,
         extra: &[(&str, &str)],
@@ -120,7 +147,7 @@ impl Client {
         if let Some(target) = target {
             headers.insert("x-amz-target", target.parse()?);
             headers.insert(http::header::CONTENT_TYPE, "application/x-amz-json-1.1".parse()?);
-        } else if !body_bytes.is_empty() {
+        } else if !body.bytes().is_empty() {
             headers.insert(http::header::CONTENT_TYPE, "application/json".parse()?);
         }
         for (name, value) in extra {
@@ -136,7 +163,7 @@ impl Client {
             uri.path(),
             uri.query(),
             &mut headers,
-            &body_bytes,
+            body.bytes(),
             &creds,
             &self.region,
             service,
@@ -146,11 +173,7 @@ impl Client {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        let response = self
-            .http
-            .request(request.body(Full::new(Bytes::from(body_bytes)))?)
-            .await
-            .with_context(|| {
+        let response = self.http.request(request.body(body)?).await.with_context(|| {
             format!(
                 "cannot reach the Alonzo server at {} (is `alonzo serve` running?)",
                 self.endpoint
@@ -174,8 +197,9 @@ impl Client {
                 .get("message")
                 .or_else(|| body.get("Message"))
                 .and_then(|m| m.as_str())
-                .unwrap_or("");
-            bail!("{code}: {message}");
+                .unwrap_or("")
+                .to_owned();
+            return Err(ApiError { status, code, message }.into());
         }
         Ok(Reply { body, raw: bytes, headers: response_headers })
     }

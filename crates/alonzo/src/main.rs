@@ -12,9 +12,11 @@ mod http_server;
 mod metrics;
 mod network;
 mod otel;
+mod package;
 mod queue_port;
 mod serve;
 mod telemetry;
+mod upload;
 
 use clap::Parser;
 
@@ -27,7 +29,9 @@ fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<serve::ConfigError>().is_some() { 2 } else { 1 };
+            let usage = e.downcast_ref::<serve::ConfigError>().is_some()
+                || e.downcast_ref::<cli::UsageError>().is_some();
+            let code = if usage { 2 } else { 1 };
             eprintln!("alonzo: {e:#}");
             std::process::ExitCode::from(code)
         }

@@ -1,5 +1,6 @@
 //! Dispatch of the subcommands; one module per client command.
 
+mod deploy;
 mod functions;
 mod invoke;
 mod logs;
@@ -18,6 +19,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runtimes => runtimes::run(),
         Command::Logs(args) => client_runtime()?.block_on(logs::run(&args)),
         Command::Invoke(args) => client_runtime()?.block_on(invoke::run(&args)),
+        Command::Deploy(args) => client_runtime()?.block_on(deploy::run(&args)),
         Command::Top(args) => client_runtime()?.block_on(top::run(&args)),
         Command::Routes(args) => client_runtime()?.block_on(routes::run(&args)),
         Command::Usage(args) => client_runtime()?.block_on(usage::run(&args)),
