@@ -36,8 +36,12 @@ pub struct InvocationRecord {
     pub provisioned: bool,
 }
 
+/// `/tmp` MB included in the price of duration (Lambda's smallest `EphemeralStorage.Size`);
+/// only storage above it is billed.
+pub const FREE_EPHEMERAL_MB: u32 = limits::EPHEMERAL_MB.0;
+
 fn free_ephemeral_mb() -> u32 {
-    limits::EPHEMERAL_MB.0
+    FREE_EPHEMERAL_MB
 }
 
 /// A period during which a version (or the version an alias points at) had provisioned

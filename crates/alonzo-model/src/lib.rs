@@ -36,6 +36,7 @@ pub use event_pattern::{
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
 pub use invocation::{
     AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, InvocationRecord, ProvisionedInterval,
+    FREE_EPHEMERAL_MB,
 };
 pub use layer::{validate_layer_name, LayerVersionRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
