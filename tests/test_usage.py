@@ -21,6 +21,7 @@ import pytest
 
 from alonzo_helpers import (
     ALONZO_BIN,
+    console_login,
     create_function,
     make_zip,
     poll_until,
@@ -307,6 +308,12 @@ def test_provisioned_concurrency_and_ephemeral_storage(server_factory, tmp_path)
     assert sum(int(r["provisioned_requests"]) for r in rows) == 3
     p = run([str(ALONZO_BIN), "usage", "--function", name], env=s.env, timeout=30)
     assert "PROV_GB_SECONDS" in p.stdout and "EPHEMERAL_GB_SECONDS" in p.stdout, p.stdout
+
+    # The console's usage page shows the provisioned columns.
+    page = console_login(s).get(f"{s.endpoint}/_alonzo/console/usage", timeout=10)
+    assert page.status_code == 200, page.text
+    assert "Provisioned GB-s" in page.text and "Ephemeral GB-s" in page.text, page.text
+    assert '<span class="value" id="total-provisioned">150.000</span>' in page.text, page.text
 
     # The ledger and records are durable: a restart changes nothing.
     s.restart()
