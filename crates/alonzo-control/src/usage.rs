@@ -106,24 +106,33 @@ impl PriceTable {
         Ok(table)
     }
 
-    /// Prices per GB-second of `arch`: on-demand duration, duration on provisioned
-    /// environments, configured provisioned concurrency, extra ephemeral storage.
-    fn of(&self, arch: Architecture) -> [f64; 4] {
-        match arch {
-            Architecture::X86_64 => [
-                self.gb_second_x86_64,
-                self.provisioned_duration_gb_second_x86_64,
-                self.provisioned_gb_second_x86_64,
-                self.ephemeral_gb_second_x86_64,
-            ],
-            Architecture::Arm64 => [
-                self.gb_second_arm64,
-                self.provisioned_duration_gb_second_arm64,
-                self.provisioned_gb_second_arm64,
-                self.ephemeral_gb_second_arm64,
-            ],
+    /// The price of one GB-second of `charge` on `arch`.
+    fn price(&self, charge: Charge, arch: Architecture) -> f64 {
+        let x86 = arch == Architecture::X86_64;
+        match charge {
+            Charge::OnDemand if x86 => self.gb_second_x86_64,
+            Charge::OnDemand => self.gb_second_arm64,
+            Charge::ProvisionedDuration if x86 => self.provisioned_duration_gb_second_x86_64,
+            Charge::ProvisionedDuration => self.provisioned_duration_gb_second_arm64,
+            Charge::Provisioned if x86 => self.provisioned_gb_second_x86_64,
+            Charge::Provisioned => self.provisioned_gb_second_arm64,
+            Charge::Ephemeral if x86 => self.ephemeral_gb_second_x86_64,
+            Charge::Ephemeral => self.ephemeral_gb_second_arm64,
         }
     }
+}
+
+/// What a GB-second is of, for its price.
+#[derive(Debug, Clone, Copy)]
+enum Charge {
+    /// Invocation duration on an on-demand environment.
+    OnDemand,
+    /// Invocation duration on a provisioned environment.
+    ProvisionedDuration,
+    /// Configured provisioned concurrency.
+    Provisioned,
+    /// Ephemeral storage above 512 MB.
+    Ephemeral,
 }
 
 /// Which records to count: invocations started in `[since_ms, until_ms)` and the part of
@@ -303,13 +312,12 @@ impl Meter {
         (kind[0] + kind[1]) as f64 / MB_MS_PER_GB_SECOND
     }
 
-    /// Cost of one kind: each architecture's GB-seconds at its price (`price` indexes
-    /// [`PriceTable::of`]).
-    fn cost(kind: &[u128; 2], prices: &PriceTable, price: usize) -> f64 {
+    /// Cost of one kind: each architecture's GB-seconds at its price.
+    fn cost(kind: &[u128; 2], prices: &PriceTable, charge: Charge) -> f64 {
         [Architecture::X86_64, Architecture::Arm64]
             .iter()
             .zip(kind)
-            .map(|(arch, mb_ms)| *mb_ms as f64 / MB_MS_PER_GB_SECOND * prices.of(*arch)[price])
+            .map(|(arch, mb_ms)| *mb_ms as f64 / MB_MS_PER_GB_SECOND * prices.price(charge, *arch))
             .sum()
     }
 
@@ -384,10 +392,10 @@ fn tally(
     for ((month, function), (arch, m)) in rows {
         months.entry(month.clone()).or_default().add(&m);
         let request_cost = Meter::request_cost(m.requests, prices);
-        let compute_cost =
-            Meter::cost(&m.on_demand, prices, 0) + Meter::cost(&m.provisioned_duration, prices, 1);
-        let provisioned_cost = Meter::cost(&m.provisioned, prices, 2);
-        let ephemeral_cost = Meter::cost(&m.ephemeral, prices, 3);
+        let compute_cost = Meter::cost(&m.on_demand, prices, Charge::OnDemand)
+            + Meter::cost(&m.provisioned_duration, prices, Charge::ProvisionedDuration);
+        let provisioned_cost = Meter::cost(&m.provisioned, prices, Charge::Provisioned);
+        let ephemeral_cost = Meter::cost(&m.ephemeral, prices, Charge::Ephemeral);
         functions.push(FunctionUsage {
             month,
             function,
@@ -420,10 +428,10 @@ fn tally(
 /// GB-seconds to on-demand duration only.
 fn month_usage(prices: &PriceTable, month: String, m: &Meter) -> MonthUsage {
     let on_demand_gb_seconds = Meter::gb_seconds(&m.on_demand);
-    let on_demand_cost = Meter::cost(&m.on_demand, prices, 0);
-    let other_cost = Meter::cost(&m.provisioned_duration, prices, 1)
-        + Meter::cost(&m.provisioned, prices, 2)
-        + Meter::cost(&m.ephemeral, prices, 3);
+    let on_demand_cost = Meter::cost(&m.on_demand, prices, Charge::OnDemand);
+    let other_cost = Meter::cost(&m.provisioned_duration, prices, Charge::ProvisionedDuration)
+        + Meter::cost(&m.provisioned, prices, Charge::Provisioned)
+        + Meter::cost(&m.ephemeral, prices, Charge::Ephemeral);
     let free_requests = m.requests.min(prices.free_requests_per_month);
     let free_gb_seconds = on_demand_gb_seconds.min(prices.free_gb_seconds_per_month);
     // The free GB-seconds are valued at the month's average on-demand price per GB-second,
