@@ -560,6 +560,24 @@ def expect_error(codes, fn, *args, status=None, **kw) -> ClientError:
     raise AssertionError(f"{call} succeeded, expected one of {sorted(codes)}; answer: {str(resp)[:600]}")
 
 
+def console_login(srv: "AlonzoServer", *, secret: str | None = None) -> requests.Session:
+    """A requests session logged in to the web console through its login form (as a browser
+    would); the login answer is kept in `last_login`."""
+    s = requests.Session()
+    console = f"{srv.endpoint}/_alonzo/console"
+    page = s.get(f"{console}/login", timeout=10)
+    assert page.status_code == 200
+    nonce = re.search(r'name="nonce" value="([0-9a-f]{64})"', page.text).group(1)
+    r = s.post(
+        f"{console}/login",
+        data={"access_key_id": srv.access_key, "secret_access_key": secret or srv.secret_key, "nonce": nonce, "next": "/_alonzo/console/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    s.last_login = r
+    return s
+
+
 @contextlib.contextmanager
 def running_server(root: Path, **kw):
     """An `AlonzoServer` started for the duration of the block (a test module's private server)."""

@@ -21,6 +21,7 @@ import pytest
 import requests
 from botocore.config import Config
 
+from alonzo_helpers import console_login as login
 from alonzo_helpers import create_function, make_zip, poll_until, running_server, unique_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,22 +57,6 @@ def client(srv):
 
 def console(srv) -> str:
     return f"{srv.endpoint}/_alonzo/console"
-
-
-def login(srv, *, secret: str | None = None) -> requests.Session:
-    """A requests session logged in through the login form (as a browser would)."""
-    s = requests.Session()
-    page = s.get(f"{console(srv)}/login", timeout=10)
-    assert page.status_code == 200
-    nonce = re.search(r'name="nonce" value="([0-9a-f]{64})"', page.text).group(1)
-    r = s.post(
-        f"{console(srv)}/login",
-        data={"access_key_id": srv.access_key, "secret_access_key": secret or srv.secret_key, "nonce": nonce, "next": "/_alonzo/console/"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    s.last_login = r
-    return s
 
 
 def csrf_of(session: requests.Session, srv) -> str:

@@ -83,6 +83,8 @@ mod tests {
             memory_mb: 128,
             init_ms: None,
             error_type: error.then(|| "Runtime.Error".into()),
+            ephemeral_mb: 512,
+            provisioned: false,
         }
     }
 

@@ -1,11 +1,14 @@
 //! Concurrency settings: reserved concurrency per function (`Put/Get/DeleteFunctionConcurrency`)
 //! and provisioned concurrency per version or alias (`…ProvisionedConcurrencyConfig`), kept
-//! in the store and applied to the sandbox manager, which enforces them.
+//! in the store and applied to the sandbox manager, which enforces them; the periods
+//! provisioned concurrency is configured are recorded for metering (see `usage.rs`).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use alonzo_model::{
-    FunctionSetting, ProvisionedConcurrencyConfig, Qualifier, SettingKind, ValidationError, LATEST,
+    Architecture, FunctionSetting, ProvisionedConcurrencyConfig, ProvisionedInterval, Qualifier,
+    SettingKind, ValidationError, LATEST,
 };
 use alonzo_store::StoreError;
 
@@ -377,12 +380,20 @@ impl Control {
         }
     }
 
-    /// Tells the sandbox manager which versions of `name` to keep provisioned, from the
-    /// stored configurations (after any change to them, to the aliases they name, or at
-    /// start-up).
+    /// Tells the sandbox manager which versions of `name` to keep provisioned, and makes the
+    /// metering ledger's open provisioned-concurrency periods match, from the stored
+    /// configurations (after any change to them, to the aliases they name, to the versions
+    /// or the function, or at start-up).
+    ///
+    /// A period starts when a configuration is put and ends when it is deleted or changes
+    /// (a new count, an alias moved to another version, the version, alias or function
+    /// deleted); periods are compared as a whole, so putting the same configuration again
+    /// keeps the period running. Calls are serialised so that the last one, which follows
+    /// the last change, decides.
     pub(crate) async fn sync_provisioned(&self, name: &str) -> Result<(), ControlError> {
-        let Some(sandbox) = &self.inner.sandbox else { return Ok(()) };
+        let _ledger = self.inner.provisioned_lock.lock().await;
         let mut targets = Vec::new();
+        let mut periods = Vec::new();
         for (_, qualifier, setting) in
             self.inner.meta.list_settings(Some(name), SettingKind::ProvisionedConcurrency).await?
         {
@@ -396,24 +407,51 @@ impl Control {
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
-            match self.function_spec(&record).await {
-                Ok(spec) => targets.push((Arc::new(spec), config.requested)),
-                Err(e) => {
-                    tracing::warn!(function = %name, %version, error = %e, "provisioned concurrency cannot be set up")
+            if self.inner.sandbox.is_some() {
+                match self.function_spec(&record).await {
+                    Ok(spec) => targets.push((Arc::new(spec), config.requested)),
+                    Err(e) => {
+                        // Never set up, so never billed.
+                        tracing::warn!(function = %name, %version, error = %e, "provisioned concurrency cannot be set up");
+                        continue;
+                    }
                 }
             }
+            periods.push(ProvisionedInterval {
+                function: name.to_owned(),
+                qualifier,
+                version,
+                count: config.requested,
+                memory_mb: record.config.memory_size,
+                ephemeral_mb: record.config.ephemeral_storage,
+                architecture: record
+                    .config
+                    .architectures
+                    .first()
+                    .copied()
+                    .unwrap_or(Architecture::X86_64),
+                start_ms: 0,
+                end_ms: None,
+            });
         }
-        sandbox.set_provisioned(name, targets);
+        if let Some(sandbox) = &self.inner.sandbox {
+            sandbox.set_provisioned(name, targets);
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.inner.meta.set_provisioned_intervals(name, &periods, now_ms).await?;
         Ok(())
     }
 
-    /// At start-up: the stored reservations and provisioned concurrency take effect.
+    /// At start-up: the stored reservations and provisioned concurrency take effect, and
+    /// provisioned-concurrency periods left open by a crash between a change and its ledger
+    /// update (a function deleted, say) end now.
     pub(crate) async fn restore_concurrency(&self) -> Result<(), ControlError> {
-        let Some(sandbox) = &self.inner.sandbox else { return Ok(()) };
-        for (function, reserved) in self.reservations().await? {
-            sandbox.set_reserved_concurrency(&function, Some(reserved));
+        if let Some(sandbox) = &self.inner.sandbox {
+            for (function, reserved) in self.reservations().await? {
+                sandbox.set_reserved_concurrency(&function, Some(reserved));
+            }
         }
-        let mut functions: Vec<String> = self
+        let mut functions: BTreeSet<String> = self
             .inner
             .meta
             .list_settings(None, SettingKind::ProvisionedConcurrency)
@@ -421,7 +459,15 @@ impl Control {
             .into_iter()
             .map(|(f, _, _)| f)
             .collect();
-        functions.dedup();
+        functions.extend(
+            self.inner
+                .meta
+                .provisioned_intervals(None)
+                .await?
+                .into_iter()
+                .filter(|p| p.end_ms.is_none())
+                .map(|p| p.function),
+        );
         for function in functions {
             self.sync_provisioned(&function).await?;
         }

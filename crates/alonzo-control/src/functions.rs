@@ -292,6 +292,8 @@ impl Control {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
+        // Its provisioned-concurrency configurations went with it: their periods end.
+        self.sync_provisioned(&name).await?;
         self.collect_unreferenced_code().await?;
         Ok(())
     }

@@ -284,6 +284,8 @@ fn to_record(r: InvocationReport) -> InvocationRecord {
         memory_mb: r.memory_mb,
         init_ms: r.init_ms,
         error_type: r.error_type,
+        ephemeral_mb: r.ephemeral_mb,
+        provisioned: r.provisioned,
     }
 }
 

@@ -110,6 +110,9 @@ struct Inner {
     /// Serialises changes to reserved and provisioned concurrency, whose rules span
     /// functions.
     concurrency_lock: tokio::sync::Mutex<()>,
+    /// Serialises bringing the sandbox manager and the metering ledger in line with the
+    /// stored provisioned-concurrency configurations (`sync_provisioned`).
+    provisioned_lock: tokio::sync::Mutex<()>,
     /// The queue service for dead-letter queues, SQS destinations and event source
     /// mappings.
     queues: Option<Arc<dyn QueueService>>,
@@ -147,6 +150,7 @@ impl Control {
             async_wakeup: tokio::sync::Notify::new(),
             publish_lock: tokio::sync::Mutex::new(()),
             concurrency_lock: tokio::sync::Mutex::new(()),
+            provisioned_lock: tokio::sync::Mutex::new(()),
             queues,
             mappings_lock: tokio::sync::Mutex::new(()),
             mappings_wakeup: tokio::sync::Notify::new(),

@@ -246,6 +246,8 @@ mod tests {
             duration_ms: 12.5,
             billed_ms: 13,
             memory_mb: 256,
+            ephemeral_mb: 512,
+            provisioned: false,
             max_memory_used_mb: 30,
             init_ms,
             error_type: None,

@@ -1,7 +1,9 @@
-//! Invocation records: what one invocation cost (for metering) and an asynchronous event
-//! waiting in the durable queue.
+//! Invocation records: what one invocation cost and how long provisioned concurrency was
+//! configured (for metering), and an asynchronous event waiting in the durable queue.
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::{limits, Architecture};
 
 /// One finished invocation, as metered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +26,60 @@ pub struct InvocationRecord {
     pub init_ms: Option<f64>,
     /// Error type of a failed invocation.
     pub error_type: Option<String>,
+    /// Configured `EphemeralStorage.Size`, MB (512, the free size, in records stored before
+    /// this field existed).
+    #[serde(default = "free_ephemeral_mb")]
+    pub ephemeral_mb: u32,
+    /// Whether it ran on an environment initialised for provisioned concurrency (billed at
+    /// the provisioned duration price; never in records stored before this field existed).
+    #[serde(default)]
+    pub provisioned: bool,
+}
+
+/// `/tmp` MB included in the price of duration (Lambda's smallest `EphemeralStorage.Size`);
+/// only storage above it is billed.
+pub const FREE_EPHEMERAL_MB: u32 = limits::EPHEMERAL_MB.0;
+
+fn free_ephemeral_mb() -> u32 {
+    FREE_EPHEMERAL_MB
+}
+
+/// A period during which a version (or the version an alias points at) had provisioned
+/// concurrency configured, with the configuration it was billed at. A change of any of these
+/// fields (a new count, an alias moved to another version) ends one period and starts another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionedInterval {
+    /// Function name.
+    pub function: String,
+    /// The version number or alias the configuration was put on.
+    pub qualifier: String,
+    /// The version it stood for.
+    pub version: String,
+    /// Environments configured.
+    pub count: u32,
+    /// The version's memory, MB.
+    pub memory_mb: u32,
+    /// The version's `EphemeralStorage.Size`, MB.
+    pub ephemeral_mb: u32,
+    /// The version's architecture.
+    pub architecture: Architecture,
+    /// Start, epoch milliseconds.
+    pub start_ms: i64,
+    /// End, epoch milliseconds; `None` while it lasts.
+    pub end_ms: Option<i64>,
+}
+
+impl ProvisionedInterval {
+    /// Whether two periods bill the same configuration (everything but their times).
+    pub fn same_configuration(&self, other: &Self) -> bool {
+        self.function == other.function
+            && self.qualifier == other.qualifier
+            && self.version == other.version
+            && self.count == other.count
+            && self.memory_mb == other.memory_mb
+            && self.ephemeral_mb == other.ephemeral_mb
+            && self.architecture == other.architecture
+    }
 }
 
 /// An accepted asynchronous invocation.

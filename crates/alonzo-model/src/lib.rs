@@ -34,7 +34,10 @@ pub use event_pattern::{
     matches_any, sqs_record_view, EventPattern, PatternError, MAX_PATTERN_LEN,
 };
 pub use function::{CodeRef, FunctionRecord, FunctionState, LastUpdateStatus, LATEST};
-pub use invocation::{AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, InvocationRecord};
+pub use invocation::{
+    AsyncEvent, AsyncOutcome, AttemptFailure, Delivery, InvocationRecord, ProvisionedInterval,
+    FREE_EPHEMERAL_MB,
+};
 pub use layer::{validate_layer_name, LayerVersionRecord};
 pub use names::{validate_tags, FunctionRef, Qualifier};
 pub use settings::{

@@ -122,6 +122,10 @@ pub struct InvocationReport {
     pub billed_ms: u64,
     /// Configured memory, MB.
     pub memory_mb: u32,
+    /// Configured `/tmp` size (`EphemeralStorage.Size`), MB.
+    pub ephemeral_mb: u32,
+    /// Whether it ran on an environment initialised for provisioned concurrency.
+    pub provisioned: bool,
     /// Peak memory of the environment, MB.
     pub max_memory_used_mb: u64,
     /// Init duration if this was a cold start, ms.
@@ -592,6 +596,8 @@ impl Environment {
             duration_ms,
             billed_ms,
             memory_mb: self.spec.memory_mb,
+            ephemeral_mb: self.spec.ephemeral_mb,
+            provisioned: self.provisioned,
             max_memory_used_mb,
             init_ms,
             error_type,

@@ -644,6 +644,8 @@ impl Manager {
             duration_ms: 0.0,
             billed_ms: failure.init.as_millis().try_into().unwrap_or(u64::MAX).max(1),
             memory_mb: spec.memory_mb,
+            ephemeral_mb: spec.ephemeral_mb,
+            provisioned: false,
             max_memory_used_mb: 0,
             init_ms: Some(failure.init.as_secs_f64() * 1000.0),
             error_type: Some(failure.error_type.clone()),

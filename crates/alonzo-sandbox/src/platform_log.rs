@@ -235,6 +235,8 @@ mod tests {
             duration_ms: 1.234,
             billed_ms: 2,
             memory_mb: 128,
+            ephemeral_mb: 512,
+            provisioned: false,
             max_memory_used_mb: 30,
             init_ms: Some(100.0),
             error_type: None,

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use alonzo_model::{
-    AliasRecord, AsyncEvent, FunctionRecord, FunctionSetting, FunctionState, InvocationRecord,
-    LastUpdateStatus, LayerVersionRecord, SettingKind, LATEST,
+    AliasRecord, Architecture, AsyncEvent, FunctionRecord, FunctionSetting, FunctionState,
+    InvocationRecord, LastUpdateStatus, LayerVersionRecord, ProvisionedInterval, SettingKind,
+    LATEST,
 };
 use alonzo_store::{AccountUsage, MetaStore, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -843,6 +844,110 @@ impl MetaStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_provisioned_intervals(
+        &self,
+        function: &str,
+        desired: &[ProvisionedInterval],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let function = function.to_owned();
+        let desired = desired.to_vec();
+        self.with_conn(move |conn| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let open: Vec<(i64, ProvisionedInterval)> = {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT id, {INTERVAL_COLUMNS} FROM provisioned_intervals
+                         WHERE function = ?1 AND end_ms IS NULL"
+                    ))
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params![function], |row| Ok((row.get(0)?, interval_row(row, 1)?)))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            for (id, period) in &open {
+                if !desired.iter().any(|d| d.same_configuration(period)) {
+                    tx.execute(
+                        "UPDATE provisioned_intervals SET end_ms = ?1 WHERE id = ?2",
+                        params![now_ms.max(period.start_ms), id],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            for d in &desired {
+                if d.function != function || open.iter().any(|(_, p)| p.same_configuration(d)) {
+                    continue;
+                }
+                tx.execute(
+                    &format!(
+                        "INSERT INTO provisioned_intervals ({INTERVAL_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"
+                    ),
+                    params![
+                        d.function,
+                        d.qualifier,
+                        d.version,
+                        d.count,
+                        d.memory_mb,
+                        d.ephemeral_mb,
+                        d.architecture.as_str(),
+                        now_ms
+                    ],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn provisioned_intervals(
+        &self,
+        function: Option<&str>,
+    ) -> Result<Vec<ProvisionedInterval>, StoreError> {
+        let function = function.map(str::to_owned);
+        self.with_read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {INTERVAL_COLUMNS} FROM provisioned_intervals
+                     WHERE ?1 IS NULL OR function = ?1 ORDER BY start_ms, id"
+                ))
+                .map_err(backend)?;
+            let rows =
+                stmt.query_map(params![function], |row| interval_row(row, 0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+}
+
+/// The columns of a provisioned-concurrency period, in [`interval_row`]'s order.
+const INTERVAL_COLUMNS: &str =
+    "function, qualifier, version, count, memory_mb, ephemeral_mb, architecture, start_ms, end_ms";
+
+/// Reads a period from [`INTERVAL_COLUMNS`] starting at column `at`.
+fn interval_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ProvisionedInterval> {
+    let architecture: String = row.get(at + 6)?;
+    Ok(ProvisionedInterval {
+        function: row.get(at)?,
+        qualifier: row.get(at + 1)?,
+        version: row.get(at + 2)?,
+        count: row.get(at + 3)?,
+        memory_mb: row.get(at + 4)?,
+        ephemeral_mb: row.get(at + 5)?,
+        architecture: Architecture::parse(&architecture).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                at + 6,
+                rusqlite::types::Type::Text,
+                format!("unknown architecture {architecture:?}").into(),
+            )
+        })?,
+        start_ms: row.get(at + 7)?,
+        end_ms: row.get(at + 8)?,
+    })
 }
 
 /// Runs a statement that must change exactly one row; none means the row does not exist.

@@ -91,6 +91,21 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM function_policies WHERE function = OLD.function AND qualifier = OLD.name;
         DELETE FROM function_urls WHERE function = OLD.function AND qualifier = OLD.name;
      END;",
+    // 7: the periods provisioned concurrency was configured, for metering. No foreign key:
+    // they outlive the function (billing history). `end_ms` is NULL while a period lasts.
+    "CREATE TABLE provisioned_intervals (
+        id            INTEGER PRIMARY KEY,
+        function      TEXT NOT NULL,
+        qualifier     TEXT NOT NULL,
+        version       TEXT NOT NULL,
+        count         INTEGER NOT NULL,
+        memory_mb     INTEGER NOT NULL,
+        ephemeral_mb  INTEGER NOT NULL,
+        architecture  TEXT NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER
+     );
+     CREATE INDEX provisioned_intervals_function ON provisioned_intervals (function, start_ms);",
 ];
 
 /// Brings the database up to the newest schema, one transaction per step.

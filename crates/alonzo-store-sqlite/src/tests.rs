@@ -143,11 +143,72 @@ async fn metering_records_round_trip() {
         memory_mb: 128,
         init_ms: Some(30.0),
         error_type: None,
+        ephemeral_mb: 1024,
+        provisioned: true,
     };
     store.record_invocations(std::slice::from_ref(&rec)).await.unwrap();
     assert_eq!(store.invocations(Some("f")).await.unwrap(), vec![rec.clone()]);
     assert_eq!(store.invocations(None).await.unwrap().len(), 1);
     assert!(store.invocations(Some("g")).await.unwrap().is_empty());
+
+    // A record stored before `ephemeral_mb` and `provisioned` existed reads with 512 MB and
+    // on-demand.
+    store
+        .with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO invocations (request_id, function, started_ms, record) VALUES ('old', 'o', 1, ?1)",
+                [r#"{"request_id":"old","function":"o","version":"$LATEST","started_ms":1,"duration_ms":1.0,"billed_ms":1,"memory_mb":128,"init_ms":null,"error_type":null}"#],
+            )
+            .map_err(crate::backend)
+        })
+        .await
+        .unwrap();
+    let old = store.invocations(Some("o")).await.unwrap();
+    assert_eq!((old[0].ephemeral_mb, old[0].provisioned), (512, false));
+}
+
+#[tokio::test]
+async fn provisioned_periods_open_close_and_outlive_the_function() {
+    let (_dir, store) = open();
+    let period = |qualifier: &str, version: &str, count: u32| alonzo_model::ProvisionedInterval {
+        function: "f".into(),
+        qualifier: qualifier.into(),
+        version: version.into(),
+        count,
+        memory_mb: 256,
+        ephemeral_mb: 1024,
+        architecture: alonzo_model::Architecture::Arm64,
+        start_ms: 0,
+        end_ms: None,
+    };
+    store.set_provisioned_intervals("f", &[period("1", "1", 2)], 1_000).await.unwrap();
+    // The same configuration again keeps the period open from its first start.
+    store.set_provisioned_intervals("f", &[period("1", "1", 2)], 2_000).await.unwrap();
+    let open = store.provisioned_intervals(Some("f")).await.unwrap();
+    assert_eq!(
+        open,
+        vec![alonzo_model::ProvisionedInterval { start_ms: 1_000, ..period("1", "1", 2) }]
+    );
+    // A new count ends the period and starts another; an alias is added beside it.
+    store
+        .set_provisioned_intervals("f", &[period("1", "1", 3), period("live", "2", 1)], 3_000)
+        .await
+        .unwrap();
+    // Nothing configured any more (the function was deleted): every period ends.
+    store.set_provisioned_intervals("f", &[], 4_000).await.unwrap();
+    let all = store.provisioned_intervals(None).await.unwrap();
+    let times: Vec<_> =
+        all.iter().map(|p| (p.qualifier.as_str(), p.count, p.start_ms, p.end_ms)).collect();
+    assert_eq!(
+        times,
+        vec![
+            ("1", 2, 1_000, Some(3_000)),
+            ("1", 3, 3_000, Some(4_000)),
+            ("live", 1, 3_000, Some(4_000))
+        ]
+    );
+    assert_eq!(all[0].architecture, alonzo_model::Architecture::Arm64);
+    assert!(store.provisioned_intervals(Some("g")).await.unwrap().is_empty());
 }
 
 #[tokio::test]

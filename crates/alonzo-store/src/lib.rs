@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use alonzo_model::{
     AliasRecord, AsyncEvent, FunctionRecord, FunctionSetting, InvocationRecord, LayerVersionRecord,
-    SettingKind,
+    ProvisionedInterval, SettingKind,
 };
 
 pub use access::AccessStore;
@@ -220,4 +220,24 @@ pub trait MetaStore: AccessStore + Send + Sync + std::fmt::Debug + 'static {
         &self,
         function: Option<&str>,
     ) -> Result<Vec<InvocationRecord>, StoreError>;
+
+    /// Makes `desired` the open provisioned-concurrency periods of `function`, in one
+    /// transaction: each open period with no [same configuration] in `desired` ends at
+    /// `now_ms`, and each entry of `desired` not open yet starts at `now_ms` (its own times
+    /// are ignored). Periods are kept after the function is deleted (they are billing history).
+    ///
+    /// [same configuration]: ProvisionedInterval::same_configuration
+    async fn set_provisioned_intervals(
+        &self,
+        function: &str,
+        desired: &[ProvisionedInterval],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Provisioned-concurrency periods of a function (all functions when `None`), open and
+    /// ended, oldest first.
+    async fn provisioned_intervals(
+        &self,
+        function: Option<&str>,
+    ) -> Result<Vec<ProvisionedInterval>, StoreError>;
 }

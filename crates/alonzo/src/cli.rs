@@ -43,8 +43,8 @@ pub(crate) enum Command {
     Top(TopArgs),
     /// Show the API gateway routes the server loaded (from `serve --routes`), per stage.
     Routes(ClientArgs),
-    /// Show requests, GB-seconds and cost per function and month, from the metering
-    /// records, with the monthly free tier applied.
+    /// Show requests, GB-seconds, provisioned concurrency, extra ephemeral storage and cost
+    /// per function and month, from the metering records, with the monthly free tier applied.
     Usage(UsageArgs),
 }
 
@@ -233,9 +233,11 @@ pub(crate) struct ServeArgs {
     /// or aliases, served under `/_routes/<stage>/`; see docs/routes.md.
     #[arg(long, env = "ALONZO_ROUTES")]
     pub(crate) routes: Option<PathBuf>,
-    /// A price file (JSON) for `alonzo usage`: request_per_million, gb_second_x86_64,
-    /// gb_second_arm64, free_requests_per_month, free_gb_seconds_per_month, currency; missing
-    /// fields take Lambda's published on-demand prices (us-east-1).
+    /// A price file (JSON) for `alonzo usage`: request_per_million, gb_second_<arch>,
+    /// provisioned_gb_second_<arch>, provisioned_duration_gb_second_<arch>,
+    /// ephemeral_gb_second_<arch> (arch: x86_64 or arm64), free_requests_per_month,
+    /// free_gb_seconds_per_month, currency; missing fields take Lambda's published prices
+    /// (us-east-1); see docs/metrics.md.
     #[arg(long, env = "ALONZO_PRICES")]
     pub(crate) prices: Option<PathBuf>,
     /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g. `http://127.0.0.1:4318`):

@@ -314,7 +314,8 @@ pub(crate) struct UsageParams {
     until: Option<String>,
 }
 
-/// `GET /usage?since=&until=`: requests, GB-seconds and cost per function and month.
+/// `GET /usage?since=&until=`: requests, GB-seconds, provisioned concurrency, extra ephemeral
+/// storage and cost per function and month.
 pub(crate) async fn usage(
     State(console): State<Arc<ConsoleState>>,
     Extension(session): Extension<Session>,
@@ -336,6 +337,13 @@ pub(crate) async fn usage(
     };
     let report = console.api.control.usage(query).await?;
     let cur = &report.prices.currency;
+    let prices = &report.prices;
+    // Columns for provisioned concurrency and extra ephemeral storage only when there are some.
+    let provisioned = report
+        .functions
+        .iter()
+        .any(|u| u.provisioned_gb_seconds > 0.0 || u.provisioned_requests > 0);
+    let ephemeral = report.functions.iter().any(|u| u.ephemeral_gb_seconds > 0.0);
     let content = html! {
         form.toolbar method="get" action={ (PREFIX) "/usage" } {
             label { "Since" input type="date" name="since" value=[q.since.as_deref()]; }
@@ -346,16 +354,29 @@ pub(crate) async fn usage(
             div.card.stat { span.label { "Total cost (after free tier)" } span.value id="total-cost" { (money(report.total_cost, cur)) } }
             div.card.stat { span.label { "Requests" } span.value id="total-requests" { (report.months.iter().map(|m| m.requests).sum::<u64>()) } }
             div.card.stat { span.label { "GB-seconds" } span.value { (format!("{:.3}", report.months.iter().map(|m| m.gb_seconds).sum::<f64>())) } }
+            @if provisioned {
+                div.card.stat { span.label { "Provisioned GB-seconds" } span.value id="total-provisioned" { (format!("{:.3}", report.months.iter().map(|m| m.provisioned_gb_seconds).sum::<f64>())) } }
+            }
         }
         section.card {
             h2 { "Per function and month" }
             @if report.functions.is_empty() { p.muted { "No invocations in this period." } } @else {
                 div.table-wrap { table id="usage" {
-                    thead { tr { th { "Month" } th { "Function" } th { "Arch" } th.num { "Requests" } th.num { "Errors" } th.num { "Billed ms" } th.num { "GB-seconds" } th.num { "Cost before free tier" } } }
+                    thead { tr {
+                        th { "Month" } th { "Function" } th { "Arch" } th.num { "Requests" } th.num { "Errors" } th.num { "Billed ms" } th.num { "GB-seconds" }
+                        @if provisioned { th.num { "On provisioned" } th.num { "Provisioned GB-s" } th.num { "Provisioned cost" } }
+                        @if ephemeral { th.num { "Ephemeral GB-s" } th.num { "Ephemeral cost" } }
+                        th.num { "Cost before free tier" }
+                    } }
                     tbody { @for u in &report.functions { tr data-function=(u.function) {
                         td { (u.month) } td { a href=(function_link(&u.function)) { (u.function) } } td { (u.architecture) }
                         td.num.requests { (u.requests) } td.num { (u.errors) } td.num { (u.billed_ms) }
-                        td.num { (format!("{:.4}", u.gb_seconds)) } td.num { (money(u.gross_cost, cur)) }
+                        td.num { (format!("{:.4}", u.gb_seconds)) }
+                        @if provisioned {
+                            td.num { (u.provisioned_requests) } td.num.provisioned { (format!("{:.3}", u.provisioned_gb_seconds)) } td.num { (money(u.provisioned_cost, cur)) }
+                        }
+                        @if ephemeral { td.num { (format!("{:.3}", u.ephemeral_gb_seconds)) } td.num { (money(u.ephemeral_cost, cur)) } }
+                        td.num { (money(u.gross_cost, cur)) }
                     } } }
                 } }
             }
@@ -370,10 +391,14 @@ pub(crate) async fn usage(
                     td.num { strong { (money(m.cost, cur)) } }
                 } } }
             } }
-            p.muted { "Prices: " (money(report.prices.request_per_million, cur)) " per million requests, "
-                (format!("{}", report.prices.gb_second_x86_64)) " (x86_64) / " (format!("{}", report.prices.gb_second_arm64))
-                " (arm64) per GB-second; free each month: " (report.prices.free_requests_per_month) " requests and "
-                (report.prices.free_gb_seconds_per_month) " GB-seconds." }
+            p.muted { "Prices per GB-second, x86_64 / arm64: on-demand duration "
+                (prices.gb_second_x86_64) " / " (prices.gb_second_arm64) ", provisioned concurrency "
+                (prices.provisioned_gb_second_x86_64) " / " (prices.provisioned_gb_second_arm64) ", duration on provisioned environments "
+                (prices.provisioned_duration_gb_second_x86_64) " / " (prices.provisioned_duration_gb_second_arm64) ", ephemeral storage above 512 MB "
+                (prices.ephemeral_gb_second_x86_64) " / " (prices.ephemeral_gb_second_arm64) "; "
+                (money(prices.request_per_million, cur)) " per million requests. Free each month: "
+                (prices.free_requests_per_month) " requests and " (prices.free_gb_seconds_per_month)
+                " GB-seconds of on-demand duration (not provisioned concurrency)." }
         }
     };
     Ok(Html(page("Usage & cost", Section::Usage, &session, content).into_string()))
