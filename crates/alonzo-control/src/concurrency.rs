@@ -4,7 +4,6 @@
 //! provisioned concurrency is configured are recorded for metering (see `usage.rs`).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use alonzo_model::{
     Architecture, FunctionSetting, ProvisionedConcurrencyConfig, ProvisionedInterval, Qualifier,
@@ -409,7 +408,7 @@ impl Control {
             };
             if self.inner.sandbox.is_some() {
                 match self.function_spec(&record).await {
-                    Ok(spec) => targets.push((Arc::new(spec), config.requested)),
+                    Ok(spec) => targets.push((spec, config.requested)),
                     Err(e) => {
                         // Never set up, so never billed.
                         tracing::warn!(function = %name, %version, error = %e, "provisioned concurrency cannot be set up");

@@ -122,6 +122,12 @@ struct Inner {
     mappings_wakeup: tokio::sync::Notify,
     /// Operational metrics (counters and histograms of what happened).
     metrics: metrics::Metrics,
+    /// The sandbox specification of each function version last run, valid while its
+    /// `RevisionId` is the record's: warm invocations skip rebuilding it and the file
+    /// checks behind it.
+    specs: std::sync::Mutex<
+        std::collections::HashMap<(String, String), Arc<alonzo_sandbox::FunctionSpec>>,
+    >,
 }
 
 impl Control {
@@ -155,6 +161,7 @@ impl Control {
             mappings_lock: tokio::sync::Mutex::new(()),
             mappings_wakeup: tokio::sync::Notify::new(),
             metrics: metrics::Metrics::new(),
+            specs: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         let control = Self { inner: Arc::new(inner) };
         std::fs::create_dir_all(&control.inner.config.tasks_dir).map_err(code::io_error)?;

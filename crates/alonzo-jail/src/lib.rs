@@ -48,6 +48,30 @@ pub use crate::spawn::{
     Program,
 };
 
+/// Raises the calling process's open-file limit (soft and hard) to `wanted`, or as close to
+/// it as the kernel allows (`fs.nr_open`; raising the hard limit needs `CAP_SYS_RESOURCE`,
+/// without it the soft limit goes up to the hard one). Returns the limit in force. The
+/// server holds a few descriptors per execution environment (its Runtime API connection,
+/// output pipes, the sandbox's jail socket and cgroup), so thousands of environments need
+/// more than the usual 1,024 or 20,000.
+pub fn raise_open_file_limit(wanted: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 0 };
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let target = wanted.min(nr_open).max(soft);
+    if target > hard && setrlimit(Resource::RLIMIT_NOFILE, target, target).is_ok() {
+        return target;
+    }
+    let within = target.min(hard);
+    if within > soft && setrlimit(Resource::RLIMIT_NOFILE, within, hard).is_ok() {
+        return within;
+    }
+    soft
+}
+
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without
 /// isolation, in development, where there is no cgroup to kill through). A group that no
 /// longer exists is not an error.

@@ -33,7 +33,27 @@ struct SettingsCache {
     entries: std::collections::HashMap<(String, &'static str, String), Option<FunctionSetting>>,
 }
 
+/// Cached `get_version` answers (the record every invocation looks up), with the same
+/// generation rule as [`SettingsCache`]; every method that writes `function_versions`
+/// invalidates the function's entries.
+#[derive(Debug, Default)]
+struct RecordCache {
+    generation: u64,
+    entries: std::collections::HashMap<(String, String), FunctionRecord>,
+}
+
+/// Records kept at most; the cache is emptied when it would grow beyond.
+const RECORD_CACHE_MAX: usize = 4096;
+
 impl SqliteStore {
+    /// Forgets cached records of `function`.
+    fn invalidate_records(&self, function: &str) {
+        if let Ok(mut cache) = self.record_cache.lock() {
+            cache.generation += 1;
+            cache.entries.retain(|(f, _), _| f != function);
+        }
+    }
+
     /// Forgets cached settings of `function` (all of them when `qualifier` is `None`).
     fn invalidate_settings(&self, function: &str, qualifier: Option<&str>) {
         if let Ok(mut cache) = self.settings_cache.lock() {
@@ -57,6 +77,8 @@ pub struct SqliteStore {
     /// concurrency), cached; this store is its database's only writer, and every method that
     /// changes settings invalidates them.
     settings_cache: Arc<Mutex<SettingsCache>>,
+    /// Function records read on every invocation, cached the same way.
+    record_cache: Arc<Mutex<RecordCache>>,
     /// Shares fsyncs between concurrent queue writes.
     group: group_commit::GroupCommit,
 }
@@ -85,6 +107,7 @@ impl SqliteStore {
             conn,
             readers: Arc::new(readers),
             settings_cache: Arc::new(Mutex::new(SettingsCache::default())),
+            record_cache: Arc::new(Mutex::new(RecordCache::default())),
             group,
         })
     }
@@ -133,8 +156,9 @@ impl MetaStore for SqliteStore {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let record = record.clone();
+        let function_key = record.name.clone();
         let tags = serde_json::to_string(tags).map_err(backend)?;
-        self.with_conn(move |conn| {
+        let result = self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let inserted = tx
                 .execute(
@@ -148,23 +172,45 @@ impl MetaStore for SqliteStore {
             insert_version(&tx, &record)?;
             tx.commit().map_err(backend)
         })
-        .await
+        .await;
+        self.invalidate_records(&function_key);
+        result
     }
 
     async fn get_version(&self, name: &str, version: &str) -> Result<FunctionRecord, StoreError> {
-        let (name, version) = (name.to_owned(), version.to_owned());
-        self.with_read(move |conn| {
-            let doc: Option<String> = conn
-                .query_row(
-                    "SELECT record FROM function_versions WHERE name = ?1 AND version = ?2",
-                    params![name, version],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            decode(&doc.ok_or(StoreError::NotFound)?)
-        })
-        .await
+        let key = (name.to_owned(), version.to_owned());
+        let generation = match self.record_cache.lock() {
+            Ok(cache) => {
+                if let Some(hit) = cache.entries.get(&key) {
+                    return Ok(hit.clone());
+                }
+                cache.generation
+            }
+            Err(_) => u64::MAX,
+        };
+        let (name, version) = key.clone();
+        let record: FunctionRecord = self
+            .with_read(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT record FROM function_versions WHERE name = ?1 AND version = ?2",
+                        params![name, version],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                decode(&doc.ok_or(StoreError::NotFound)?)
+            })
+            .await?;
+        if let Ok(mut cache) = self.record_cache.lock() {
+            if cache.generation == generation {
+                if cache.entries.len() >= RECORD_CACHE_MAX {
+                    cache.entries.clear();
+                }
+                cache.entries.insert(key, record.clone());
+            }
+        }
+        Ok(record)
     }
 
     async fn update_version(
@@ -173,25 +219,30 @@ impl MetaStore for SqliteStore {
         expected_revision: &str,
     ) -> Result<(), StoreError> {
         let record = record.clone();
+        let function_key = record.name.clone();
         let expected = expected_revision.to_owned();
-        self.with_conn(move |conn| {
-            let tx =
-                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            expect_revision(
-                &tx,
-                "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
-                params![record.name, record.version],
-                &expected,
-            )?;
-            tx.execute(
-                "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
-                params![record.name, record.version],
-            )
-            .map_err(backend)?;
-            insert_version(&tx, &record)?;
-            tx.commit().map_err(backend)
-        })
-        .await
+        let result = self
+            .with_conn(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(backend)?;
+                expect_revision(
+                    &tx,
+                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![record.name, record.version],
+                    &expected,
+                )?;
+                tx.execute(
+                    "DELETE FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![record.name, record.version],
+                )
+                .map_err(backend)?;
+                insert_version(&tx, &record)?;
+                tx.commit().map_err(backend)
+            })
+            .await;
+        self.invalidate_records(&function_key);
+        result
     }
 
     async fn publish_version(
@@ -200,34 +251,39 @@ impl MetaStore for SqliteStore {
         latest_revision: &str,
     ) -> Result<u64, StoreError> {
         let mut record = record.clone();
+        let function_key = record.name.clone();
         let latest_revision = latest_revision.to_owned();
-        self.with_conn(move |conn| {
-            let tx =
-                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            expect_revision(
-                &tx,
-                "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
-                params![record.name, LATEST],
-                &latest_revision,
-            )?;
-            let next: i64 = tx
-                .query_row(
-                    "SELECT next_version FROM functions WHERE name = ?1",
-                    params![record.name],
-                    |row| row.get(0),
+        let result = self
+            .with_conn(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(backend)?;
+                expect_revision(
+                    &tx,
+                    "SELECT revision_id FROM function_versions WHERE name = ?1 AND version = ?2",
+                    params![record.name, LATEST],
+                    &latest_revision,
+                )?;
+                let next: i64 = tx
+                    .query_row(
+                        "SELECT next_version FROM functions WHERE name = ?1",
+                        params![record.name],
+                        |row| row.get(0),
+                    )
+                    .map_err(backend)?;
+                record.version = next.to_string();
+                insert_version(&tx, &record)?;
+                tx.execute(
+                    "UPDATE functions SET next_version = ?2 WHERE name = ?1",
+                    params![record.name, next + 1],
                 )
                 .map_err(backend)?;
-            record.version = next.to_string();
-            insert_version(&tx, &record)?;
-            tx.execute(
-                "UPDATE functions SET next_version = ?2 WHERE name = ?1",
-                params![record.name, next + 1],
-            )
-            .map_err(backend)?;
-            tx.commit().map_err(backend)?;
-            Ok(u64::try_from(next).unwrap_or(0))
-        })
-        .await
+                tx.commit().map_err(backend)?;
+                Ok(u64::try_from(next).unwrap_or(0))
+            })
+            .await;
+        self.invalidate_records(&function_key);
+        result
     }
 
     async fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
@@ -256,6 +312,7 @@ impl MetaStore for SqliteStore {
         })
         .await;
         self.invalidate_settings(&function_key, Some(&qualifier_key));
+        self.invalidate_records(&function_key);
         result
     }
 
@@ -473,6 +530,7 @@ impl MetaStore for SqliteStore {
             })
             .await;
         self.invalidate_settings(&function_key, None);
+        self.invalidate_records(&function_key);
         result
     }
 

@@ -156,9 +156,15 @@ fn access_key_from_env() -> Result<Option<credentials::KeyPair>, ConfigError> {
     }
 }
 
+/// The open-file limit the server asks for: room for tens of thousands of environments.
+const OPEN_FILE_LIMIT: u64 = 1 << 20;
+
 /// Runs the server until a shutdown signal.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = validate(args)?;
+    // Before any thread exists, so every thread and child starts with it.
+    let open_files = alonzo_jail::raise_open_file_limit(OPEN_FILE_LIMIT);
+    tracing::debug!(open_files, "open-file limit");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
