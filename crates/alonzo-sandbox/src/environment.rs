@@ -171,6 +171,7 @@ impl Environment {
     ) -> Result<Result<Self, InitFailure>, SandboxError> {
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
         let started = Instant::now();
+        let _starting = manager.inner.starting.enter();
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
         // A sandbox built ahead when one is waiting (see prepared.rs), a new one otherwise.

@@ -276,6 +276,10 @@ pub(crate) struct Inner {
     prebuilt: usize,
     /// Wakes the task that refills `prepared`.
     prepare_wakeup: tokio::sync::Notify,
+    /// Environments starting now: building sandboxes ahead waits for them (see
+    /// `prepared::run`), so that the pool's refill never competes with a cold start for the
+    /// cores.
+    starting: prepared::Starting,
 }
 
 /// Environments of one function revision are interchangeable: the pool key.
@@ -415,6 +419,7 @@ impl Manager {
             prepared: Mutex::new(prepared::PreparedPool::default()),
             prebuilt: config.prebuilt_sandboxes,
             prepare_wakeup: tokio::sync::Notify::new(),
+            starting: prepared::Starting::default(),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));

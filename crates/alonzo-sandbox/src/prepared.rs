@@ -219,6 +219,11 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         }
         'fill: for (template, count) in missing {
             for _ in 0..count {
+                // A sandbox still waiting in the pool can serve the next cold start: build its
+                // successor once the starts in progress are done (or a little later at most).
+                if ready_count(&strong, &template) > 0 {
+                    strong.starting.quiet(REFILL_SETTLE, REFILL_DEFER_MAX).await;
+                }
                 let (m, t) = (manager.clone(), template.clone());
                 match tokio::task::spawn_blocking(move || m.prepare_one(&t)).await {
                     Ok(Ok(prepared)) => {
@@ -237,6 +242,57 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         drop(manager);
         let _ =
             tokio::time::timeout(Duration::from_secs(5), strong.prepare_wakeup.notified()).await;
+    }
+}
+
+/// Quiet time after the last environment start before the pool is refilled.
+const REFILL_SETTLE: Duration = Duration::from_millis(20);
+/// Longest a refill waits for starts to end, under a stream of cold starts.
+const REFILL_DEFER_MAX: Duration = Duration::from_millis(300);
+
+/// Sandboxes of `template` waiting in the pool.
+fn ready_count(inner: &Inner, template: &Template) -> usize {
+    inner.prepared.lock().map_or(0, |p| p.ready.get(template).map_or(0, VecDeque::len))
+}
+
+/// Counts environment starts in progress and remembers when the last one ended.
+#[derive(Debug, Default)]
+pub(crate) struct Starting {
+    now: std::sync::atomic::AtomicUsize,
+    last_end: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Held while an environment starts.
+pub(crate) struct StartGuard<'a>(&'a Starting);
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut last) = self.0.last_end.lock() {
+            *last = Some(Instant::now());
+        }
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Starting {
+    /// Marks a start in progress until the guard drops.
+    pub(crate) fn enter(&self) -> StartGuard<'_> {
+        self.now.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        StartGuard(self)
+    }
+
+    /// Waits until no start is in progress and none ended in the last `settle`, or `max`.
+    async fn quiet(&self, settle: Duration, max: Duration) {
+        let deadline = Instant::now() + max;
+        while Instant::now() < deadline {
+            let busy = self.now.load(std::sync::atomic::Ordering::Acquire) > 0;
+            let recent =
+                self.last_end.lock().ok().and_then(|l| *l).is_some_and(|t| t.elapsed() < settle);
+            if !busy && !recent {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -281,5 +337,5 @@ pub(crate) fn drain(inner: &Inner) {
 
 /// Applies a function's limits to a taken sandbox's cgroup.
 pub(crate) fn set_limits(cgroup: &SandboxCgroup, limits: &CgroupLimits) -> Result<(), String> {
-    cgroup.set_limits(limits).map_err(|e| e.to_string())
+    cgroup.change_limits(&waiting_limits(), limits).map_err(|e| e.to_string())
 }

@@ -78,6 +78,51 @@ impl SandboxCgroup {
         self.apply(limits)
     }
 
+    /// Changes limits known to be `from` (set by `create` or an earlier change) to `to`,
+    /// writing only the files whose values differ: a sandbox taken from the pool for a
+    /// function of the waiting size needs no write at all, on the cold-start path.
+    pub fn change_limits(&self, from: &CgroupLimits, to: &CgroupLimits) -> Result<(), CgroupError> {
+        match &self.dirs {
+            Dirs::V1 { memory, cpu, pids, .. } => {
+                if from.memory_bytes != to.memory_bytes {
+                    let bytes = limit_or(to.memory_bytes, "-1");
+                    // memory+swap is lifted first so that memory can move either way.
+                    let memsw = memory.join("memory.memsw.limit_in_bytes");
+                    let swap_accounting = memsw.exists();
+                    if swap_accounting {
+                        write(&memsw, "-1")?;
+                    }
+                    write(&memory.join("memory.limit_in_bytes"), &bytes)?;
+                    if swap_accounting {
+                        write(&memsw, &bytes)?;
+                    }
+                }
+                if from.cpu_quota_us != to.cpu_quota_us {
+                    write(&cpu.join("cpu.cfs_quota_us"), &limit_or(to.cpu_quota_us, "-1"))?;
+                }
+                if from.pids_max != to.pids_max {
+                    write(&pids.join("pids.max"), &limit_or(to.pids_max, "max"))?;
+                }
+                Ok(())
+            }
+            Dirs::V2 { dir } => {
+                if from.memory_bytes != to.memory_bytes {
+                    write(&dir.join("memory.max"), &limit_or(to.memory_bytes, "max"))?;
+                }
+                if from.cpu_quota_us != to.cpu_quota_us {
+                    write(
+                        &dir.join("cpu.max"),
+                        &format!("{} {CPU_PERIOD_US}", limit_or(to.cpu_quota_us, "max")),
+                    )?;
+                }
+                if from.pids_max != to.pids_max {
+                    write(&dir.join("pids.max"), &limit_or(to.pids_max, "max"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn apply(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
         match &self.dirs {
             Dirs::V1 { memory, cpu, pids, .. } => {

@@ -18,6 +18,7 @@ pub(crate) const CASES: &[Case] = cases![Cgroups;
     kill_all_kills_everything_and_remove_cleans_up,
     kill_all_without_cgroup_kill_uses_a_kill_loop,
     prepared_jail_joins_its_cgroup_before_the_spec_and_then_runs_it,
+    changed_limits_are_the_ones_written,
 ];
 
 const LIMITS: CgroupLimits =
@@ -40,6 +41,43 @@ fn cgroup_namespace_is_rooted_at_the_sandbox() {
     {
         assert!(line.ends_with(":/"), "{line} (all of {out})");
     }
+    cgroup.remove();
+}
+
+/// `change_limits` writes exactly the limits that differ, and they hold: raised memory lets
+/// 200 MiB through, lowered memory kills, an unchanged pids limit stays, a new one applies.
+fn changed_limits_are_the_ones_written() {
+    let from = CgroupLimits { memory_bytes: 64 << 20, ..LIMITS };
+    let cgroup = SandboxCgroup::create(cgroup_parent(), "change", &from).unwrap();
+    let memory_file = cgroup
+        .procs_files()
+        .into_iter()
+        .map(|p| p.with_file_name("memory.limit_in_bytes"))
+        .chain(cgroup.procs_files().into_iter().map(|p| p.with_file_name("memory.max")))
+        .find(|p| p.exists())
+        .expect("a memory limit file");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    assert_eq!(read(&memory_file), (64u64 << 20).to_string());
+    // Unchanged: nothing to write (a missing file would fail the write; none is touched).
+    cgroup.change_limits(&from, &from).unwrap();
+    let to = CgroupLimits { memory_bytes: 300 << 20, pids_max: 32, ..from };
+    cgroup.change_limits(&from, &to).unwrap();
+    assert_eq!(read(&memory_file), (300u64 << 20).to_string());
+    let mut spec = python("x = b'x' * (200 << 20)\nprint('survived')");
+    spec.cgroup_procs = cgroup.procs_files();
+    let out = run(&spec);
+    assert_eq!((out.code, out.stdout.trim()), (0, "survived"), "{}", out.stderr);
+    let pids = cgroup
+        .procs_files()
+        .into_iter()
+        .map(|p| p.with_file_name("pids.max"))
+        .find(|p| p.exists())
+        .expect("a pids.max file");
+    assert_eq!(read(&pids), "32");
+    let back = CgroupLimits { memory_bytes: 64 << 20, ..to };
+    cgroup.change_limits(&to, &back).unwrap();
+    let out = run(&spec);
+    assert_eq!(out.code, 137, "lowered again, the limit kills: {}", out.stderr);
     cgroup.remove();
 }
 
