@@ -24,7 +24,7 @@ const ROLE: &str = "arn:aws:iam::000000000000:role/alonzo-bench";
 /// Longest wait for a function to become `Active` or an update `Successful`.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for one response (the functions' own timeout is 10 s).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest wait for a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -62,6 +62,8 @@ const PY_SCALE: &str = "bench-python-scale";
 const PY_DENSE: &str = "bench-python-dense";
 /// Idle environments of the density phase (`ALONZO_BENCH_DENSITY_N`; the goal is 2000).
 const DENSITY_N_DEFAULT: usize = 200;
+/// Environments the density phase starts at once.
+const DENSITY_WAVE: usize = 200;
 /// Parallel calls of the scale-out phase (`ALONZO_BENCH_SCALE_N`; the goal is stated
 /// for 1000).
 const SCALE_N_DEFAULT: usize = 200;
@@ -92,7 +94,15 @@ fn run() -> anyhow::Result<Results> {
     let node = fixtures::node_noop()?;
 
     let background_before = machine::busy_share(BACKGROUND_SAMPLE);
-    let mut server = Server::start(&bin)?;
+    // Lambda's default account limit (1000) holds unless a phase asks for more environments.
+    let limit = env_count("ALONZO_BENCH_SCALE_N", SCALE_N_DEFAULT)
+        .max(env_count("ALONZO_BENCH_DENSITY_N", DENSITY_N_DEFAULT) + 50)
+        .max(1000)
+        .to_string();
+    // The scale-out and density phases start that many environments at once, beyond the
+    // default 1000 per 10 s when asked for more.
+    let mut server =
+        Server::start_with(&bin, &["--concurrency-limit", &limit, "--scale-rate", &limit])?;
     eprintln!("bench: server {} on {}", bin.display(), server.addr);
     let started = Instant::now();
     let measured = measure(&server, &bin, &python, &rust, &node);
@@ -131,6 +141,11 @@ fn run() -> anyhow::Result<Results> {
 /// shared machine was. Latency phases run on a single-threaded runtime (no
 /// cross-thread wake-ups in the client), and so do the one-client throughput runs; the
 /// 32-client runs use a two-worker runtime.
+/// A count from the environment, or `default`.
+fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// Whether a phase runs: all do unless `ALONZO_BENCH_PHASES` lists some (comma-separated:
 /// warm, cold, throughput, sqs, async, scale, density; the loopback floor always runs).
 fn want(phase: &str) -> bool {
@@ -169,7 +184,15 @@ fn measure(
         }
         let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
         conn.create_function(PY_SCALE, "python3.11", "index.handler", &sleeper).await?;
-        conn.create_function(PY_DENSE, "python3.11", "index.handler", &sleeper).await?;
+        if want("density") {
+            // One function per wave of the density phase.
+            let waves =
+                env_count("ALONZO_BENCH_DENSITY_N", DENSITY_N_DEFAULT).div_ceil(DENSITY_WAVE);
+            for wave in 0..waves.max(1) {
+                let name = format!("{PY_DENSE}-{wave}");
+                conn.create_function(&name, "python3.11", "index.handler", &sleeper).await?;
+            }
+        }
         // The async phase measures the durable queue, not Python: with reserved concurrency
         // 0 every accepted event goes straight to the (empty) failure path.
         conn.put_reserved_concurrency(PY_ASYNC, 0).await?;
@@ -316,22 +339,33 @@ fn measure(
     }
 
     if want("scale") {
-        let n = std::env::var("ALONZO_BENCH_SCALE_N")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(SCALE_N_DEFAULT);
+        let n = env_count("ALONZO_BENCH_SCALE_N", SCALE_N_DEFAULT);
         eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
         r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
     }
 
     if want("density") {
-        let n = std::env::var("ALONZO_BENCH_DENSITY_N")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DENSITY_N_DEFAULT);
+        let n = env_count("ALONZO_BENCH_DENSITY_N", DENSITY_N_DEFAULT);
         eprintln!("bench: density, {n} idle python3.11 environments");
         let before = density::pss_tree_kib(server.pid());
-        let started = multi.block_on(scale::run(addr, PY_DENSE, n))?;
+        // In waves of at most DENSITY_WAVE environments, each wave a function of its own (so
+        // that a wave cannot reuse the previous one's idle environments): the figure is how
+        // many idle environments the server holds, not how fast it creates them (that is the
+        // scale-out phase).
+        let started = multi.block_on(async {
+            let mut total = scale::ScaleOut::default();
+            let mut left = n;
+            let mut wave = 0;
+            while left > 0 {
+                let size = left.min(DENSITY_WAVE);
+                let out = scale::run(addr, &format!("{PY_DENSE}-{wave}"), size).await?;
+                total.errors += out.errors;
+                total.first_error = total.first_error.or(out.first_error);
+                left -= size;
+                wave += 1;
+            }
+            anyhow::Ok(total)
+        })?;
         let after = density::pss_tree_kib(server.pid());
         let warm = single.block_on(density::warm_latency(addr, PY_WARM))?;
         r.density = Some(density::Density {

@@ -62,13 +62,8 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `bin` and waits until it is healthy; retries once on a different port if the
-    /// first one was taken between probing and binding.
-    pub(crate) fn start(bin: &Path) -> anyhow::Result<Self> {
-        Self::start_with(bin, &[])
-    }
-
-    /// As [`Server::start`], with extra `serve` arguments.
+    /// Starts `bin` with extra `serve` arguments and waits until it is healthy; retries once
+    /// on a different port if the first one was taken between probing and binding.
     pub(crate) fn start_with(bin: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!("server binary {} not found: build it with `cargo build --release --bin alonzo` or set ALONZO_BIN", bin.display());

@@ -20,8 +20,10 @@ use crate::error::{Context, JailError};
 
 /// The range all servers' blocks come from, and the size of one server's block.
 pub const POOL: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 224, 0, 0), 12);
-/// The prefix length of one server's block (1024 sandboxes of a /30 each).
-pub const BLOCK_PREFIX: u8 = 20;
+/// The prefix length of one server's block (4096 sandboxes of a /30 each).
+pub const BLOCK_PREFIX: u8 = 18;
+/// How many blocks the pool holds (64): servers that can run on one host at once.
+pub const BLOCKS: u16 = 1 << (BLOCK_PREFIX - POOL.1);
 /// The prefix length of one sandbox's point-to-point subnet.
 pub const SLOT_PREFIX: u8 = 30;
 /// Where the block locks live.
@@ -38,7 +40,7 @@ impl Block {
     /// Claims the first block no other live server holds.
     pub fn claim() -> Result<Self, JailError> {
         std::fs::create_dir_all(LOCK_DIR).context(|| format!("create {LOCK_DIR}"))?;
-        for index in 0..=u8::MAX {
+        for index in (0..BLOCKS).filter_map(|i| u8::try_from(i).ok()) {
             let path = Path::new(LOCK_DIR).join(format!("block-{index}.lock"));
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -50,10 +52,10 @@ impl Block {
                 return Ok(Self { index, _lock: lock });
             }
         }
-        Err(JailError::Protocol("all 256 sandbox address blocks are in use".to_owned()))
+        Err(JailError::Protocol(format!("all {BLOCKS} sandbox address blocks are in use")))
     }
 
-    /// The block's number (0 to 255).
+    /// The block's number (0 to `BLOCKS` - 1).
     pub fn index(&self) -> u8 {
         self.index
     }
@@ -287,16 +289,23 @@ mod tests {
     #[test]
     fn slots_are_disjoint_point_to_point_subnets_of_the_block() {
         assert_eq!(block_base(0), Ipv4Addr::new(10, 224, 0, 0));
-        assert_eq!(block_base(255), Ipv4Addr::new(10, 239, 240, 0));
+        assert_eq!(BLOCKS, 64);
+        assert_eq!(SLOTS, 4096);
+        // The last block ends where the /12 pool does.
+        assert_eq!(block_base(63), Ipv4Addr::new(10, 239, 192, 0));
+        assert_eq!(
+            slot_addresses(63, SLOTS - 1),
+            (Ipv4Addr::new(10, 239, 255, 253), Ipv4Addr::new(10, 239, 255, 254))
+        );
         assert_eq!(
             slot_addresses(1, 0),
-            (Ipv4Addr::new(10, 224, 16, 1), Ipv4Addr::new(10, 224, 16, 2))
+            (Ipv4Addr::new(10, 224, 64, 1), Ipv4Addr::new(10, 224, 64, 2))
         );
         assert_eq!(
-            slot_addresses(1, 1023),
-            (Ipv4Addr::new(10, 224, 31, 253), Ipv4Addr::new(10, 224, 31, 254))
+            slot_addresses(1, 4095),
+            (Ipv4Addr::new(10, 224, 127, 253), Ipv4Addr::new(10, 224, 127, 254))
         );
-        assert_eq!(interface_name(255, 3, 1023), "azff0303ff");
+        assert_eq!(interface_name(63, 3, 4095), "az3f030fff");
         assert!(interface_name(255, 255, u16::MAX).len() <= 15);
     }
 
@@ -326,7 +335,7 @@ mod tests {
         assert!(script.starts_with("table inet alonzo_2 {}\ndelete table inet alonzo_2\n"));
         for line in [
             "iifname \"az02*\" fib daddr type local tcp dport 9000 dnat ip to 127.0.0.1:9000",
-            "ip saddr 10.224.32.0/20 oifname != \"az*\" masquerade",
+            "ip saddr 10.224.128.0/18 oifname != \"az*\" masquerade",
             "iifname \"az02*\" ct status dnat ip daddr 127.0.0.1 tcp dport 9000 accept",
             "oifname \"az02*\" drop",
             "iifname \"az0200*\" accept",

@@ -72,6 +72,15 @@ pub fn raise_open_file_limit(wanted: u64) -> u64 {
     soft
 }
 
+/// A descriptor that becomes readable when `child` exits (a pidfd; Linux 5.3), so that an
+/// async runtime can wait for thousands of sandboxes without a thread each. The child is
+/// still reaped with `wait` afterwards.
+pub fn exit_fd(child: &std::process::Child) -> std::io::Result<std::os::fd::OwnedFd> {
+    let pid = libc::pid_t::try_from(child.id())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    crate::sys::pidfd_open(pid).map_err(std::io::Error::from)
+}
+
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without
 /// isolation, in development, where there is no cgroup to kill through). A group that no
 /// longer exists is not an error.

@@ -205,6 +205,12 @@ unsafe fn owned_fd(res: libc::c_long) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A descriptor for process `pid` that becomes readable when it exits (`pidfd_open`; Linux 5.3).
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    unsafe { owned_fd(libc::syscall(libc::SYS_pidfd_open, pid, 0)) }
+}
+
 /// A detached copy of the mount tree at `fd` (the whole tree below it: `AT_RECURSIVE`), as
 /// `mount --rbind` would attach it (`open_tree`; Linux 5.2).
 pub(crate) fn clone_tree(fd: BorrowedFd<'_>) -> nix::Result<OwnedFd> {

@@ -829,11 +829,11 @@ impl InitFailure {
 
 /// Waits for the jail process on a blocking thread and publishes its exit.
 fn watch_exit(
-    mut child: std::process::Child,
+    child: std::process::Child,
     slot: Option<crate::network::SlotGuard>,
 ) -> watch::Receiver<Option<ExitInfo>> {
     let (tx, rx) = watch::channel(None);
-    tokio::task::spawn_blocking(move || {
+    let reap = move |mut child: std::process::Child| {
         // The network slot is free again once the jail process is gone.
         let _slot = slot;
         let code = match child.wait() {
@@ -843,6 +843,28 @@ fn watch_exit(
             Err(_) => -1,
         };
         let _ = tx.send(Some(ExitInfo { code }));
-    });
+    };
+    // A pidfd in the reactor, not a blocking thread per environment: the blocking pool (512
+    // threads) would otherwise cap the server at about 500 environments and then starve
+    // everything else that needs it.
+    // `with_interest` is deprecated for descriptor types whose `as_raw_fd` could change; an
+    // `OwnedFd` owned by the `AsyncFd` cannot (its replacement is `unsafe` for that contract,
+    // and this crate has no `unsafe`).
+    #[allow(deprecated)]
+    let registered = alonzo_jail::exit_fd(&child)
+        .and_then(|fd| tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE));
+    match registered {
+        Ok(exited) => {
+            tokio::spawn(async move {
+                let _ = exited.readable().await;
+                // The process has exited: `wait` only collects its status.
+                reap(child);
+            });
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no pidfd; waiting for the jail process on a thread");
+            tokio::task::spawn_blocking(move || reap(child));
+        }
+    }
     rx
 }

@@ -218,9 +218,11 @@ fn network_has_only_loopback() {
     assert_eq!(out, "['lo']\nConnectionRefusedError\n");
 }
 
-/// A veth for the sandbox with `name` and the addresses of slot `slot` of block 255.
+/// A veth for the sandbox with `name` and the addresses of slot `slot` of the last block
+/// (servers claim blocks from the first).
 pub(crate) fn test_network(name: &str, slot: u16) -> alonzo_jail::JailNetwork {
-    let (host_address, sandbox_address) = alonzo_jail::firewall::slot_addresses(255, slot);
+    let last = u8::try_from(alonzo_jail::firewall::BLOCKS - 1).unwrap();
+    let (host_address, sandbox_address) = alonzo_jail::firewall::slot_addresses(last, slot);
     alonzo_jail::JailNetwork {
         host_interface: name.to_owned(),
         host_address,
