@@ -345,3 +345,33 @@ async fn concurrent_enqueues_share_commits_and_all_land() {
     store.release_leases().await.unwrap();
     assert_eq!(store.lease_events(10, 1000, 1000).await.unwrap().len(), 200);
 }
+
+/// `get_version` answers from its cache, and every write of a version is seen at once: each
+/// read below follows a read that cached the previous value.
+#[tokio::test]
+async fn cached_records_follow_every_write() {
+    let (dir, store) = open();
+    store.create_function(&record("f", "r1"), &BTreeMap::new()).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(store.get_version("f", LATEST).await.unwrap().revision_id, "r1");
+    }
+    let mut next = record("f", "r2");
+    next.config.timeout = 30;
+    store.update_version(&next, "r1").await.unwrap();
+    assert_eq!(store.get_version("f", LATEST).await.unwrap().config.timeout, 30);
+
+    assert!(matches!(store.get_version("f", "1").await, Err(StoreError::NotFound)));
+    assert_eq!(store.publish_version(&record("f", "v1"), "r2").await.unwrap(), 1);
+    assert_eq!(store.get_version("f", "1").await.unwrap().revision_id, "v1");
+    store.delete_version("f", "1").await.unwrap();
+    assert!(matches!(store.get_version("f", "1").await, Err(StoreError::NotFound)));
+
+    store.delete_function("f").await.unwrap();
+    assert!(matches!(store.get_version("f", LATEST).await, Err(StoreError::NotFound)));
+    // A function created again under the same name is the new one.
+    store.create_function(&record("f", "r9"), &BTreeMap::new()).await.unwrap();
+    assert_eq!(store.get_version("f", LATEST).await.unwrap().revision_id, "r9");
+    // Another handle on the same database (a restart) reads what was written.
+    let again = SqliteStore::open(&dir.path().join("meta.db")).unwrap();
+    assert_eq!(again.get_version("f", LATEST).await.unwrap().revision_id, "r9");
+}
