@@ -170,6 +170,8 @@ impl Environment {
         provisioned: bool,
     ) -> Result<Result<Self, InitFailure>, SandboxError> {
         let init_type = if provisioned { "provisioned-concurrency" } else { "on-demand" };
+        // Waiting for a turn is not initialisation: `Init Duration` starts after it.
+        let _turn = manager.inner.start_permits.acquire().await;
         let started = Instant::now();
         let _starting = manager.inner.starting.enter();
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)

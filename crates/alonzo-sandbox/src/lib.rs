@@ -280,6 +280,10 @@ pub(crate) struct Inner {
     /// `prepared::run`), so that the pool's refill never competes with a cold start for the
     /// cores.
     starting: prepared::Starting,
+    /// Environment starts allowed at once (four per core): a burst of cold starts beyond it
+    /// waits its turn instead of a thousand runtimes initialising on two cores, where none
+    /// gets enough CPU and sandbox set-up and invocations time out.
+    start_permits: tokio::sync::Semaphore,
 }
 
 /// Environments of one function revision are interchangeable: the pool key.
@@ -420,6 +424,9 @@ impl Manager {
             prebuilt: config.prebuilt_sandboxes,
             prepare_wakeup: tokio::sync::Notify::new(),
             starting: prepared::Starting::default(),
+            start_permits: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(4, |n| n.get() * 4).max(4),
+            ),
         };
         let manager = Self { inner: Arc::new(inner) };
         tokio::spawn(reap_idle(Arc::downgrade(&manager.inner)));
