@@ -127,6 +127,12 @@ def test_counters_and_histograms_equal_what_was_done(srv, client):
     inits = value(fam, "alonzo_init_duration_seconds", "alonzo_init_duration_seconds_count", function=ok)
     assert 1 <= inits <= n + 2
     assert value(fam, "alonzo_async_event_age_seconds", "alonzo_async_event_age_seconds_count", function=ok) == 2
+    # Store latency on the invocation and asynchronous paths: every invocation looked its
+    # function up, each accepted event was enqueued and completed, metering records stored.
+    store = lambda op: value(fam, "alonzo_store_operation_duration_seconds", "alonzo_store_operation_duration_seconds_count", operation=op)
+    assert store("get_version") >= n + m + 2
+    assert store("enqueue_event") >= 2 and store("complete_event") >= 2 and store("lease_events") >= 1
+    assert store("record_invocations") >= 1
 
     # Scrape-time gauges: nothing runs now; the warm environments are idle.
     assert value(fam, "alonzo_concurrent_executions", "alonzo_concurrent_executions", function=ok) == 0
@@ -238,6 +244,13 @@ def test_event_source_mapping_and_destination_counters(srv, client):
     # One invocation per batch, and only the reported record failed.
     assert total(fam, "alonzo_invocations", "alonzo_invocations_total", function=name) == batches
     assert value(fam, "alonzo_event_source_failed_records", "alonzo_event_source_failed_records_total", function=name) == 1
+    # Lag: one observation per record passed, each its age since SentTimestamp (sent before
+    # the mapping existed, so at least a few milliseconds, and well under the test's span).
+    lag = lambda sample, **kw: value(fam, "alonzo_event_source_lag_seconds", f"alonzo_event_source_lag_seconds_{sample}",
+                                     function=name, event_source=arn, **kw)
+    assert lag("count") == 3
+    assert 0 < lag("sum") < 3 * 60
+    assert lag("bucket", le="+Inf") == 3
     # The failed record stays in flight (its visibility timeout); the others are deleted
     # (just after the batch is counted).
     poll_until(lambda: value(f := scrape(srv), "alonzo_queue_messages", "alonzo_queue_messages", queue=qname, state="in_flight") == 1

@@ -49,7 +49,10 @@ impl Control {
             let Some(inner) = weak.upgrade() else { return };
             let control = Control { inner };
             let now = chrono::Utc::now().timestamp_millis();
-            let events = match control.inner.meta.lease_events(now, now + LEASE_MS, BATCH).await {
+            let began = std::time::Instant::now();
+            let leased = control.inner.meta.lease_events(now, now + LEASE_MS, BATCH).await;
+            control.metrics().store_operation("lease_events", began.elapsed());
+            let events = match leased {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "leasing asynchronous events failed");
@@ -418,7 +421,10 @@ impl Control {
     }
 
     async fn finish(&self, event: &AsyncEvent) {
-        if let Err(e) = self.inner.meta.complete_event(&event.id).await {
+        let began = std::time::Instant::now();
+        let completed = self.inner.meta.complete_event(&event.id).await;
+        self.metrics().store_operation("complete_event", began.elapsed());
+        if let Err(e) = completed {
             tracing::warn!(request_id = %event.id, error = %e, "removing a handled asynchronous event failed");
         }
     }

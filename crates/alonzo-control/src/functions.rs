@@ -482,7 +482,10 @@ impl Control {
         name: &str,
         version: &str,
     ) -> Result<FunctionRecord, ControlError> {
-        self.inner.meta.get_version(name, version).await.map_err(|e| match e {
+        let began = std::time::Instant::now();
+        let found = self.inner.meta.get_version(name, version).await;
+        self.metrics().store_operation("get_version", began.elapsed());
+        found.map_err(|e| match e {
             StoreError::NotFound if version == LATEST => self.not_found(StoreError::NotFound, name),
             StoreError::NotFound => ControlError::NotFound(format!(
                 "Function not found: {}",

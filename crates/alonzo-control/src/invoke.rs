@@ -111,7 +111,10 @@ impl Control {
                     last_failure: None,
                     outcome: None,
                 };
-                self.inner.meta.enqueue_event(&event, event.received_ms).await?;
+                let began = std::time::Instant::now();
+                let queued = self.inner.meta.enqueue_event(&event, event.received_ms).await;
+                self.metrics().store_operation("enqueue_event", began.elapsed());
+                queued?;
                 self.metrics().async_received(&event.function);
                 self.inner.async_wakeup.notify_one();
                 Ok(InvokeResult::Queued { request_id: event.id })
@@ -302,7 +305,10 @@ impl Control {
             if let (Some(sink), false) = (&self.inner.config.spans, spans.is_empty()) {
                 sink.export(spans);
             }
-            if let Err(e) = self.inner.meta.record_invocations(&batch).await {
+            let began = std::time::Instant::now();
+            let stored = self.inner.meta.record_invocations(&batch).await;
+            self.metrics().store_operation("record_invocations", began.elapsed());
+            if let Err(e) = stored {
                 tracing::warn!(error = %e, records = batch.len(), "storing metering records failed");
             }
             last_commit = Some(tokio::time::Instant::now());

@@ -28,6 +28,10 @@ const DURATION_BUCKETS: [f64; 18] = [
 const AGE_BUCKETS: [f64; 14] =
     [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0];
 
+/// Buckets of store operation durations, seconds (10 µs, cached reads, to 1 s).
+const STORE_BUCKETS: [f64; 12] =
+    [0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InvocationLabels {
     function: String,
@@ -69,6 +73,11 @@ struct DestinationLabels {
 struct MappingLabels {
     function: String,
     event_source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    operation: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -124,6 +133,8 @@ pub struct Metrics {
     mapping_batches: Family<MappingLabels, Counter>,
     mapping_records: Family<MappingLabels, Counter>,
     mapping_failed_records: Family<MappingLabels, Counter>,
+    mapping_lag: Family<MappingLabels, Histogram, Buckets>,
+    store_duration: Family<StoreLabels, Histogram, Buckets>,
 }
 
 impl Default for Metrics {
@@ -214,8 +225,22 @@ impl Metrics {
             "Records whose batch failed or that the function reported as failed",
             mapping_failed_records.clone(),
         );
+        let mapping_lag = Family::new_with_constructor(Buckets(&AGE_BUCKETS));
+        registry.register(
+            "alonzo_event_source_lag_seconds",
+            "Age of each record an event source mapping passes to its function (SQS: since SentTimestamp)",
+            mapping_lag.clone(),
+        );
+        let store_duration = Family::new_with_constructor(Buckets(&STORE_BUCKETS));
+        registry.register(
+            "alonzo_store_operation_duration_seconds",
+            "Metadata store operations on the invocation and asynchronous paths",
+            store_duration.clone(),
+        );
         Self {
             registry,
+            mapping_lag,
+            store_duration,
             invocations,
             errors,
             throttles,
@@ -323,6 +348,23 @@ impl Metrics {
         self.mapping_batches.get_or_create(&labels).inc();
         self.mapping_records.get_or_create(&labels).inc_by(records as u64);
         self.mapping_failed_records.get_or_create(&labels).inc_by(failed as u64);
+    }
+
+    /// Observes the age of the records of one batch, seconds each.
+    pub(crate) fn mapping_lag(&self, function: &str, event_source: &str, ages: &[f64]) {
+        let labels =
+            MappingLabels { function: function.to_owned(), event_source: event_source.to_owned() };
+        let histogram = self.mapping_lag.get_or_create(&labels);
+        for age in ages {
+            histogram.observe(age.max(0.0));
+        }
+    }
+
+    /// Observes one store operation's duration.
+    pub(crate) fn store_operation(&self, operation: &'static str, elapsed: std::time::Duration) {
+        self.store_duration
+            .get_or_create(&StoreLabels { operation })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The whole exposition: event metrics, then the live figures of `pool` and `queues`,

@@ -166,6 +166,8 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
     // The batch continues the trace of its first traced message (`AWSTraceHeader`);
     // otherwise `Control::invoke` starts one.
     let trace_id = batch.iter().find_map(|m| crate::trace::from_sqs_attributes(&m.attributes));
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut ages = Vec::new();
     for message in batch {
         let record = sqs_record(&message, arn, &region);
         if !shared.filters.is_empty()
@@ -177,7 +179,14 @@ async fn process(shared: &Shared, control: &Control, batch: Vec<QueueMessage>) -
         }
         handles.push((message.message_id.clone(), message.receipt_handle.clone()));
         records.push(record);
+        if let Some(sent) =
+            message.attributes.get("SentTimestamp").and_then(|t| t.parse::<i64>().ok())
+        {
+            #[allow(clippy::cast_precision_loss)]
+            ages.push((now_ms - sent) as f64 / 1000.0);
+        }
     }
+    control.metrics().mapping_lag(&shared.mapping.function, arn, &ages);
     if records.is_empty() {
         return Ok(());
     }
