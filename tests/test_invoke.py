@@ -871,6 +871,41 @@ def test_prestarted_runtime_is_indistinguishable_from_a_fresh_one(lambda_client,
     assert got["tmp_mb"] == 700
 
 
+BYTECODE_PROBE_APP = r'''
+import importlib.util, sys
+
+def handler(event, context):
+    module = sys.modules["alonzo_bootstrap"]
+    with open(module.__file__, "rb") as f:
+        source = f.read()
+    try:
+        with open(module.__cached__, "rb") as f:
+            header = f.read(16)
+    except OSError as e:
+        return {"file": module.__file__, "cached": module.__cached__, "error": str(e)}
+    return {
+        "file": module.__file__, "cached": module.__cached__,
+        "magic_ok": header[:4] == importlib.util.MAGIC_NUMBER,
+        "flags": int.from_bytes(header[4:8], "little"),
+        "hash_ok": header[8:16] == importlib.util.source_hash(source),
+    }
+'''
+
+
+def test_python_runtime_runs_from_bytecode_compiled_for_its_interpreter(lambda_client):
+    """The Python runtime module is not compiled at every cold start: the server compiles it
+    once per interpreter into /var/runtime/__pycache__, hash-checked against the source, so
+    the interpreter in the sandbox (which cannot write there) loads it from that bytecode."""
+    name = new_py(lambda_client, BYTECODE_PROBE_APP, prefix="pyc")
+    _, got = invoke_ok(lambda_client, name)
+    assert got["file"] == "/var/runtime/alonzo_bootstrap.py", got
+    assert got["cached"].startswith("/var/runtime/__pycache__/alonzo_bootstrap.cpython-3"), got
+    assert "error" not in got, got
+    assert got["magic_ok"], got
+    assert got["flags"] == 0b11, f"not checked-hash bytecode: {got}"  # hash-based, checked
+    assert got["hash_ok"], f"the bytecode is not that of the source the sandbox sees: {got}"
+
+
 def test_prebuilt_sandboxes_off_starts_every_runtime_with_its_function(server_factory):
     """`--prebuilt-sandboxes 0` (the bench's baseline): no sandbox is built ahead, so every
     cold start's runtime process starts with the function's environment."""

@@ -22,6 +22,8 @@ import pytest
 
 RUNTIMES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON_BOOTSTRAP = os.path.join(RUNTIMES, "python", "bootstrap.py")
+# The module the stub above imports: the runtime itself.
+PYTHON_RUNTIME = os.path.join(RUNTIMES, "python", "alonzo_bootstrap.py")
 NODE_BOOTSTRAP = os.path.join(RUNTIMES, "nodejs", "bootstrap.mjs")
 PYTHON = os.environ.get("ALONZO_TEST_PYTHON") or shutil.which("python3") or sys.executable
 NODE = os.environ.get("ALONZO_TEST_NODE") or shutil.which("node")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bootstrap_harness import ARN, FUNCTION_NAME, NODE, PYTHON_BOOTSTRAP
+from bootstrap_harness import ARN, FUNCTION_NAME, NODE, PYTHON_BOOTSTRAP, PYTHON_RUNTIME
 
 CLIENT_CONTEXT = {
     "client": {"installation_id": "inst-1", "app_title": "Demo", "app_version_name": "1.0",
@@ -856,7 +856,7 @@ def test_python_json_fast_path_matches_stdlib():
     import json
     import math
 
-    spec = importlib.util.spec_from_file_location("alonzo_python_bootstrap", PYTHON_BOOTSTRAP)
+    spec = importlib.util.spec_from_file_location("alonzo_python_bootstrap", PYTHON_RUNTIME)
     bootstrap = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bootstrap)  # defines things only; main() runs as __main__
 

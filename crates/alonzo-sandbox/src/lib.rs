@@ -385,6 +385,19 @@ impl Pool {
 const RETURNING_WAIT: Duration = Duration::from_millis(20);
 
 impl Manager {
+    /// Compiles the Python runtime's bytecode for every interpreter of `catalog`
+    /// (`RuntimeFiles::compile_python`). A failure costs only speed: that interpreter then
+    /// compiles the source at each start.
+    pub fn compile_runtimes(&self, catalog: &RuntimeCatalog) {
+        for (id, kind) in catalog.iter() {
+            if let RuntimeKind::Python(python) = kind {
+                if let Err(error) = self.inner.files.compile_python(python) {
+                    tracing::warn!(runtime = id, %error, "could not precompile the Python runtime");
+                }
+            }
+        }
+    }
+
     /// Prepares the data directories and the cgroup parent. Reports of finished
     /// invocations are delivered on the returned receiver.
     pub fn new(

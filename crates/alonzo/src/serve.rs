@@ -192,6 +192,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         crate::network::start(&config.network, listener.local_addr()?, &keys)?
     };
     let sandbox = start_sandboxes(&config, &data_dir, networking.clone())?;
+    sandbox.0.compile_runtimes(&runtimes);
     let otlp = config.otlp.as_ref().map(crate::otel::OtlpSink::start).transpose()?.map(Arc::new);
     let spans = otlp.clone().map(|s| s as Arc<dyn alonzo_control::spans::SpanSink>);
     let control_config = ControlConfig {
