@@ -1,7 +1,8 @@
 //! Completing a sandbox that was built ahead of its function (`Prepared::build_ahead`): J
 //! relays the server's `Assignment` to G with a detached mount tree per bind, and G attaches
-//! them at the mount points it left empty, resizes `/tmp`, and starts the program (or, when
-//! the program started ahead too, writes it the assignment's message on its descriptor 3).
+//! them at the mount points it left empty, resizes `/tmp`, and hands the program to R (forked
+//! and unprivileged ahead, waiting for it; see `sequence::fork_waiting_program`) or, when the
+//! program started ahead too, writes it the assignment's message on its descriptor 3.
 //!
 //! Everything of the sandbox but the function's own binds, `/tmp` size and program was
 //! created exactly as for a sandbox started on demand, by the same code; the assignment only
@@ -66,13 +67,21 @@ pub(crate) fn complete(
         drop(from_j);
         return crate::init::reap_until(program);
     }
+    // R is forked and unprivileged before the assignment comes; it waits for its program.
+    let (program_rx, program_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context(|| "create the program pipe".to_owned())?;
+    let (child, program_tx): (Pid, OwnedFd) =
+        crate::sequence::fork_waiting_program(single, spec, program_rx, program_tx)?;
+    crate::init::forward_to(child)?;
     let assignment = take(&mut from_j, deferred)?;
     let Some(program) = assignment.program else {
         return Err(JailError::Protocol("the assignment has no program".to_owned()));
     };
-    let spec = JailSpec { argv: program.argv, env: program.env, cwd: program.cwd, ..spec.clone() };
-    let child: Pid = crate::sequence::fork_program(single, &spec, None)?;
-    crate::init::forward_to(child)?;
+    let json = serde_json::to_vec(&program)
+        .map_err(|e| JailError::Protocol(format!("encode the program: {e}")))?;
+    let mut pipe = std::fs::File::from(program_tx);
+    pipe.write_all(&json).context(|| "hand the program to R".to_owned())?;
+    drop(pipe);
     from_j.write_all(&[ASSIGNED]).context(|| "acknowledge the assignment".to_owned())?;
     drop(from_j);
     crate::init::reap_until(child)

@@ -213,6 +213,49 @@ pub(crate) fn fork_program(
     crate::sys::exit_now(SETUP_FAILED)
 }
 
+/// 7, ahead of the program: forks R before a sandbox built ahead is assigned. R restores
+///    default signal handling and drops every privilege at once, then waits on `program_rx`
+///    for its program (`argv`, `env`, `cwd` as JSON, up to end of file) and goes on as
+///    [`fork_program`]'s R does: seccomp filter and execve. The assignment then only attaches
+///    the mounts and writes the program, instead of also forking and dropping privileges.
+///    R never sees anything of the function before the mounts are attached: G writes only
+///    after them. If G goes away without writing, R reads end of file and exits.
+pub(crate) fn fork_waiting_program(
+    single: &SingleThreaded,
+    spec: &crate::spawn::JailSpec,
+    program_rx: OwnedFd,
+    program_tx: OwnedFd,
+) -> Result<(Pid, OwnedFd), JailError> {
+    if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
+        drop(program_rx);
+        return Ok((child, program_tx));
+    }
+    drop(program_tx);
+    let failed = (|| -> Result<std::convert::Infallible, JailError> {
+        init::reset_for_exec()?;
+        exec::drop_privileges(spec)?;
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(program_rx), &mut json)
+            .context(|| "read the program".to_owned())?;
+        if json.is_empty() {
+            // The sandbox was discarded before its assignment.
+            crate::sys::exit_now(SETUP_FAILED)
+        }
+        let program: crate::spawn::Program = serde_json::from_slice(&json)
+            .map_err(|e| JailError::Protocol(format!("decode the program: {e}")))?;
+        let spec = crate::spawn::JailSpec {
+            argv: program.argv,
+            env: program.env,
+            cwd: program.cwd,
+            ..spec.clone()
+        };
+        exec::exec_program(&spec, None)
+    })();
+    let Err(err) = failed;
+    eprintln!("alonzo-jail: {err}");
+    crate::sys::exit_now(SETUP_FAILED)
+}
+
 /// Adopts fd 3, checking that it is the socket `spawn` put there.
 fn take_spec_socket() -> Result<UnixStream, JailError> {
     // SAFETY: F_GETFD only inspects the descriptor table.
