@@ -48,9 +48,9 @@ fn sequence() -> Result<i32, JailError> {
     let single = SingleThreaded::check()
         .context(|| "check the jail process is single-threaded".to_owned())?;
 
-    // 1. Read the spec from the socket spawn() put on fd 3, and close every other descriptor we
-    //    inherited: the server's are close-on-exec, but a library's might not be, and nothing
-    //    of the server may reach the sandbox.
+    // 1. Read the spec from the socket spawn() passed as stdin (now on fd 3), and close every
+    //    other descriptor we inherited: the server's are close-on-exec, but a library's might
+    //    not be, and nothing of the server may reach the sandbox.
     let mut channel = take_spec_socket()?;
     // SAFETY: this fresh process owns only stdio and fd 3 (the channel); nothing above 3 has
     // an owner here.
@@ -256,23 +256,27 @@ pub(crate) fn fork_waiting_program(
     crate::sys::exit_now(SETUP_FAILED)
 }
 
-/// Adopts fd 3, checking that it is the socket `spawn` put there.
+/// Adopts the socket `spawn` passed as standard input, checking that it is one: moves it to
+/// fd 3 and makes `/dev/null` the standard input of the jail and its stages.
 fn take_spec_socket() -> Result<UnixStream, JailError> {
-    // SAFETY: F_GETFD only inspects the descriptor table.
-    if unsafe { libc::fcntl(SPEC_FD, libc::F_GETFD) } == -1 {
-        return Err(JailError::Protocol(
-            "fd 3 is not open: the jail is started through spawn()".to_owned(),
-        ));
-    }
-    // SAFETY: fd 3 is open (checked above) and, by the spawn protocol, is the socket spawn()
-    // placed there for this process alone; nothing else in this fresh process refers to it.
-    let fd = unsafe { OwnedFd::from_raw_fd(SPEC_FD) };
-    let stat = nix::sys::stat::fstat(&fd).context(|| "fstat fd 3".to_owned())?;
+    let not_spawned = |what: &str| {
+        JailError::Protocol(format!("{what}: the jail is started through spawn()"))
+    };
+    let stdin = std::io::stdin();
+    let stat = nix::sys::stat::fstat(&stdin).map_err(|_| not_spawned("stdin is not open"))?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(JailError::Protocol(
-            "fd 3 is not a socket: the jail is started through spawn()".to_owned(),
-        ));
+        return Err(not_spawned("stdin is not a socket"));
     }
+    // SAFETY: dup2 only duplicates descriptor 0 (open, checked above) onto 3; whatever was at
+    // 3 had no owner in this fresh process (nothing but stdio exists yet) and is replaced.
+    nix::errno::Errno::result(unsafe { libc::dup2(0, SPEC_FD) })
+        .context(|| "move the spec socket to fd 3".to_owned())?;
+    let null = std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?;
+    nix::unistd::dup2_stdin(&null).context(|| "make /dev/null stdin".to_owned())?;
+    drop(null);
+    // SAFETY: fd 3 is the socket just placed there for this process alone; nothing else in
+    // this process refers to it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SPEC_FD) };
     Ok(UnixStream::from(fd))
 }
 

@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -296,7 +296,7 @@ pub struct Jail {
 /// hand-over (mounts, privilege drop, exec) report failure as exit status 125 (127 if the exec
 /// itself fails) with a message on `stderr`.
 ///
-/// Blocks for a few milliseconds (fork/exec of `exe`, then the jail's user, mount, PID and
+/// Blocks for a few milliseconds (`posix_spawn` of `exe`, then the jail's user, mount, PID and
 /// network namespace set-up; about 3 ms on the project's machines, more if a cgroup migration
 /// has to wait for an RCU grace period); call it from a blocking thread
 /// (`tokio::task::spawn_blocking`) in async code.
@@ -307,27 +307,26 @@ pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
     finish(child, &server_end, &payload)
 }
 
-/// Starts `exe __jail` with the jail's end of a new socket on fd 3.
+/// Starts `exe __jail` with the jail's end of a new socket as its standard input (the jail
+/// moves it to fd 3 and takes `/dev/null` as stdin). Passing it as stdin needs no code between
+/// fork and exec, so std starts the jail with `posix_spawn` (a `vfork`-style clone that shares
+/// the server's memory until the exec) instead of `fork`, which copied the page tables of the
+/// whole server and made it take copy-on-write faults afterwards, for every sandbox.
 fn start(exe: &Path) -> Result<(std::process::Child, UnixStream), JailError> {
     let (server_end, jail_end) = UnixStream::pair()
         .map_err(|source| JailError::Io { step: "create the spec socket".to_owned(), source })?;
-    let jail_end_fd = jail_end.as_raw_fd();
     let mut command = Command::new(exe);
     command
         .arg(JAIL_ARG)
         .env_clear()
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(jail_end)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the hook runs in the forked child of a possibly multithreaded process, so it must
-    // only make async-signal-safe calls and must not allocate: it calls dup2 or fcntl once.
-    unsafe {
-        command.pre_exec(move || move_to_spec_fd(jail_end_fd));
-    }
     let child = command
         .spawn()
         .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
-    drop(jail_end);
+    // Closes our copy of the jail's end.
+    drop(command);
     Ok((child, server_end))
 }
 
@@ -507,24 +506,6 @@ fn send_all(server_end: &UnixStream, payload: &[u8]) -> Result<(), JailError> {
             Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => break,
             Err(source) => return Err(JailError::Sys { step: "send the spec".to_owned(), source }),
         }
-    }
-    Ok(())
-}
-
-/// The only code that runs between fork and exec: put the jail's end of the socket at fd 3
-/// without close-on-exec.
-fn move_to_spec_fd(fd: RawFd) -> std::io::Result<()> {
-    if fd == SPEC_FD {
-        // dup2 onto itself would keep FD_CLOEXEC set, so clear it instead.
-        nix::fcntl::fcntl(
-            // SAFETY: fd 3 is the open socket we were given; the borrow lasts for this call only.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )?;
-    } else {
-        // SAFETY: dup2 is async-signal-safe; fd is open (we own it in the parent, and the
-        // child has a copy); fd 3, if open, is either close-on-exec or not ours to keep.
-        nix::errno::Errno::result(unsafe { libc::dup2(fd, SPEC_FD) })?;
     }
     Ok(())
 }

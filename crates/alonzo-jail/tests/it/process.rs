@@ -24,6 +24,7 @@ pub(crate) const CASES: &[Case] = cases![Sandbox;
     setup_failure_is_125_with_a_message,
     invalid_spec_fails_before_starting,
     many_threads_spawn_at_once,
+    jail_started_without_spawn_refuses_to_run,
 ];
 
 fn environment_is_exactly_the_spec() {
@@ -200,5 +201,24 @@ fn many_threads_spawn_at_once() {
         .collect();
     for thread in threads {
         thread.join().unwrap();
+    }
+}
+
+/// `exe __jail` reads its spec from the socket `spawn` passes as its standard input; started
+/// any other way (stdin a file, or closed) it refuses with status 125 before doing anything.
+fn jail_started_without_spawn_refuses_to_run() {
+    let exe = std::env::current_exe().unwrap();
+    for (stdin, message) in [
+        (std::process::Stdio::null(), "stdin is not a socket"),
+        (std::process::Stdio::piped(), "stdin is not a socket"),
+    ] {
+        let out = std::process::Command::new(&exe)
+            .arg(alonzo_jail::spawn::JAIL_ARG)
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
     }
 }
