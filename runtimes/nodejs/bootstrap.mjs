@@ -31,8 +31,9 @@ import { pathToFileURL } from 'node:url';
  * A runtime started ahead of its function (the platform's pre-started sandboxes) is started
  * with `_RUNTIME_ASSIGNMENT_FD` naming a pipe, and reads from it the function's working
  * directory and environment before anything else reads the environment: NUL-terminated
- * `cwd` then `KEY=VALUE` entries, then an empty entry. The imports above read no
- * environment; everything below sees the function's.
+ * `cwd` then `KEY=VALUE` entries, then an empty entry. It is called at the end of this
+ * module, just before `main()`: the module's top level reads no environment (`JSON_LOGS` is
+ * set by `main`), so everything sees the function's.
  */
 function awaitAssignment() {
   const fdText = process.env._RUNTIME_ASSIGNMENT_FD;
@@ -62,8 +63,6 @@ function awaitAssignment() {
     }
   }
 }
-
-awaitAssignment();
 
 const require = createRequire(import.meta.url);
 const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
@@ -212,7 +211,8 @@ const LEVELS = Object.freeze({
   ERROR: { name: 'ERROR', priority: 5 },
   FATAL: { name: 'FATAL', priority: 6 },
 });
-const JSON_LOGS = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+// Read from the function's environment when main() starts.
+let JSON_LOGS = false;
 
 function jsonErrorReplacer(_key, value) {
   if (value instanceof Error) {
@@ -982,6 +982,11 @@ class ResponseStream extends Writable {
 // ---------------------------------------------------------------------------------------
 
 async function main() {
+  JSON_LOGS = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+  // node creates process.stderr's handle on first use, and destroying any socket uses it
+  // (net's Socket._destroy compares itself with it), as warmUp does: create it here in every
+  // runtime, so one started ahead and one started with its function have the same handles.
+  void process.stderr;
   patchConsole();
   const address = process.env.AWS_LAMBDA_RUNTIME_API;
   if (!address) {
@@ -1022,4 +1027,46 @@ async function main() {
   }
 }
 
+/**
+ * What a runtime started ahead does while it waits for its function: node compiles its own
+ * JavaScript (sockets, streams, the module loaders) lazily, at first use, which cost a cold
+ * start about ten milliseconds between the assignment and the first `GET /next`. This runs
+ * those paths once, ahead: one request through the runtime's own client to a throwaway
+ * server on the sandbox's loopback, one `require` and one `import` of a file of this
+ * directory. It leaves nothing a function could see: the server and connection are closed,
+ * the CommonJS cache entry is removed, and the environment is not read.
+ */
+async function warmUp() {
+  const server = net.createServer((socket) => {
+    socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  try {
+    const client = new RuntimeClient(`127.0.0.1:${server.address().port}`);
+    await client.request('GET', '/warm-up');
+    for (const conn of client.idle) conn.destroy();
+  } finally {
+    server.close();
+  }
+  const dir = path.dirname(new URL(import.meta.url).pathname);
+  const cjs = path.join(dir, 'warm-up.cjs');
+  if (fs.existsSync(cjs)) {
+    require(cjs);
+    delete require.cache[cjs];
+  }
+  const esm = path.join(dir, 'warm-up.mjs');
+  if (fs.existsSync(esm)) await import(pathToFileURL(esm).href);
+}
+
+if (process.env._RUNTIME_ASSIGNMENT_FD) {
+  try {
+    await warmUp();
+  } catch {
+    // Only speed is lost.
+  }
+}
+awaitAssignment();
 main();

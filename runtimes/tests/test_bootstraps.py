@@ -927,3 +927,49 @@ def test_prestarted_runtime_becomes_its_function(start, lang):
 
 def rt_task_root(rt):
     return rt.task_root
+
+
+NODE_WARM_APP = """
+exports.handler = async () => ({
+  requireCache: Object.keys(require.cache).filter((k) => k.includes('warm-up')),
+  handles: process._getActiveHandles().map((h) => h.constructor.name),
+  servers: process._getActiveHandles().filter((h) => h.constructor.name === 'Server').length,
+  logFormatJson: process.env.AWS_LAMBDA_LOG_FORMAT || null,
+});
+"""
+
+
+@pytest.mark.parametrize("prestarted", [False, True])
+def test_node_warm_up_of_a_prestarted_runtime_leaves_nothing_behind(start, prestarted):
+    """A Node.js runtime started ahead exercises its client, the CommonJS and ES module
+    loaders while it waits (warmUp); the function then finds no throwaway server or
+    connection, no warm-up module in require.cache, and the same active handles as a runtime
+    started with its function."""
+    rt = start("node", {"app.js": NODE_WARM_APP}, "app.handler", prestarted=prestarted)
+    posted = rt.invoke({})
+    assert posted.kind == "response", (posted, rt.stderr)
+    out = posted.json()
+    assert out["requireCache"] == [], out
+    assert out["servers"] == 0, out
+    assert "Server" not in out["handles"], out
+
+
+def test_node_prestarted_runtime_has_the_handles_of_a_fresh_one(start):
+    outs = []
+    for prestarted in (False, True):
+        rt = start("node", {"app.js": NODE_WARM_APP}, "app.handler", prestarted=prestarted)
+        posted = rt.invoke({})
+        assert posted.kind == "response", (posted, rt.stderr)
+        outs.append(posted.json())
+    assert sorted(outs[0]["handles"]) == sorted(outs[1]["handles"]), outs
+
+
+def test_node_json_log_format_comes_from_the_assigned_environment(start):
+    """JSON_LOGS is read when main() starts, after the assignment, not at module load."""
+    rt = start("node", {"app.js": "exports.handler = async () => { console.log('hi-json'); return 1; };"},
+               "app.handler", env={"AWS_LAMBDA_LOG_FORMAT": "JSON"}, prestarted=True)
+    posted = rt.invoke({})
+    assert posted.kind == "response", (posted, rt.stderr)
+    out = rt.wait_stdout("hi-json")
+    line = next(l for l in out.splitlines() if "hi-json" in l)
+    assert json.loads(line)["message"] == "hi-json", line

@@ -16,6 +16,9 @@ const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.
 const PYTHON_RUNTIME: &str = include_str!("../../../runtimes/python/alonzo_bootstrap.py");
 /// The Node.js bootstrap.
 const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/nodejs/bootstrap.mjs");
+/// Modules a Node.js runtime started ahead loads once while it waits (`warmUp`).
+const NODE_WARM_UP_CJS: &str = include_str!("../../../runtimes/nodejs/warm-up.cjs");
+const NODE_WARM_UP_MJS: &str = include_str!("../../../runtimes/nodejs/warm-up.mjs");
 
 /// Port of the Runtime API inside every sandbox (its own network namespace).
 pub(crate) const RUNTIME_API_PORT: u16 = 9001;
@@ -47,6 +50,8 @@ impl RuntimeFiles {
         write_if_changed(&files.python.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
         write_if_changed(&files.python.join("alonzo_bootstrap.py"), PYTHON_RUNTIME)?;
         write_if_changed(&files.nodejs.join("bootstrap.mjs"), NODE_BOOTSTRAP)?;
+        write_if_changed(&files.nodejs.join("warm-up.cjs"), NODE_WARM_UP_CJS)?;
+        write_if_changed(&files.nodejs.join("warm-up.mjs"), NODE_WARM_UP_MJS)?;
         write_if_changed(
             &files.etc.join("passwd"),
             "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n",
