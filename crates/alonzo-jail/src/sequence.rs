@@ -259,9 +259,8 @@ pub(crate) fn fork_waiting_program(
 /// Adopts the socket `spawn` passed as standard input, checking that it is one: moves it to
 /// fd 3 and makes `/dev/null` the standard input of the jail and its stages.
 fn take_spec_socket() -> Result<UnixStream, JailError> {
-    let not_spawned = |what: &str| {
-        JailError::Protocol(format!("{what}: the jail is started through spawn()"))
-    };
+    let not_spawned =
+        |what: &str| JailError::Protocol(format!("{what}: the jail is started through spawn()"));
     let stdin = std::io::stdin();
     let stat = nix::sys::stat::fstat(&stdin).map_err(|_| not_spawned("stdin is not open"))?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {

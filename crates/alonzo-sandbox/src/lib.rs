@@ -406,10 +406,7 @@ impl Manager {
         let dns = config.networking.as_ref().map(|n| n.dns().to_vec()).unwrap_or_default();
         let files = rootfs::RuntimeFiles::install(&config.data_dir.join("runtime"), &dns)
             .map_err(SandboxError::io("installing runtime files"))?;
-        let sandboxes_dir = config.data_dir.join("sandboxes");
-        let _ = std::fs::remove_dir_all(&sandboxes_dir);
-        std::fs::create_dir_all(&sandboxes_dir)
-            .map_err(SandboxError::io("creating the sandboxes directory"))?;
+        let sandboxes_dir = sandboxes_dir(&config.data_dir)?;
         let logs_dir = config.data_dir.join("logs");
         std::fs::create_dir_all(&logs_dir)
             .map_err(SandboxError::io("creating the logs directory"))?;
@@ -776,6 +773,22 @@ fn check_namespaces() -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Where sandbox roots (mount points only) are made: a private directory in `/dev/shm` when
+/// it is a tmpfs (`alonzo_jail::private_tmpfs_dir`), named after the data directory so that
+/// servers with different data directories never share it; else `<data>/sandboxes`. Left
+/// over from an earlier run, either is emptied.
+fn sandboxes_dir(data_dir: &std::path::Path) -> Result<PathBuf, SandboxError> {
+    let on_disk = data_dir.join("sandboxes");
+    let _ = std::fs::remove_dir_all(&on_disk);
+    let name = format!("alonzo-sandboxes-{}", cgroup_name(data_dir));
+    if let Some(dir) = alonzo_jail::private_tmpfs_dir(std::path::Path::new("/dev/shm"), &name) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&on_disk)
+        .map_err(SandboxError::io("creating the sandboxes directory"))?;
+    Ok(on_disk)
+}
+
 /// The cgroup parent's name for a data directory: a stable hash (FNV-1a) of its path, the
 /// same across restarts and upgrades.
 fn cgroup_name(data_dir: &std::path::Path) -> String {
@@ -840,6 +853,9 @@ async fn sweep_logs(inner: std::sync::Weak<Inner>) {
 impl Drop for Inner {
     fn drop(&mut self) {
         prepared::drain(self);
+        if self.sandboxes_dir.starts_with("/dev/shm") {
+            let _ = std::fs::remove_dir_all(&self.sandboxes_dir);
+        }
         if let Some(parent) = &self.cgroups {
             parent.remove();
         }

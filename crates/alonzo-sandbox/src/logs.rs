@@ -143,21 +143,43 @@ pub(crate) fn spawn(
     limits: LogLimits,
     platform: PlatformLog,
 ) -> std::io::Result<mpsc::UnboundedSender<LogCommand>> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&stream.path)?;
-    let written = file.metadata().map_or(0, |m| m.len());
     let stdout = tokio::process::ChildStdout::from_std(stdout)?;
     let stderr = tokio::process::ChildStderr::from_std(stderr)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let sink = Sink {
-        file: std::io::BufWriter::new(file),
-        tail: None,
-        written,
-        limiter: Limiter::new(limits.rate_bytes_per_s),
-        max_bytes: limits.max_bytes_per_function,
-        dropped: Dropped::default(),
-        platform,
-    };
-    tokio::spawn(run(sink, stdout, stderr, rx));
+    let path = stream.path.clone();
+    tokio::spawn(async move {
+        // The stream's file is created here, on a blocking thread, not on the cold start's
+        // path: creating a file costs an inode allocation, slow on a disk filesystem with
+        // many recent deletions. Output and commands wait in their pipes and channel.
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let written = file.metadata().map_or(0, |m| m.len());
+            Ok::<_, std::io::Error>((file, written))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        let (file, written) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::warn!(%error, "cannot create the log stream's file; its output is lost");
+                match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                    Ok(null) => (null, 0),
+                    Err(_) => return,
+                }
+            }
+        };
+        let sink = Sink {
+            file: std::io::BufWriter::new(file),
+            tail: None,
+            written,
+            limiter: Limiter::new(limits.rate_bytes_per_s),
+            max_bytes: limits.max_bytes_per_function,
+            dropped: Dropped::default(),
+            platform,
+        };
+        run(sink, stdout, stderr, rx).await;
+    });
     Ok(tx)
 }
 
