@@ -14,6 +14,7 @@
 mod density;
 mod fixtures;
 mod http;
+mod keepalive;
 mod machine;
 mod report;
 mod scale;
@@ -147,7 +148,8 @@ fn env_count(var: &str, default: usize) -> usize {
 }
 
 /// Whether a phase runs: all do unless `ALONZO_BENCH_PHASES` lists some (comma-separated:
-/// warm, cold, throughput, sqs, async, scale, density; the loopback floor always runs).
+/// warm, cold, throughput, sqs, async, scale, density, keepalive; the loopback floor always
+/// runs).
 fn want(phase: &str) -> bool {
     std::env::var("ALONZO_BENCH_PHASES")
         .map_or(true, |list| list.split(',').any(|p| p.trim() == phase))
@@ -376,6 +378,28 @@ fn measure(
             errors: started.errors,
             first_error: started.first_error,
         });
+    }
+
+    if want("keepalive") {
+        eprintln!(
+            "bench: keep-alive, one trace against --keep-alive-policy fixed and adaptive (--idle-timeout {})",
+            keepalive::IDLE_TIMEOUT
+        );
+        let common = ["--idle-timeout", keepalive::IDLE_TIMEOUT, "--prebuilt-sandboxes", "1"];
+        let mut fixed =
+            Server::start_with(bin, &[&common[..], &["--keep-alive-policy", "fixed"]].concat())?;
+        let mut adaptive = Server::start_with(
+            bin,
+            &[&common[..], &["--keep-alive-policy", "adaptive"], &keepalive::ADAPTIVE_FLAGS[..]]
+                .concat(),
+        )?;
+        multi.block_on(async {
+            keepalive::prepare(fixed.addr, python).await?;
+            keepalive::prepare(adaptive.addr, python).await
+        })?;
+        r.keep_alive = Some(multi.block_on(keepalive::run(fixed.addr, adaptive.addr))?);
+        fixed.ensure_running()?;
+        adaptive.ensure_running()?;
     }
 
     eprintln!("bench: loopback floor again");
