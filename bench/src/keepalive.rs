@@ -23,7 +23,8 @@ use crate::stats::round3;
 pub(crate) const IDLE_TIMEOUT: &str = "2s";
 /// The adaptive server's bounds: the defaults (1 m and 30 m against a 5 m idle timeout)
 /// scaled like the idle timeout.
-pub(crate) const ADAPTIVE_FLAGS: [&str; 4] = ["--keep-alive-min", "400ms", "--keep-alive-max", "12s"];
+pub(crate) const ADAPTIVE_FLAGS: [&str; 4] =
+    ["--keep-alive-min", "400ms", "--keep-alive-max", "12s"];
 const PERIODIC: &str = "bench-ka-periodic";
 const BURSTY: &str = "bench-ka-bursty";
 const PERIODIC_GAP: Duration = Duration::from_millis(3000);
@@ -70,9 +71,7 @@ impl PolicyRun {
     }
 
     fn to_json(&self) -> Value {
-        let f = |r: &FnRun| {
-            json!({ "calls": r.calls, "cold_starts": r.cold, "idle_env_seconds": round3(r.idle_env_s), "wasted_idle_env_seconds": round3(r.wasted_env_s) })
-        };
+        let f = |r: &FnRun| json!({ "calls": r.calls, "cold_starts": r.cold, "idle_env_seconds": round3(r.idle_env_s), "wasted_idle_env_seconds": round3(r.wasted_env_s) });
         json!({ "periodic": f(&self.periodic), "bursty": f(&self.bursty), "cold_starts": self.cold(), "idle_env_seconds": round3(self.idle_env_s()), "wasted_idle_env_seconds": round3(self.wasted_env_s()), "errors": self.errors })
     }
 }

@@ -197,7 +197,9 @@ impl Results {
             out.push(("density", d.errors as u64, d.first_error.clone().unwrap_or_default()));
         }
         if let Some(k) = &self.keep_alive {
-            for (phase, run) in [("keep-alive, fixed", &k.fixed), ("keep-alive, adaptive", &k.adaptive)] {
+            for (phase, run) in
+                [("keep-alive, fixed", &k.fixed), ("keep-alive, adaptive", &k.adaptive)]
+            {
                 if run.errors > 0 {
                     out.push((phase, run.errors, run.first_error.clone().unwrap_or_default()));
                 }

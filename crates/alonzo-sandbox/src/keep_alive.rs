@@ -219,11 +219,8 @@ impl KeepAlive {
     /// time since its last environment went idle is an idle time the keep-alive did not
     /// cover (nothing is recorded if none ever did).
     pub fn missed(&mut self, function: &str, version: &str, now: Instant) {
-        let last = self
-            .functions
-            .get(function)
-            .and_then(|v| v.get(version))
-            .and_then(|v| v.last_idle);
+        let last =
+            self.functions.get(function).and_then(|v| v.get(version)).and_then(|v| v.last_idle);
         if let Some(last) = last {
             self.record(function, version, now.saturating_duration_since(last));
         }
