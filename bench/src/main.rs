@@ -1,7 +1,8 @@
 //! `alonzo-bench`: runs the release `alonzo` server on loopback and measures, in one run,
 //! the loopback HTTP floor, warm invoke latency (Python and Rust no-ops), warm throughput at
-//! 1 and 32 clients, cold starts (back to back and after an idle gap), and durable SQS
-//! `SendMessage` throughput at 1 and 64 clients; prints a table
+//! 1 and 32 clients, cold starts (back to back and after an idle gap), durable SQS
+//! `SendMessage` throughput at 1 and 64 clients, and cold starts and idle memory under the
+//! fixed and adaptive keep-alive policies (`keepalive.rs`); prints a table
 //! and writes the same figures to `target/bench/latest.json`. This module owns the order of
 //! the phases and their sizes; `report` renders, `scenarios` measures.
 //!

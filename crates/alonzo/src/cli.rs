@@ -228,7 +228,7 @@ pub(crate) struct ServeArgs {
     /// How long idle on-demand environments are kept: `adaptive` (per function version, the
     /// 99th percentile of its observed idle times plus 10 %, within
     /// [--keep-alive-min, --keep-alive-max]; --idle-timeout until it has 10 idle times) or
-    /// `fixed` (always --idle-timeout); see docs/sandbox.md.
+    /// `fixed` (always --idle-timeout); see docs/keep-alive.md.
     #[arg(long, env = "ALONZO_KEEP_ALIVE_POLICY", default_value = "adaptive", value_parser = ["adaptive", "fixed"])]
     pub(crate) keep_alive_policy: String,
     /// The shortest keep-alive the adaptive policy gives (e.g. `30s`, `500ms`) [default: 1m,
