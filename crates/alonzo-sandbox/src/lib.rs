@@ -829,15 +829,18 @@ async fn reap_idle(inner: std::sync::Weak<Inner>) {
                         continue;
                     }
                     let keep = keep_alive.keep_alive(&key.0, &key.1);
-                    let (old, kept): (Vec<_>, Vec<_>) = envs.drain(..).partition(|e| {
-                        !e.provisioned && now.saturating_duration_since(e.last_used) > keep
-                    });
-                    for e in kept.iter().filter(|e| !e.provisioned) {
+                    let expired =
+                        |e: &Environment| !e.provisioned && now.duration_since(e.last_used) > keep;
+                    for e in envs.iter().filter(|e| !e.provisioned && !expired(e)) {
                         let due = e.last_used + keep;
                         next = Some(next.map_or(due, |n| n.min(due)));
                     }
-                    *envs = kept;
-                    out.extend(old);
+                    // Most wake-ups reclaim nothing: no reallocation then.
+                    if envs.iter().any(expired) {
+                        let (old, kept): (Vec<_>, Vec<_>) = envs.drain(..).partition(expired);
+                        *envs = kept;
+                        out.extend(old);
+                    }
                 }
                 idle.retain(|_, envs| !envs.is_empty());
                 let most = keep_alive.check_interval();
