@@ -137,9 +137,9 @@ fn keep_alive_policy(args: &ServeArgs) -> Result<alonzo_sandbox::KeepAlivePolicy
     match args.keep_alive_policy.as_str() {
         "fixed" => Ok(alonzo_sandbox::KeepAlivePolicy::Fixed),
         "adaptive" => {
-            // The defaults never make the adaptive policy stricter or laxer than the fixed
-            // timeout the operator chose: a minute at least (or less, when --idle-timeout is
-            // less), half an hour at most (or more, when --idle-timeout is more).
+            // The default bounds always include the --idle-timeout the operator chose: a
+            // minute (or less, when --idle-timeout is less) to half an hour (or more, when
+            // --idle-timeout is more).
             let min = args.keep_alive_min.unwrap_or(DEFAULT_KEEP_ALIVE_MIN.min(args.idle_timeout));
             let max = args.keep_alive_max.unwrap_or(DEFAULT_KEEP_ALIVE_MAX.max(args.idle_timeout));
             if min > max {
