@@ -37,7 +37,8 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn json(&self) -> anyhow::Result<Value> {
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> anyhow::Result<Value> {
         serde_json::from_slice(&self.body)
             .with_context(|| format!("response is not JSON: {}", self.snippet()))
     }
@@ -49,7 +50,7 @@ impl Reply {
     }
 
     /// `Err` unless the status is 2xx, with Lambda's error type and message.
-    fn success(self) -> anyhow::Result<Self> {
+    pub(crate) fn success(self) -> anyhow::Result<Self> {
         if self.status.is_success() {
             return Ok(self);
         }

@@ -1,7 +1,8 @@
 //! `alonzo-bench`: runs the release `alonzo` server on loopback and measures, in one run,
 //! the loopback HTTP floor, warm invoke latency (Python and Rust no-ops), warm throughput at
-//! 1 and 32 clients, cold starts (back to back and after an idle gap), and durable SQS
-//! `SendMessage` throughput at 1 and 64 clients; prints a table
+//! 1 and 32 clients, cold starts (back to back and after an idle gap), durable SQS
+//! `SendMessage` throughput at 1 and 64 clients, and cold starts and idle memory under the
+//! fixed and adaptive keep-alive policies (`keepalive.rs`); prints a table
 //! and writes the same figures to `target/bench/latest.json`. This module owns the order of
 //! the phases and their sizes; `report` renders, `scenarios` measures.
 //!
@@ -14,6 +15,7 @@
 mod density;
 mod fixtures;
 mod http;
+mod keepalive;
 mod machine;
 mod report;
 mod scale;
@@ -147,7 +149,8 @@ fn env_count(var: &str, default: usize) -> usize {
 }
 
 /// Whether a phase runs: all do unless `ALONZO_BENCH_PHASES` lists some (comma-separated:
-/// warm, cold, throughput, sqs, async, scale, density; the loopback floor always runs).
+/// warm, cold, throughput, sqs, async, scale, density, keepalive; the loopback floor always
+/// runs).
 fn want(phase: &str) -> bool {
     std::env::var("ALONZO_BENCH_PHASES")
         .map_or(true, |list| list.split(',').any(|p| p.trim() == phase))
@@ -376,6 +379,28 @@ fn measure(
             errors: started.errors,
             first_error: started.first_error,
         });
+    }
+
+    if want("keepalive") {
+        eprintln!(
+            "bench: keep-alive, one trace against --keep-alive-policy fixed and adaptive (--idle-timeout {})",
+            keepalive::IDLE_TIMEOUT
+        );
+        let common = ["--idle-timeout", keepalive::IDLE_TIMEOUT, "--prebuilt-sandboxes", "1"];
+        let mut fixed =
+            Server::start_with(bin, &[&common[..], &["--keep-alive-policy", "fixed"]].concat())?;
+        let mut adaptive = Server::start_with(
+            bin,
+            &[&common[..], &["--keep-alive-policy", "adaptive"], &keepalive::ADAPTIVE_FLAGS[..]]
+                .concat(),
+        )?;
+        multi.block_on(async {
+            keepalive::prepare(fixed.addr, python).await?;
+            keepalive::prepare(adaptive.addr, python).await
+        })?;
+        r.keep_alive = Some(multi.block_on(keepalive::run(fixed.addr, adaptive.addr))?);
+        fixed.ensure_running()?;
+        adaptive.ensure_running()?;
     }
 
     eprintln!("bench: loopback floor again");

@@ -46,6 +46,8 @@ pub(crate) struct Results {
     pub(crate) cold_node: Cold,
     pub(crate) scale: Option<crate::scale::ScaleOut>,
     pub(crate) density: Option<crate::density::Density>,
+    /// The keep-alive phase: fixed against adaptive on the same trace.
+    pub(crate) keep_alive: Option<crate::keepalive::KeepAlive>,
     pub(crate) cold_node_idle: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
@@ -139,6 +141,7 @@ impl Results {
             + self.cold_node_scratch.errors()
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
             + self.density.as_ref().map_or(0, |d| d.warm.errors + d.errors as u64)
+            + self.keep_alive.as_ref().map_or(0, |k| k.fixed.errors + k.adaptive.errors)
     }
 
     fn floor_p50(&self) -> f64 {
@@ -192,6 +195,15 @@ impl Results {
         }
         if let Some(d) = self.density.as_ref().filter(|d| d.errors > 0) {
             out.push(("density", d.errors as u64, d.first_error.clone().unwrap_or_default()));
+        }
+        if let Some(k) = &self.keep_alive {
+            for (phase, run) in
+                [("keep-alive, fixed", &k.fixed), ("keep-alive, adaptive", &k.adaptive)]
+            {
+                if run.errors > 0 {
+                    out.push((phase, run.errors, run.first_error.clone().unwrap_or_default()));
+                }
+            }
         }
 
         out
@@ -428,6 +440,10 @@ impl Results {
             );
         }
 
+        if let Some(k) = &self.keep_alive {
+            s.push_str(&crate::keepalive::table(k));
+        }
+
         let _ = writeln!(s, "\nTARGETS");
         let warm = self.warm_python.percentile(50.0);
         let _ = writeln!(
@@ -530,6 +546,7 @@ impl Results {
                 "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },
+            "keep_alive": self.keep_alive.as_ref().map(crate::keepalive::KeepAlive::to_json),
             "targets": {
                 "warm_p50_python": { "target_ms": TARGET_WARM_P50_MS, "p50_ms": round3(warm_p50), "met": warm_p50 < TARGET_WARM_P50_MS },
                 "cold_platform_part_rust_back_to_back": platform(&self.cold_rust),

@@ -26,8 +26,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PIDs of the running servers (the measured one and, during the cold-start phase, the
-/// baseline) for the signal handler (0 = none).
-static SERVER_PIDS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+/// baseline, or during the keep-alive phase, its two) for the signal handler (0 = none).
+static SERVER_PIDS: [AtomicI32; 3] = [AtomicI32::new(0), AtomicI32::new(0), AtomicI32::new(0)];
 
 fn remember_pid(pid: i32) {
     for slot in &SERVER_PIDS {

@@ -61,6 +61,7 @@ pub(crate) async fn concurrency(State(state): State<Arc<ApiState>>) -> Result<Re
                 "Busy": v.busy,
                 "Idle": v.idle,
                 "Provisioned": v.provisioned,
+                "KeepAliveSeconds": v.keep_alive_ms as f64 / 1000.0,
             })
         })
         .collect();

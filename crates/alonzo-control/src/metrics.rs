@@ -390,6 +390,7 @@ fn scrape_registry(pool: Option<&PoolStats>, queues: &[QueueDepth]) -> Registry 
     let environments: Family<StateLabels, Gauge> = Family::default();
     let provisioned: Family<VersionLabels, Gauge> = Family::default();
     let utilization: Family<VersionLabels, Gauge<f64, AtomicU64>> = Family::default();
+    let keep_alive: Family<VersionLabels, Gauge<f64, AtomicU64>> = Family::default();
     let reserved: Family<FunctionLabels, Gauge> = Family::default();
     let account_busy: Gauge = Gauge::default();
     let account_limit: Gauge = Gauge::default();
@@ -410,6 +411,7 @@ fn scrape_registry(pool: Option<&PoolStats>, queues: &[QueueDepth]) -> Registry 
             environments.get_or_create(&state("provisioned")).set(i64::from(v.provisioned));
             let version =
                 VersionLabels { function: v.function.clone(), version: v.version.clone() };
+            keep_alive.get_or_create(&version).set(v.keep_alive_ms as f64 / 1000.0);
             if v.provisioned > 0 {
                 provisioned.get_or_create(&version).set(i64::from(v.provisioned));
                 utilization
@@ -454,6 +456,11 @@ fn scrape_registry(pool: Option<&PoolStats>, queues: &[QueueDepth]) -> Registry 
         utilization,
     );
     registry.register("alonzo_reserved_concurrency", "Reserved concurrency per function", reserved);
+    registry.register(
+        "alonzo_keep_alive_seconds",
+        "How long an idle on-demand environment of a version is kept now (--keep-alive-policy)",
+        keep_alive,
+    );
     let depth: Family<QueueLabels, Gauge> = Family::default();
     for q in queues {
         for (state, n) in

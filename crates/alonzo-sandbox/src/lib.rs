@@ -10,6 +10,7 @@
 mod environment;
 #[doc(hidden)]
 pub mod fuzzing;
+mod keep_alive;
 mod log_store;
 mod logs;
 pub mod network;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use environment::{InvocationReport, InvokeOutcome, ResponseStream};
+pub use keep_alive::KeepAlivePolicy;
 pub use log_store::{LogEvent, LogGroupInfo, LogStore, LogStreamInfo, SweepStats, MAX_EVENTS};
 pub use logs::{group_dir_name, LogLimits};
 pub use provisioned::ProvisionedStatus;
@@ -194,6 +196,9 @@ pub struct VersionStats {
     pub provisioned: u32,
     /// Provisioned environments idle now.
     pub provisioned_idle: u32,
+    /// How long an idle on-demand environment of this version is kept now, milliseconds
+    /// (the fixed idle timeout, or the adaptive policy's figure).
+    pub keep_alive_ms: u64,
 }
 
 /// Live figures of the whole pool.
@@ -224,8 +229,11 @@ pub struct ManagerConfig {
     pub data_dir: PathBuf,
     /// The executable re-executed as the jail (`alonzo` itself).
     pub exe: PathBuf,
-    /// Idle environments older than this are reclaimed.
+    /// Idle environments older than this are reclaimed (under the adaptive policy: until a
+    /// function version's idle-time history is representative).
     pub idle_timeout: Duration,
+    /// Fixed or adaptive keep-alive of idle on-demand environments (`keep_alive.rs`).
+    pub keep_alive: KeepAlivePolicy,
     /// Account-wide limit of concurrently running environments.
     pub concurrency_limit: u32,
     /// New environments each function may start per 10 seconds (Lambda: 1000).
@@ -255,7 +263,6 @@ pub(crate) struct Inner {
     logs_dir: PathBuf,
     log_limits: LogLimits,
     cgroups: Option<CgroupParent>,
-    idle_timeout: Duration,
     concurrency_limit: u32,
     isolation: bool,
     networking: Option<Arc<network::Networking>>,
@@ -310,6 +317,8 @@ struct Pool {
     throttles: HashMap<String, u64>,
     /// Provisioned environments alive (idle or busy) per version.
     provisioned_alive: HashMap<EnvKey, u32>,
+    /// How long idle on-demand environments are kept, per function version.
+    keep_alive: keep_alive::KeepAlive,
 }
 
 impl Pool {
@@ -419,11 +428,13 @@ impl Manager {
             logs_dir,
             log_limits: config.log_limits,
             cgroups,
-            idle_timeout: config.idle_timeout,
             concurrency_limit: config.concurrency_limit,
             isolation: config.isolation,
             networking: config.networking,
-            pool: Mutex::new(Pool::default()),
+            pool: Mutex::new(Pool {
+                keep_alive: keep_alive::KeepAlive::new(config.keep_alive, config.idle_timeout),
+                ..Pool::default()
+            }),
             uid_counter: AtomicU32::new(0),
             reports,
             returned: tokio::sync::Notify::new(),
@@ -512,6 +523,10 @@ impl Manager {
                     .filter(|k| k.0 == function && version.is_none_or(|v| k.1 == v))
                     .cloned()
                     .collect();
+                // A `$LATEST` update keeps the history: callers call as often as before.
+                if version != Some("$LATEST") {
+                    pool.keep_alive.forget(function, version);
+                }
                 let mut out = Vec::new();
                 for key in keys {
                     let envs = pool.idle.remove(&key).unwrap_or_default();
@@ -541,7 +556,21 @@ impl Manager {
             *pool.throttles.entry(key.0.clone()).or_default() += 1;
             return Err(SandboxError::Throttled(reason));
         }
-        Ok(pool.pop_idle(key))
+        let env = pool.pop_idle(key);
+        let now = Instant::now();
+        match &env {
+            Some(env) if !env.provisioned => {
+                let idle = now.saturating_duration_since(env.last_used);
+                pool.keep_alive.reused(&key.0, &key.1, idle);
+            }
+            Some(_) => {}
+            // Nothing of the version idle and nothing else running (this slot is ours).
+            None if pool.busy_by_key.get(key) == Some(&1) => {
+                pool.keep_alive.missed(&key.0, &key.1, now);
+            }
+            None => {}
+        }
+        Ok(env)
     }
 
     fn release_slot(&self, key: &EnvKey) {
@@ -586,6 +615,10 @@ impl Manager {
         for (key, n) in &pool.provisioned_alive {
             row(&mut by_version, key).provisioned += n;
         }
+        for row in by_version.values_mut() {
+            let keep = pool.keep_alive.keep_alive(&row.function, &row.version);
+            row.keep_alive_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+        }
         let mut throttles: Vec<_> = pool.throttles.iter().map(|(f, n)| (f.clone(), *n)).collect();
         throttles.sort();
         let mut reserved: Vec<_> = pool.reserved.iter().map(|(f, n)| (f.clone(), *n)).collect();
@@ -614,6 +647,9 @@ impl Manager {
             }
         }
         if reusable {
+            if !env.provisioned {
+                pool.keep_alive.went_idle(&key.0, &key.1, env.last_used);
+            }
             pool.idle.entry(key).or_default().push(env);
         } else {
             drop(pool);
@@ -799,23 +835,44 @@ fn cgroup_name(data_dir: &std::path::Path) -> String {
     format!("{hash:016x}")
 }
 
-/// Reclaims environments idle for longer than the timeout, until the manager is dropped.
+/// Reclaims idle on-demand environments once their function version's keep-alive has
+/// passed, until the manager is dropped. It sleeps until the next environment is due, at
+/// least 100 ms and at most `KeepAlive::check_interval` (a quarter of the shortest
+/// keep-alive the policy can give, at most 5 s), so that short keep-alives are honoured.
 async fn reap_idle(inner: std::sync::Weak<Inner>) {
+    let mut wait = keep_alive::MIN_CHECK;
     loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(wait).await;
         let Some(inner) = inner.upgrade() else { return };
         let expired: Vec<Environment> = match inner.pool.lock() {
             Ok(mut pool) => {
                 let now = Instant::now();
+                let mut next: Option<Instant> = None;
                 let mut out = Vec::new();
-                for envs in pool.idle.values_mut() {
-                    let (old, keep): (Vec<_>, Vec<_>) = envs.drain(..).partition(|e| {
-                        !e.provisioned && now.duration_since(e.last_used) > inner.idle_timeout
-                    });
-                    *envs = keep;
-                    out.extend(old);
+                let Pool { idle, keep_alive, .. } = &mut *pool;
+                for (key, envs) in idle.iter_mut() {
+                    if envs.iter().all(|e| e.provisioned) {
+                        continue;
+                    }
+                    let keep = keep_alive.keep_alive(&key.0, &key.1);
+                    let expired =
+                        |e: &Environment| !e.provisioned && now.duration_since(e.last_used) > keep;
+                    for e in envs.iter().filter(|e| !e.provisioned && !expired(e)) {
+                        let due = e.last_used + keep;
+                        next = Some(next.map_or(due, |n| n.min(due)));
+                    }
+                    // Most wake-ups reclaim nothing: no reallocation then.
+                    if envs.iter().any(expired) {
+                        let (old, kept): (Vec<_>, Vec<_>) = envs.drain(..).partition(expired);
+                        *envs = kept;
+                        out.extend(old);
+                    }
                 }
-                pool.idle.retain(|_, envs| !envs.is_empty());
+                idle.retain(|_, envs| !envs.is_empty());
+                let most = keep_alive.check_interval();
+                wait = next
+                    .map_or(most, |due| due.saturating_duration_since(now))
+                    .clamp(keep_alive::MIN_CHECK, most);
                 out
             }
             Err(_) => Vec::new(),

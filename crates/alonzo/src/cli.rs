@@ -225,6 +225,20 @@ pub(crate) struct ServeArgs {
     /// How long an idle execution environment is kept warm (e.g. `300s`, `5m`).
     #[arg(long, env = "ALONZO_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub(crate) idle_timeout: std::time::Duration,
+    /// How long idle on-demand environments are kept: `adaptive` (per function version, the
+    /// 99th percentile of its observed idle times plus 10 %, within
+    /// [--keep-alive-min, --keep-alive-max]; --idle-timeout until it has 10 idle times) or
+    /// `fixed` (always --idle-timeout); see docs/keep-alive.md.
+    #[arg(long, env = "ALONZO_KEEP_ALIVE_POLICY", default_value = "adaptive", value_parser = ["adaptive", "fixed"])]
+    pub(crate) keep_alive_policy: String,
+    /// The shortest keep-alive the adaptive policy gives (e.g. `30s`, `500ms`) [default: 1m,
+    /// or --idle-timeout when that is shorter].
+    #[arg(long, env = "ALONZO_KEEP_ALIVE_MIN", value_parser = parse_duration)]
+    pub(crate) keep_alive_min: Option<std::time::Duration>,
+    /// The longest keep-alive the adaptive policy gives (e.g. `1h`) [default: 30m, or
+    /// --idle-timeout when that is longer].
+    #[arg(long, env = "ALONZO_KEEP_ALIVE_MAX", value_parser = parse_duration)]
+    pub(crate) keep_alive_max: Option<std::time::Duration>,
     /// Delay before the first retry of a failed asynchronous invocation; the second waits
     /// twice as long (Lambda: about 1 and 2 minutes).
     #[arg(long, env = "ALONZO_ASYNC_RETRY_DELAY", default_value = "60s", value_parser = parse_duration)]

@@ -37,6 +37,7 @@ struct ServeConfig {
     scale_per_10s: u32,
     prebuilt_sandboxes: u32,
     idle_timeout: std::time::Duration,
+    keep_alive: alonzo_sandbox::KeepAlivePolicy,
     log_limits: alonzo_sandbox::LogLimits,
     async_retry_delay: std::time::Duration,
     insecure_no_isolation: bool,
@@ -80,6 +81,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     if args.concurrency_limit == 0 {
         return Err(ConfigError("--concurrency-limit must be at least 1".into()));
     }
+    let keep_alive = keep_alive_policy(&args)?;
     let account = Account { region: args.region, account_id: args.account_id };
     let routes = match &args.routes {
         Some(path) => load_routes(path, &account)?,
@@ -117,6 +119,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         scale_per_10s: args.scale_rate,
         prebuilt_sandboxes: args.prebuilt_sandboxes,
         idle_timeout: args.idle_timeout,
+        keep_alive,
         log_limits: alonzo_sandbox::LogLimits {
             rate_bytes_per_s: args.log_rate_limit,
             max_bytes_per_function: args.log_max_bytes_per_function,
@@ -127,6 +130,41 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         access_key: access_key_from_env()?,
         routes,
     })
+}
+
+/// The keep-alive policy of `--keep-alive-policy`, `--keep-alive-min` and `--keep-alive-max`.
+fn keep_alive_policy(args: &ServeArgs) -> Result<alonzo_sandbox::KeepAlivePolicy, ConfigError> {
+    match args.keep_alive_policy.as_str() {
+        "fixed" => Ok(alonzo_sandbox::KeepAlivePolicy::Fixed),
+        "adaptive" => {
+            // The default bounds always include the --idle-timeout the operator chose: a
+            // minute (or less, when --idle-timeout is less) to half an hour (or more, when
+            // --idle-timeout is more).
+            let min = args.keep_alive_min.unwrap_or(DEFAULT_KEEP_ALIVE_MIN.min(args.idle_timeout));
+            let max = args.keep_alive_max.unwrap_or(DEFAULT_KEEP_ALIVE_MAX.max(args.idle_timeout));
+            if min > max {
+                return Err(ConfigError(format!(
+                    "--keep-alive-min/ALONZO_KEEP_ALIVE_MIN ({}) is more than --keep-alive-max/ALONZO_KEEP_ALIVE_MAX ({})",
+                    show(min),
+                    show(max)
+                )));
+            }
+            Ok(alonzo_sandbox::KeepAlivePolicy::Adaptive { min, max })
+        }
+        other => Err(ConfigError(format!(
+            "--keep-alive-policy/ALONZO_KEEP_ALIVE_POLICY {other:?} is not `fixed` or `adaptive`"
+        ))),
+    }
+}
+
+/// `--keep-alive-min` unless given (or --idle-timeout is shorter).
+const DEFAULT_KEEP_ALIVE_MIN: std::time::Duration = std::time::Duration::from_secs(60);
+/// `--keep-alive-max` unless given (or --idle-timeout is longer).
+const DEFAULT_KEEP_ALIVE_MAX: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// A duration as the flags write it.
+fn show(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// Reads and validates the routes file of `--routes`/`ALONZO_ROUTES`.
@@ -289,6 +327,7 @@ fn start_sandboxes(
         // (an in-place upgrade), where the path would name the new binary or nothing.
         exe: std::path::PathBuf::from("/proc/self/exe"),
         idle_timeout: config.idle_timeout,
+        keep_alive: config.keep_alive,
         concurrency_limit: config.concurrency_limit,
         scale_per_10s: config.scale_per_10s,
         prebuilt_sandboxes: config.prebuilt_sandboxes as usize,

@@ -1,5 +1,5 @@
 //! `alonzo top`: live concurrency per function version (busy, idle and provisioned
-//! environments), reservations and throttles, refreshed until interrupted, from the signed
+//! environments, and how long idle ones are kept), reservations and throttles, refreshed until interrupted, from the signed
 //! `/_alonzo/api/concurrency` operation.
 
 use std::fmt::Write as _;
@@ -44,7 +44,7 @@ fn render(body: &serde_json::Value) -> String {
         num(&body["ConcurrencyLimit"]),
         num(&body["UnreservedConcurrentExecutions"])
     );
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<[String; 8]> = Vec::new();
     let empty = Vec::new();
     for v in body["Versions"].as_array().unwrap_or(&empty) {
         let function = v["Function"].as_str().unwrap_or("").to_owned();
@@ -56,6 +56,7 @@ fn render(body: &serde_json::Value) -> String {
             num(&v["Provisioned"]).to_string(),
             body["Reserved"].get(&function).map_or("-".to_owned(), |r| num(r).to_string()),
             num(body["Throttles"].get(&function).unwrap_or(&serde_json::Value::Null)).to_string(),
+            v["KeepAliveSeconds"].as_f64().map_or("-".to_owned(), seconds),
         ]);
     }
     // Functions that were throttled or have a reservation but no environment now.
@@ -74,13 +75,23 @@ fn render(body: &serde_json::Value) -> String {
                             .map_or("-".to_owned(), |r| num(r).to_string()),
                         num(body["Throttles"].get(function).unwrap_or(&serde_json::Value::Null))
                             .to_string(),
+                        "-".into(),
                     ]);
                 }
             }
         }
     }
     rows.sort();
-    let header = ["FUNCTION", "VERSION", "BUSY", "IDLE", "PROVISIONED", "RESERVED", "THROTTLES"];
+    let header = [
+        "FUNCTION",
+        "VERSION",
+        "BUSY",
+        "IDLE",
+        "PROVISIONED",
+        "RESERVED",
+        "THROTTLES",
+        "KEEP-ALIVE",
+    ];
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(header[i].len()))
         .collect();
@@ -103,4 +114,13 @@ fn render(body: &serde_json::Value) -> String {
         let _ = writeln!(out, "(no environments)");
     }
     out
+}
+
+/// A keep-alive for the table: `300s`, `2.4s`.
+fn seconds(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.1}s")
+    }
 }
