@@ -99,11 +99,19 @@ def test_counters_and_histograms_equal_what_was_done(srv, client):
     for _ in range(2):
         assert client.invoke(FunctionName=ok, InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
 
-    def all_ran():
+    # Invocation reports reach the metrics just after the caller has its answer, so the
+    # counts are awaited, each to its exact figure, before the rest is checked.
+    def all_counted():
         fam = scrape(srv)
-        return fam if value(fam, "alonzo_invocations", "alonzo_invocations_total", function=ok, version="$LATEST", outcome="success") == n + 2 else None
+        done = (
+            value(fam, "alonzo_invocations", "alonzo_invocations_total", function=ok, version="$LATEST", outcome="success") == n + 2
+            and value(fam, "alonzo_invocations", "alonzo_invocations_total", function=failing, version="$LATEST", outcome="error") == m
+            and total(fam, "alonzo_errors", "alonzo_errors_total", function=failing) == m
+            and value(fam, "alonzo_invocation_duration_seconds", "alonzo_invocation_duration_seconds_count", function=failing) == m
+        )
+        return fam if done else None
 
-    fam = poll_until(all_ran, timeout=30, what="the asynchronous events to run")
+    fam = poll_until(all_counted, timeout=30, what="every invocation to be counted")
 
     assert value(fam, "alonzo_invocations", "alonzo_invocations_total", function=ok, outcome="error") == 0
     assert value(fam, "alonzo_invocations", "alonzo_invocations_total", function=failing, version="$LATEST", outcome="error") == m
