@@ -49,11 +49,13 @@ pub(crate) fn drop_privileges(spec: &JailSpec) -> Result<(), JailError> {
 
 /// Converts argv and env, replaces stdin with /dev/null, closes every descriptor but 0, 1 and
 /// 2 (and 3, where `assignment` goes if given: the pipe on which a program started ahead
-/// receives its function), enters `cwd` and execs. Returns only on a set-up failure; an exec
-/// failure is reported on stderr and exits with `EXEC_FAILED`.
+/// receives its function), enters `cwd`, installs the seccomp filter unless `filtered` says
+/// the caller already did (everything from here on is allowed by it), and execs. Returns only
+/// on a set-up failure; an exec failure is reported on stderr and exits with `EXEC_FAILED`.
 pub(crate) fn exec_program(
     spec: &JailSpec,
     assignment: Option<std::os::fd::OwnedFd>,
+    filtered: bool,
 ) -> Result<Infallible, JailError> {
     let cstring = |s: &str| {
         CString::new(s).map_err(|_| JailError::InvalidSpec(format!("{s:?} contains NUL")))
@@ -88,7 +90,9 @@ pub(crate) fn exec_program(
 
     // The seccomp filter comes last: after no_new_privs (which lets an unprivileged process
     // install it) and after every set-up call it blocks, right before execve, which it allows.
-    crate::seccomp::install()?;
+    if !filtered {
+        crate::seccomp::install()?;
+    }
 
     let err = match nix::unistd::execve(program, &argv, &env) {
         Err(err) => err,

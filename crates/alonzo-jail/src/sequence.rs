@@ -206,7 +206,7 @@ pub(crate) fn fork_program(
     let failed = (|| -> Result<std::convert::Infallible, JailError> {
         init::reset_for_exec()?;
         exec::drop_privileges(spec)?;
-        exec::exec_program(spec, assignment)
+        exec::exec_program(spec, assignment, false)
     })();
     let Err(err) = failed;
     eprintln!("alonzo-jail: {err}");
@@ -214,9 +214,9 @@ pub(crate) fn fork_program(
 }
 
 /// 7, ahead of the program: forks R before a sandbox built ahead is assigned. R restores
-///    default signal handling and drops every privilege at once, then waits on `program_rx`
-///    for its program (`argv`, `env`, `cwd` as JSON, up to end of file) and goes on as
-///    [`fork_program`]'s R does: seccomp filter and execve. The assignment then only attaches
+///    default signal handling, drops every privilege and installs the seccomp filter at once,
+///    then waits on `program_rx` for its program (`argv`, `env`, `cwd` as JSON, up to end of
+///    file) and execs it. The assignment then only attaches
 ///    the mounts and writes the program, instead of also forking and dropping privileges.
 ///    R never sees anything of the function before the mounts are attached: G writes only
 ///    after them. If G goes away without writing, R reads end of file and exits.
@@ -234,6 +234,9 @@ pub(crate) fn fork_waiting_program(
     let failed = (|| -> Result<std::convert::Infallible, JailError> {
         init::reset_for_exec()?;
         exec::drop_privileges(spec)?;
+        // The filter goes on now too (compiling it is the slowest step left): what R does
+        // from here (read, open /dev/null, dup2, close_range, chdir, execve) it allows.
+        crate::seccomp::install()?;
         let mut json = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(program_rx), &mut json)
             .context(|| "read the program".to_owned())?;
@@ -249,7 +252,7 @@ pub(crate) fn fork_waiting_program(
             cwd: program.cwd,
             ..spec.clone()
         };
-        exec::exec_program(&spec, None)
+        exec::exec_program(&spec, None, true)
     })();
     let Err(err) = failed;
     eprintln!("alonzo-jail: {err}");
