@@ -119,3 +119,54 @@ pub fn kill_process_group(pgid: u32) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::private_tmpfs_dir;
+
+    fn shm() -> Option<&'static std::path::Path> {
+        let base = std::path::Path::new("/dev/shm");
+        let fs = nix::sys::statfs::statfs(base).ok()?;
+        (fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC).then_some(base)
+    }
+
+    #[test]
+    fn private_tmpfs_dir_is_refused_on_a_disk_filesystem() {
+        let disk = std::env::temp_dir();
+        let on_tmpfs = nix::sys::statfs::statfs(&disk)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
+        if !on_tmpfs {
+            assert_eq!(private_tmpfs_dir(&disk, "alonzo-test-not-tmpfs"), None);
+        }
+    }
+
+    #[test]
+    fn private_tmpfs_dir_replaces_what_was_there_without_following_it() {
+        let Some(base) = shm() else {
+            eprintln!("skipped: /dev/shm is not a tmpfs");
+            return;
+        };
+        let name = format!("alonzo-test-{}", std::process::id());
+        let path = base.join(&name);
+        // A symlink planted at the path (to a directory we must not touch) is removed, not
+        // followed; the directory made in its place is ours and private.
+        let target = base.join(format!("{name}-target"));
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), "x").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let dir = private_tmpfs_dir(base, &name).expect("a private directory");
+        assert_eq!(dir, path);
+        let meta = std::fs::symlink_metadata(&dir).unwrap();
+        assert!(meta.is_dir() && !meta.file_type().is_symlink());
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        assert!(target.join("keep").exists(), "the symlink's target was touched");
+        // Left over from an earlier run: emptied.
+        std::fs::create_dir(dir.join("old-sandbox")).unwrap();
+        let again = private_tmpfs_dir(base, &name).unwrap();
+        assert_eq!(std::fs::read_dir(&again).unwrap().count(), 0);
+        std::fs::remove_dir_all(&again).unwrap();
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+}
