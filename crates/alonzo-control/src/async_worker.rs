@@ -49,10 +49,8 @@ impl Control {
             let Some(inner) = weak.upgrade() else { return };
             let control = Control { inner };
             let now = chrono::Utc::now().timestamp_millis();
-            let began = std::time::Instant::now();
-            let leased = control.inner.meta.lease_events(now, now + LEASE_MS, BATCH).await;
-            control.metrics().store_operation("lease_events", began.elapsed());
-            let events = match leased {
+            let leased = control.inner.meta.lease_events(now, now + LEASE_MS, BATCH);
+            let events = match control.timed_store("lease_events", leased).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "leasing asynchronous events failed");
@@ -421,10 +419,8 @@ impl Control {
     }
 
     async fn finish(&self, event: &AsyncEvent) {
-        let began = std::time::Instant::now();
-        let completed = self.inner.meta.complete_event(&event.id).await;
-        self.metrics().store_operation("complete_event", began.elapsed());
-        if let Err(e) = completed {
+        let completed = self.inner.meta.complete_event(&event.id);
+        if let Err(e) = self.timed_store("complete_event", completed).await {
             tracing::warn!(request_id = %event.id, error = %e, "removing a handled asynchronous event failed");
         }
     }

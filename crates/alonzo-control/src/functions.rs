@@ -482,10 +482,8 @@ impl Control {
         name: &str,
         version: &str,
     ) -> Result<FunctionRecord, ControlError> {
-        let began = std::time::Instant::now();
-        let found = self.inner.meta.get_version(name, version).await;
-        self.metrics().store_operation("get_version", began.elapsed());
-        found.map_err(|e| match e {
+        let found = self.inner.meta.get_version(name, version);
+        self.timed_store("get_version", found).await.map_err(|e| match e {
             StoreError::NotFound if version == LATEST => self.not_found(StoreError::NotFound, name),
             StoreError::NotFound => ControlError::NotFound(format!(
                 "Function not found: {}",

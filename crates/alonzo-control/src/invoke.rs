@@ -111,10 +111,8 @@ impl Control {
                     last_failure: None,
                     outcome: None,
                 };
-                let began = std::time::Instant::now();
-                let queued = self.inner.meta.enqueue_event(&event, event.received_ms).await;
-                self.metrics().store_operation("enqueue_event", began.elapsed());
-                queued?;
+                let queued = self.inner.meta.enqueue_event(&event, event.received_ms);
+                self.timed_store("enqueue_event", queued).await?;
                 self.metrics().async_received(&event.function);
                 self.inner.async_wakeup.notify_one();
                 Ok(InvokeResult::Queued { request_id: event.id })
@@ -305,10 +303,8 @@ impl Control {
             if let (Some(sink), false) = (&self.inner.config.spans, spans.is_empty()) {
                 sink.export(spans);
             }
-            let began = std::time::Instant::now();
-            let stored = self.inner.meta.record_invocations(&batch).await;
-            self.metrics().store_operation("record_invocations", began.elapsed());
-            if let Err(e) = stored {
+            let stored = self.inner.meta.record_invocations(&batch);
+            if let Err(e) = self.timed_store("record_invocations", stored).await {
                 tracing::warn!(error = %e, records = batch.len(), "storing metering records failed");
             }
             last_commit = Some(tokio::time::Instant::now());

@@ -208,6 +208,19 @@ impl Control {
         &self.inner.metrics
     }
 
+    /// Awaits one metadata store operation and records how long it took
+    /// (`alonzo_store_operation_duration_seconds{operation}`).
+    pub(crate) async fn timed_store<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = T>,
+    ) -> T {
+        let began = std::time::Instant::now();
+        let out = call.await;
+        self.metrics().store_operation(operation, began.elapsed());
+        out
+    }
+
     /// Read access to the stored function logs (empty without a sandbox manager).
     pub fn log_store(&self) -> alonzo_sandbox::LogStore {
         match &self.inner.sandbox {

@@ -394,12 +394,15 @@ impl Pool {
 const RETURNING_WAIT: Duration = Duration::from_millis(20);
 
 impl Manager {
-    /// Compiles the Python runtime's bytecode for every interpreter of `catalog`
-    /// (`RuntimeFiles::compile_python`). A failure costs only speed: that interpreter then
-    /// compiles the source at each start.
+    /// Compiles the Python runtime's bytecode for every interpreter of `catalog` whose
+    /// bytecode is missing or older than the source (`RuntimeFiles::compile_python`). A
+    /// failure costs only speed: that interpreter then compiles the source at each start.
     pub fn compile_runtimes(&self, catalog: &RuntimeCatalog) {
         for (id, kind) in catalog.iter() {
             if let RuntimeKind::Python(python) = kind {
+                if self.inner.files.python_bytecode_current(id) {
+                    continue;
+                }
                 if let Err(error) = self.inner.files.compile_python(python) {
                     tracing::warn!(runtime = id, %error, "could not precompile the Python runtime");
                 }
@@ -910,9 +913,7 @@ async fn sweep_logs(inner: std::sync::Weak<Inner>) {
 impl Drop for Inner {
     fn drop(&mut self) {
         prepared::drain(self);
-        if self.sandboxes_dir.starts_with("/dev/shm") {
-            let _ = std::fs::remove_dir_all(&self.sandboxes_dir);
-        }
+        let _ = std::fs::remove_dir_all(&self.sandboxes_dir);
         if let Some(parent) = &self.cgroups {
             parent.remove();
         }

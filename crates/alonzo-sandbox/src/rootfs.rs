@@ -99,6 +99,19 @@ impl RuntimeFiles {
         }
     }
 
+    /// Whether the runtime module's bytecode for runtime `id` (`python3.X`, cache tag
+    /// `cpython-3X`) is at least as new as its source: the source is only rewritten when it
+    /// changed, so a server restarted without an upgrade compiles nothing.
+    pub(crate) fn python_bytecode_current(&self, id: &str) -> bool {
+        let Some(minor) = id.strip_prefix("python3.") else { return false };
+        let pyc = self.python.join(format!("__pycache__/alonzo_bootstrap.cpython-3{minor}.pyc"));
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        match (modified(&pyc), modified(&self.python.join("alonzo_bootstrap.py"))) {
+            (Some(compiled), Some(source)) => compiled >= source,
+            _ => false,
+        }
+    }
+
     /// The host directory mounted at `/var/runtime` for `spec`'s runtime.
     pub(crate) fn runtime_dir(&self, spec: &FunctionSpec) -> &Path {
         match spec.runtime_kind {
