@@ -550,6 +550,24 @@ def test_out_of_memory(lambda_client):
     assert state["count"] == 1, "the environment that ran out of memory was reused"
 
 
+def test_max_memory_used_is_read_afresh_in_a_warm_environment(lambda_client):
+    """The report's peak is read again after every invocation of the same environment."""
+    name = new_py(lambda_client, MemorySize=512, Timeout=20)
+    resp, first = invoke_ok(lambda_client, name, {"action": "state"}, LogType="Tail")
+    log = tail(resp)
+    small = int(report_of(log, start_id(log)).group("used"))
+    assert small < 150, f"Max Memory Used {small} MB for a no-op"
+    resp, out = invoke_ok(lambda_client, name, {"action": "alloc", "mb": 250}, LogType="Tail")
+    assert out == 250
+    log = tail(resp)
+    report = report_of(log, start_id(log))
+    assert report.group("init") is None, "the second invocation was not warm"
+    grown = int(report.group("used"))
+    assert 250 <= grown <= 512 and grown > small, f"Max Memory Used {small} MB, then {grown} MB after 250 MB"
+    _, again = invoke_ok(lambda_client, name, {"action": "state"})
+    assert again["boot"] == first["boot"], "the environment was replaced"
+
+
 def test_memory_limit_follows_memory_size(lambda_client):
     name = new_py(lambda_client, MemorySize=512, Timeout=20)
     resp, out = invoke_ok(lambda_client, name, {"action": "alloc", "mb": 300}, LogType="Tail")

@@ -93,8 +93,9 @@ def _serve_and_expect_failure(tmp_path, listen: str, extra_env: dict, keyword: s
         ("127.0.0.1:{port}", {"ALONZO_LOG_MAX_BYTES_PER_FUNCTION": "10XB"}, r"log-max-bytes-per-function.*unknown unit"),
         ("127.0.0.1:{port}", {"ALONZO_LOG_SWEEP_INTERVAL": "soon"}, r"log-sweep-interval"),
         ("127.0.0.1:{port}", {"ALONZO_PREBUILT_SANDBOXES": "65"}, r"prebuilt-sandboxes"),
+        ("127.0.0.1:{port}", {"ALONZO_WORKER_THREADS": "0"}, r"worker-threads"),
     ],
-    ids=["listen-garbage", "listen-bad-port", "account-abc", "account-short", "region-empty", "log-rate-zero", "log-cap-unit", "log-sweep-garbage", "prebuilt-too-many"],
+    ids=["listen-garbage", "listen-bad-port", "account-abc", "account-short", "region-empty", "log-rate-zero", "log-cap-unit", "log-sweep-garbage", "prebuilt-too-many", "worker-threads-zero"],
 )
 def test_invalid_config_exits_before_binding(tmp_path, listen, extra_env, keyword):
     # Hold the port ourselves: a server that bound before validating would complain about
@@ -176,6 +177,22 @@ def test_printed_instructions_configure_the_aws_cli(server_factory, tmp_path):
 # --------------------------------------------------------------------------------------
 # Shutdown and restart
 # --------------------------------------------------------------------------------------
+
+
+def test_worker_threads_default_to_half_the_cores_and_can_be_set(server_factory):
+    import os
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    default = server_factory()
+    default.start()
+    assert re.search(rf"worker_threads={half}\b.*server threads|server threads.*worker_threads={half}\b", default.log_text()), default.log_text()
+    set_ = server_factory(extra_env={"ALONZO_WORKER_THREADS": "3"})
+    set_.start()
+    assert re.search(r"worker_threads=3\b", set_.log_text()), set_.log_text()
+    # The server works with the count it was given.
+    client = set_.client()
+    name = unique_name()
+    create_function(client, name, python_zip())
+    assert client.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
 
 
 def test_sigterm_is_graceful_and_state_persists(server_factory):

@@ -218,6 +218,12 @@ pub(crate) struct ServeArgs {
     /// a cold start beyond it waits up to half a second, then is throttled.
     #[arg(long, env = "ALONZO_SCALE_RATE", default_value_t = 1000)]
     pub(crate) scale_rate: u32,
+    /// Threads that run the server's asynchronous work (HTTP, the Runtime API, scheduling)
+    /// [default: half the cores this process may use, at least 1]. The other cores are left
+    /// to functions; fewer threads also mean fewer hand-offs between them on every invocation
+    /// (see docs/performance.md).
+    #[arg(long, env = "ALONZO_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) worker_threads: Option<u16>,
     /// Sandboxes built ahead for cold starts, per kind in demand (any runtime; a Python or
     /// Node.js runtime started ahead) and network; 0 starts every sandbox from scratch.
     #[arg(long, env = "ALONZO_PREBUILT_SANDBOXES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]

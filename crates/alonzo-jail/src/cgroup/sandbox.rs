@@ -1,7 +1,10 @@
 //! `SandboxCgroup`: one sandbox's cgroup below the `CgroupParent`: its limits, the
 //! `cgroup.procs` files the jail process joins, memory and OOM read-outs, kill-all and removal.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -20,10 +23,21 @@ const REMOVE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// One sandbox's cgroup (a directory per hierarchy used). Dropping it does not remove it:
 /// call `kill_all` and `remove`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct SandboxCgroup {
     dirs: Dirs,
+    /// The memory peak file, opened at its first read and kept open: it is read after every
+    /// invocation, and a path lookup through cgroupfs costs more than the read.
+    peak: OnceLock<File>,
 }
+
+impl PartialEq for SandboxCgroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.dirs == other.dirs
+    }
+}
+
+impl Eq for SandboxCgroup {}
 
 impl SandboxCgroup {
     /// Creates `<parent>/<id>` in every hierarchy and writes the limits. v1: memory
@@ -53,7 +67,7 @@ impl SandboxCgroup {
             }
             created.push(dir);
         }
-        let sandbox = SandboxCgroup { dirs: dirs.clone() };
+        let sandbox = SandboxCgroup { dirs: dirs.clone(), peak: OnceLock::new() };
         if let Err(err) = sandbox.apply(limits) {
             sandbox.remove();
             return Err(err);
@@ -63,7 +77,7 @@ impl SandboxCgroup {
 
     /// Takes charge of an existing sandbox cgroup (for clean-up).
     pub(crate) fn adopt(dirs: Dirs) -> Self {
-        SandboxCgroup { dirs }
+        SandboxCgroup { dirs, peak: OnceLock::new() }
     }
 
     /// Changes the limits of a cgroup made earlier (a prepared sandbox taken for a function):
@@ -190,11 +204,21 @@ impl SandboxCgroup {
     /// The most memory the sandbox used (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`,
     /// which needs Linux 5.19).
     pub fn memory_peak_bytes(&self) -> Option<u64> {
-        let file = match &self.dirs {
-            Dirs::V1 { memory, .. } => memory.join("memory.max_usage_in_bytes"),
-            Dirs::V2 { dir } => dir.join("memory.peak"),
+        let file = match self.peak.get() {
+            Some(file) => file,
+            None => {
+                let path = match &self.dirs {
+                    Dirs::V1 { memory, .. } => memory.join("memory.max_usage_in_bytes"),
+                    Dirs::V2 { dir } => dir.join("memory.peak"),
+                };
+                let opened = File::open(path).ok()?;
+                self.peak.get_or_init(|| opened)
+            }
         };
-        read(&file).ok()?.trim().parse().ok()
+        // A read at offset 0 of a cgroup file renders its current value afresh.
+        let mut buf = [0u8; 32];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     /// Whether the OOM killer killed a process of the sandbox (`oom_kill` in v1
@@ -277,7 +301,9 @@ impl SandboxCgroup {
     }
 
     /// Like `remove`, reporting the first directory that could not be removed.
-    pub fn try_remove(self) -> Result<(), CgroupError> {
+    pub fn try_remove(mut self) -> Result<(), CgroupError> {
+        // Closed first: the directory goes either way, but nothing should hold it.
+        drop(self.peak.take());
         let mut first_error = None;
         for dir in self.dirs.all() {
             if let Err(err) = rmdir_patiently(dir, REMOVE_PATIENCE) {
@@ -357,7 +383,7 @@ mod tests {
     #[test]
     fn cpu_quota_comes_with_an_equal_burst_where_the_kernel_has_one() {
         let fs = tempfile::tempdir().unwrap();
-        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() } };
+        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
         sandbox.set_cpu_quota(7_235).unwrap();
         check_files(fs.path(), &[("cpu.max", "7235 100000")]);
         assert!(!fs.path().join("cpu.max.burst").exists(), "no burst file is invented");
@@ -371,7 +397,7 @@ mod tests {
     #[test]
     fn read_outs_parse_the_kernel_files() {
         let fs = tempfile::tempdir().unwrap();
-        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() } };
+        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
         assert_eq!(sandbox.memory_peak_bytes(), None);
         assert!(!sandbox.oom_killed());
         std::fs::write(fs.path().join("memory.peak"), "67108864\n").unwrap();
