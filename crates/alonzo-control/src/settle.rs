@@ -1,9 +1,10 @@
 //! The worker that moves new and updated functions from `Pending`/`InProgress` to
 //! `Active`/`Successful` once their resources are ready.
 //!
-//! Today the only preparation is confirming that the package is in the code store; the
-//! execution work adds unpacking it for sandboxes here. Jobs are replayed at start-up for
-//! records a crash left unsettled, so a change is never stuck in `Pending`.
+//! The preparation: unpacking the package for sandboxes and, for a Python function, having
+//! its modules compiled to bytecode (`Manager::compile_python_package`; a failure there costs
+//! only speed). Jobs are replayed at start-up for records a crash left unsettled, so a change
+//! is never stuck in `Pending`.
 
 use alonzo_store::StoreError;
 use tokio::sync::mpsc;
@@ -31,7 +32,10 @@ impl Control {
         }
         let mut next = current.clone();
         match self.unpacked_code(&current.code.sha256_hex).await {
-            Ok(_) => next.settle(),
+            Ok(dir) => {
+                self.compile_python(&current, &dir).await;
+                next.settle();
+            }
             Err(e) => {
                 tracing::warn!(function = %name, error = %e, "preparing the function's code failed");
                 next.state = alonzo_model::FunctionState::Failed;
@@ -44,6 +48,21 @@ impl Control {
         match self.inner.meta.update_version(&next, &current.revision_id).await {
             Ok(()) | Err(StoreError::NotFound | StoreError::RevisionMismatch) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl Control {
+    /// Has the modules of a Python function's unpacked package compiled to bytecode, so that
+    /// its cold starts do not compile them; logged, never failing the function.
+    async fn compile_python(&self, record: &alonzo_model::FunctionRecord, dir: &std::path::Path) {
+        let Some(sandbox) = self.inner.sandbox.as_ref() else { return };
+        let runtime = &record.config.runtime;
+        let Some(alonzo_sandbox::RuntimeKind::Python(python)) = self.runtimes().get(runtime) else {
+            return;
+        };
+        if let Err(e) = sandbox.compile_python_package(runtime, python, dir).await {
+            tracing::warn!(function = %record.name, error = %e, "compiling the package's Python modules failed");
         }
     }
 }

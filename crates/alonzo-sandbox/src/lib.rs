@@ -7,6 +7,7 @@
 //! privileged work (namespaces, mounts, cgroup attach, dropping privileges) happens in
 //! `alonzo-jail`'s re-executed process, never here: this crate has no `unsafe`.
 
+mod bytecode;
 mod environment;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -238,11 +239,13 @@ pub struct ManagerConfig {
     pub concurrency_limit: u32,
     /// New environments each function may start per 10 seconds (Lambda: 1000).
     pub scale_per_10s: u32,
-    /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
     /// Sandboxes built ahead per template in demand (`prepared.rs`); 0 disables them.
     pub prebuilt_sandboxes: usize,
+    /// Run sandboxes isolated (the default). `false` runs runtimes as plain child processes:
     /// development only (`--insecure-no-isolation`).
     pub isolation: bool,
+    /// Compile Python function packages to bytecode at deployment (`bytecode.rs`).
+    pub compile_python: bool,
     /// External interfaces for sandboxes; `None` gives every sandbox loopback only.
     pub networking: Option<Arc<network::Networking>>,
     /// Flood protection and storage bounds of function logs.
@@ -265,6 +268,8 @@ pub(crate) struct Inner {
     cgroups: Option<CgroupParent>,
     concurrency_limit: u32,
     isolation: bool,
+    /// Whether Python packages are compiled at deployment.
+    compile_python: bool,
     networking: Option<Arc<network::Networking>>,
     pool: Mutex<Pool>,
     uid_counter: AtomicU32,
@@ -433,6 +438,7 @@ impl Manager {
             cgroups,
             concurrency_limit: config.concurrency_limit,
             isolation: config.isolation,
+            compile_python: config.compile_python,
             networking: config.networking,
             pool: Mutex::new(Pool {
                 keep_alive: keep_alive::KeepAlive::new(config.keep_alive, config.idle_timeout),

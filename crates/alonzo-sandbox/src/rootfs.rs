@@ -112,6 +112,15 @@ impl RuntimeFiles {
         }
     }
 
+    /// The magic number of the interpreter with cache tag `tag` (`cpython-311`), from the
+    /// header of the runtime module's bytecode that interpreter compiled at start-up.
+    pub(crate) fn python_magic(&self, tag: &str) -> Option<[u8; 4]> {
+        let pyc = self.python.join(format!("__pycache__/alonzo_bootstrap.{tag}.pyc"));
+        let mut magic = [0u8; 4];
+        std::io::Read::read_exact(&mut std::fs::File::open(pyc).ok()?, &mut magic).ok()?;
+        Some(magic)
+    }
+
     /// The host directory mounted at `/var/runtime` for `spec`'s runtime.
     pub(crate) fn runtime_dir(&self, spec: &FunctionSpec) -> &Path {
         match spec.runtime_kind {
@@ -127,6 +136,11 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
         std::fs::write(path, text)?;
     }
     Ok(())
+}
+
+/// A read-only bind of host `source` at `target` inside the sandbox.
+pub(crate) fn read_only(source: impl Into<PathBuf>, target: &str) -> Bind {
+    bind(source, target)
 }
 
 fn bind(source: impl Into<PathBuf>, target: &str) -> Bind {

@@ -224,6 +224,11 @@ pub(crate) struct ServeArgs {
     /// (see docs/performance.md).
     #[arg(long, env = "ALONZO_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub(crate) worker_threads: Option<u16>,
+    /// Compile the modules of Python function packages (64 KiB of source or more) to bytecode
+    /// at deployment, in a sandbox, so that cold starts do not compile them: `on` or `off`
+    /// (see docs/sandbox.md).
+    #[arg(long, env = "ALONZO_COMPILE_PYTHON", default_value = "on", value_parser = ["on", "off"])]
+    pub(crate) compile_python: String,
     /// Sandboxes built ahead for cold starts, per kind in demand (any runtime; a Python or
     /// Node.js runtime started ahead) and network; 0 starts every sandbox from scratch.
     #[arg(long, env = "ALONZO_PREBUILT_SANDBOXES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]

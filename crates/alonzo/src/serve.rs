@@ -38,6 +38,8 @@ struct ServeConfig {
     prebuilt_sandboxes: u32,
     /// Threads of the server's tokio runtime.
     worker_threads: usize,
+    /// Whether Python packages are compiled to bytecode at deployment.
+    compile_python: bool,
     idle_timeout: std::time::Duration,
     keep_alive: alonzo_sandbox::KeepAlivePolicy,
     log_limits: alonzo_sandbox::LogLimits,
@@ -121,6 +123,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         scale_per_10s: args.scale_rate,
         prebuilt_sandboxes: args.prebuilt_sandboxes,
         worker_threads: args.worker_threads.map_or_else(default_worker_threads, usize::from),
+        compile_python: args.compile_python == "on",
         idle_timeout: args.idle_timeout,
         keep_alive,
         log_limits: alonzo_sandbox::LogLimits {
@@ -345,6 +348,7 @@ fn start_sandboxes(
         scale_per_10s: config.scale_per_10s,
         prebuilt_sandboxes: config.prebuilt_sandboxes as usize,
         isolation,
+        compile_python: config.compile_python,
         networking: networking.clone(),
         log_limits: config.log_limits,
     };

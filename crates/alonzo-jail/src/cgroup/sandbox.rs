@@ -383,7 +383,8 @@ mod tests {
     #[test]
     fn cpu_quota_comes_with_an_equal_burst_where_the_kernel_has_one() {
         let fs = tempfile::tempdir().unwrap();
-        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
+        let sandbox =
+            SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
         sandbox.set_cpu_quota(7_235).unwrap();
         check_files(fs.path(), &[("cpu.max", "7235 100000")]);
         assert!(!fs.path().join("cpu.max.burst").exists(), "no burst file is invented");
@@ -397,7 +398,8 @@ mod tests {
     #[test]
     fn read_outs_parse_the_kernel_files() {
         let fs = tempfile::tempdir().unwrap();
-        let sandbox = SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
+        let sandbox =
+            SandboxCgroup { dirs: Dirs::V2 { dir: fs.path().to_owned() }, peak: OnceLock::new() };
         assert_eq!(sandbox.memory_peak_bytes(), None);
         assert!(!sandbox.oom_killed());
         std::fs::write(fs.path().join("memory.peak"), "67108864\n").unwrap();
