@@ -125,3 +125,23 @@ def test_updated_code_gets_bytecode_too(lambda_client):
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
     out = invoke(lambda_client, name, {"modules": ["pkg.mod3"]})
     assert out["modules"]["pkg.mod3"]["has_pyc"] and out["modules"]["pkg.mod3"]["hash_ok"], out
+
+
+def test_layers_get_bytecode_for_their_opt_paths(lambda_client):
+    name = unique_name("pyc-layer")
+    entries = []
+    for i in range(MODULES):
+        table = ", ".join(f"'k{j}': {j * i}" for j in range(200))
+        entries.append((f"python/lpkg/mod{i}.py", MODULE.format(i=i, table=table)))
+    entries.append(("python/lpkg/__init__.py", f"# {name}\n"))
+    layer = lambda_client.publish_layer_version(
+        LayerName=name, Content={"ZipFile": make_zip(entries)}, CompatibleRuntimes=["python3.11"]
+    )
+    code = make_zip([("index.py", HANDLER + f"# {name}\n")])
+    create_function(lambda_client, name, code, Handler="index.handler", Layers=[layer["LayerVersionArn"]], Timeout=30)
+    out = invoke(lambda_client, name, {"modules": ["lpkg.mod5"]})
+    info = out["modules"]["lpkg.mod5"]
+    assert info["cached"] == "/opt/python/lpkg/__pycache__/mod5.cpython-311.pyc", info
+    assert info["has_pyc"] and info["hash_ok"] and info["flags"] == 3, info
+    assert info["co_filename"] == "/opt/python/lpkg/mod5.py", info
+    assert info["value"] == sum(j * 5 for j in range(200)) + 5

@@ -53,16 +53,30 @@ impl Control {
 }
 
 impl Control {
-    /// Has the modules of a Python function's unpacked package compiled to bytecode, so that
-    /// its cold starts do not compile them; logged, never failing the function.
+    /// Has the modules of a Python function's unpacked package and merged layers compiled to
+    /// bytecode, so that its cold starts do not compile them; logged, never failing the
+    /// function.
     async fn compile_python(&self, record: &alonzo_model::FunctionRecord, dir: &std::path::Path) {
         let Some(sandbox) = self.inner.sandbox.as_ref() else { return };
         let runtime = &record.config.runtime;
         let Some(alonzo_sandbox::RuntimeKind::Python(python)) = self.runtimes().get(runtime) else {
             return;
         };
-        if let Err(e) = sandbox.compile_python_package(runtime, python, dir).await {
+        if let Err(e) = sandbox.compile_python_package(runtime, python, dir, "/var/task").await {
             tracing::warn!(function = %record.name, error = %e, "compiling the package's Python modules failed");
+        }
+        // The merged layers too: made now rather than at the first cold start.
+        match self.opt_dir(&record.config.layer_code).await {
+            Ok(Some(opt)) => {
+                if let Err(e) = sandbox.compile_python_package(runtime, python, &opt, "/opt").await
+                {
+                    tracing::warn!(function = %record.name, error = %e, "compiling the layers' Python modules failed");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(function = %record.name, error = %e, "merging the layers failed")
+            }
         }
     }
 }

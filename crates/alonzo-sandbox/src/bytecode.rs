@@ -32,12 +32,12 @@ const COMPILE_MEMORY_BYTES: u64 = 1 << 30;
 /// The largest single `.pyc` accepted.
 const MAX_PYC_BYTES: usize = 64 << 20;
 
-/// Compiles every `.py` file under `/var/task` that has no bytecode for this interpreter yet
-/// (a file that does not compile, e.g. Python 2 code, is skipped) and writes, per module,
-/// `<u32 path length><u32 data length><path relative to /var/task><checked-hash pyc>`.
+/// Compiles every `.py` file under its argument (`/var/task` or `/opt`) that has no bytecode
+/// for this interpreter yet (a file that does not compile, e.g. Python 2 code, is skipped) and
+/// writes, per module, `<u32 path length><u32 data length><path relative to the root><pyc>`.
 const SCRIPT: &str = r#"import importlib.util, os, py_compile, struct, sys
 out = sys.stdout.buffer
-root = "/var/task"
+root = sys.argv[1]
 mode = py_compile.PycInvalidationMode.CHECKED_HASH
 for d, dirs, files in os.walk(root):
     dirs[:] = sorted(x for x in dirs if x != "__pycache__")
@@ -103,7 +103,8 @@ pub(crate) fn pending_sources(dir: &Path, tag: &str) -> std::io::Result<Pending>
 }
 
 impl Manager {
-    /// Compiles the Python modules of the unpacked package `code_dir` for runtime
+    /// Compiles the Python modules of the unpacked package `code_dir`, which functions see at
+    /// `mount` (`/var/task` for a function's code, `/opt` for its merged layers), for runtime
     /// `runtime_id` (interpreter `python`) in a sandbox, and installs the bytecode that passes
     /// [`install`]'s checks. Returns how many modules got bytecode; 0 without isolation, with
     /// `--compile-python off`, for a small package, or when the interpreter's magic number is unknown.
@@ -112,7 +113,11 @@ impl Manager {
         runtime_id: &str,
         python: &Path,
         code_dir: &Path,
+        mount: &str,
     ) -> Result<usize, SandboxError> {
+        if !matches!(mount, "/var/task" | "/opt") {
+            return Err(SandboxError::Spawn(format!("cannot compile a package at {mount}")));
+        }
         let enabled = self.inner.isolation && self.inner.compile_python;
         let Some(parent) = self.inner.cgroups.as_ref().filter(|_| enabled) else {
             return Ok(0);
@@ -143,7 +148,7 @@ impl Manager {
             root_dir: root_dir.clone(),
             binds: {
                 let mut binds = rootfs::common_binds(&self.inner.files);
-                binds.push(rootfs::read_only(code_dir, "/var/task"));
+                binds.push(rootfs::read_only(code_dir, mount));
                 binds
             },
             tmp_size_mb: 64,
@@ -160,9 +165,10 @@ impl Manager {
                 "ignore".into(),
                 "-c".into(),
                 SCRIPT.into(),
+                mount.into(),
             ],
             env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("LANG".into(), "C.UTF-8".into())],
-            cwd: "/var/task".into(),
+            cwd: mount.into(),
             nofile: 256,
             nproc: 64,
             runtime_api_port: rootfs::RUNTIME_API_PORT,
