@@ -17,6 +17,7 @@ mod fixtures;
 mod http;
 mod keepalive;
 mod machine;
+mod packages;
 mod report;
 mod scale;
 mod scenarios;
@@ -149,7 +150,7 @@ fn env_count(var: &str, default: usize) -> usize {
 }
 
 /// Whether a phase runs: all do unless `ALONZO_BENCH_PHASES` lists some (comma-separated:
-/// warm, cold, throughput, sqs, async, scale, density, keepalive; the loopback floor always
+/// warm, cold, throughput, sqs, async, scale, density, keepalive, packages; the loopback floor always
 /// runs).
 fn want(phase: &str) -> bool {
     std::env::var("ALONZO_BENCH_PHASES")
@@ -401,6 +402,15 @@ fn measure(
         r.keep_alive = Some(multi.block_on(keepalive::run(fixed.addr, adaptive.addr))?);
         fixed.ensure_running()?;
         adaptive.ensure_running()?;
+    }
+
+    if want("packages") {
+        eprintln!("bench: Python package cold starts, --compile-python on vs off");
+        let mut on = Server::start_with(bin, &["--compile-python", "on"])?;
+        let mut off = Server::start_with(bin, &["--compile-python", "off"])?;
+        r.packages = Some(single.block_on(packages::run(on.addr, off.addr))?);
+        on.ensure_running()?;
+        off.ensure_running()?;
     }
 
     eprintln!("bench: loopback floor again");

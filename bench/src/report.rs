@@ -48,6 +48,8 @@ pub(crate) struct Results {
     pub(crate) density: Option<crate::density::Density>,
     /// The keep-alive phase: fixed against adaptive on the same trace.
     pub(crate) keep_alive: Option<crate::keepalive::KeepAlive>,
+    /// The packages phase: Python package cold starts with and without compiled bytecode.
+    pub(crate) packages: Option<crate::packages::Packages>,
     pub(crate) cold_node_idle: Cold,
     pub(crate) cold_rust: Cold,
     pub(crate) cold_python_idle: Cold,
@@ -142,6 +144,7 @@ impl Results {
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
             + self.density.as_ref().map_or(0, |d| d.warm.errors + d.errors as u64)
             + self.keep_alive.as_ref().map_or(0, |k| k.fixed.errors + k.adaptive.errors)
+            + self.packages.as_ref().map_or(0, crate::packages::Packages::errors)
     }
 
     fn floor_p50(&self) -> f64 {
@@ -189,6 +192,10 @@ impl Results {
         add("cold nodejs20.x, from scratch", &self.cold_node_scratch.total);
         if let Some(d) = &self.density {
             add("warm python3.11 with the density environments idle", &d.warm);
+        }
+        if let Some(p) = &self.packages {
+            add("package cold starts, compile on", &p.on.total);
+            add("package cold starts, compile off", &p.off.total);
         }
         if let Some(s) = self.scale.as_ref().filter(|s| s.errors > 0) {
             out.push(("scale-out", s.errors as u64, s.first_error.clone().unwrap_or_default()));
@@ -443,6 +450,9 @@ impl Results {
         if let Some(k) = &self.keep_alive {
             s.push_str(&crate::keepalive::table(k));
         }
+        if let Some(p) = &self.packages {
+            s.push_str(&crate::packages::table(p));
+        }
 
         let _ = writeln!(s, "\nTARGETS");
         let warm = self.warm_python.percentile(50.0);
@@ -547,6 +557,7 @@ impl Results {
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },
             "keep_alive": self.keep_alive.as_ref().map(crate::keepalive::KeepAlive::to_json),
+            "packages": self.packages.as_ref().map(crate::packages::Packages::to_json),
             "targets": {
                 "warm_p50_python": { "target_ms": TARGET_WARM_P50_MS, "p50_ms": round3(warm_p50), "met": warm_p50 < TARGET_WARM_P50_MS },
                 "cold_platform_part_rust_back_to_back": platform(&self.cold_rust),
