@@ -145,3 +145,21 @@ def test_layers_get_bytecode_for_their_opt_paths(lambda_client):
     assert info["has_pyc"] and info["hash_ok"] and info["flags"] == 3, info
     assert info["co_filename"] == "/opt/python/lpkg/mod5.py", info
     assert info["value"] == sum(j * 5 for j in range(200)) + 5
+
+
+def test_a_package_being_compiled_does_not_hold_up_other_functions(lambda_client):
+    """Records settle concurrently: a small function created right after a large package is
+    Active while the large one is still being compiled (Pending)."""
+    big = unique_name("pyc-big")
+    entries = [("index.py", HANDLER + f"# {big}\n")]
+    for i in range(MODULES * 8):
+        table = ", ".join(f"'k{j}': {j * i}" for j in range(200))
+        entries.append((f"pkg/mod{i}.py", MODULE.format(i=i, table=table)))
+    create_function(lambda_client, big, make_zip(entries), Handler="index.handler", Timeout=30, wait=False)
+    small = unique_name("pyc-next")
+    create_function(lambda_client, small, make_zip([("index.py", HANDLER + f"# {small}\n")]), Handler="index.handler")
+    state = lambda_client.get_function_configuration(FunctionName=big)["State"]
+    assert state == "Pending", f"the large package settled first ({state}): settling is serial"
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=big, WaiterConfig={"Delay": 0.2})
+    out = invoke(lambda_client, big, {"modules": ["pkg.mod100"]})
+    assert out["modules"]["pkg.mod100"]["has_pyc"], out

@@ -81,18 +81,29 @@ impl Control {
     }
 }
 
-/// Settles queued records until every `Control` is dropped; a failing record is logged and
-/// retried once after a pause, and never stops the loop.
+/// Records settled at once: compiling a large package takes a core for seconds, and the
+/// functions created beside it should not wait behind it.
+const SETTLE_CONCURRENCY: usize = 4;
+
+/// Settles queued records, [`SETTLE_CONCURRENCY`] at a time, until every `Control` is
+/// dropped; a failing record is logged and retried after a pause, and never stops the loop.
+/// Two jobs for the same record may overlap: each settles the record as it is then, and the
+/// store's revision check lets only one write.
 pub(crate) async fn run(control: Control, mut jobs: mpsc::UnboundedReceiver<SettleJob>) {
     let weak = std::sync::Arc::downgrade(&control.inner);
     drop(control);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(SETTLE_CONCURRENCY));
     while let Some((name, version)) = jobs.recv().await {
+        let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else { break };
         let Some(inner) = weak.upgrade() else { break };
         let control = Control { inner };
-        if let Err(e) = control.settle(&name, &version).await {
-            tracing::warn!(function = %name, %version, error = %e, "settling failed; retrying");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            control.schedule_settle(&name, &version);
-        }
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = control.settle(&name, &version).await {
+                tracing::warn!(function = %name, %version, error = %e, "settling failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                control.schedule_settle(&name, &version);
+            }
+        });
     }
 }
