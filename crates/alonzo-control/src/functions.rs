@@ -11,7 +11,7 @@ use alonzo_model::{
 use alonzo_store::StoreError;
 use chrono::Utc;
 
-use crate::{package, Control, ControlError};
+use crate::{Control, ControlError};
 
 /// `ListFunctions` never returns more than this many items per page.
 const MAX_PAGE: usize = 50;
@@ -143,7 +143,7 @@ impl Control {
     /// (`State: Pending`), and schedules it to become `Active`.
     pub async fn create_function(
         &self,
-        input: CreateFunction,
+        mut input: CreateFunction,
     ) -> Result<FunctionView, ControlError> {
         let name = FunctionRef::validate_new_name(&input.function_name, self.account())?;
         let patch = input.config;
@@ -161,7 +161,9 @@ impl Control {
         }
         self.validate_config(&config)?;
         validate_tags(&input.tags)?;
-        let info = package::inspect(&input.zip, &self.inner.config.package_limits)?;
+        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        input.zip = zip;
+        let info = info?;
         self.attach_layers(&mut config, info.unzipped_bytes).await?;
         self.check_bootstrap(&config, info.has_root_bootstrap);
 
@@ -216,12 +218,14 @@ impl Control {
     pub async fn update_code(
         &self,
         function_name: &str,
-        input: UpdateCode,
+        mut input: UpdateCode,
     ) -> Result<FunctionView, ControlError> {
         let name = self.resolve_unqualified(function_name)?;
         let current = self.load(&name, LATEST).await?;
         check_revision(&current, input.revision_id.as_deref())?;
-        let info = package::inspect(&input.zip, &self.inner.config.package_limits)?;
+        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        input.zip = zip;
+        let info = info?;
         let mut next = current.clone();
         if let Some(archs) = input.architectures {
             next.config.architectures = parse_architectures(&archs)?;

@@ -11,7 +11,7 @@ use alonzo_model::{
 use alonzo_store::StoreError;
 
 use crate::code::io_error;
-use crate::{package, Control, ControlError};
+use crate::{Control, ControlError};
 
 /// Input of `PublishLayerVersion`.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +33,7 @@ impl Control {
     pub async fn publish_layer_version(
         &self,
         name: &str,
-        input: PublishLayerInput,
+        mut input: PublishLayerInput,
     ) -> Result<LayerVersionRecord, ControlError> {
         let name = self.layer_name(name)?;
         if input.compatible_runtimes.len() > 15 {
@@ -66,7 +66,9 @@ impl Control {
             )
             .into());
         }
-        let info = package::inspect(&input.zip, &self.inner.config.package_limits)?;
+        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        input.zip = zip;
+        let info = info?;
         let _gate = self.inner.code_gate.read().await;
         let size = input.zip.len() as u64;
         let sha256_hex = self.inner.blobs.put(input.zip).await?;
