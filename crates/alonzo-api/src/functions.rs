@@ -21,6 +21,28 @@ use crate::ApiState;
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Bodies from this size on (package uploads: up to 70 MB of base64) are parsed and decoded
+/// on a blocking thread, not on the server's few async threads.
+const LARGE_BODY: usize = 1 << 20;
+
+/// A package upload's body parsed into `T` and then taken apart by `then` (which decodes the
+/// zip), on a blocking thread when the body is large.
+pub(crate) async fn parse_upload<T, R>(
+    body: Bytes,
+    then: impl FnOnce(T) -> Result<R, ApiError> + Send + 'static,
+) -> Result<R, ApiError>
+where
+    T: DeserializeOwned,
+    R: Send + 'static,
+{
+    let large = body.len() >= LARGE_BODY;
+    let work = move || parse_body::<T>(&body).and_then(then);
+    if !large {
+        return work();
+    }
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(&e))?
+}
+
 /// Parses a JSON body; an empty body counts as `{}` (botocore sends `{}` but other clients
 /// may send nothing).
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -38,7 +60,11 @@ pub(crate) fn qualifier(raw: Option<&str>) -> Option<String> {
 
 /// `POST /2015-03-31/functions`
 pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> ApiResult {
-    let req: CreateFunctionRequest = parse_body(&body)?;
+    let (req, zip) = parse_upload(body, |mut req: CreateFunctionRequest| {
+        let zip = zip_from_code(req.code.take().unwrap_or_default());
+        Ok((req, zip))
+    })
+    .await?;
     let name = req
         .function_name
         .ok_or_else(|| ApiError::invalid_parameter("FunctionName is required."))?;
@@ -53,7 +79,7 @@ pub(crate) async fn create(State(state): State<Arc<ApiState>>, body: Bytes) -> A
     if req.code_signing_config_arn.is_some() {
         return Err(ApiError::invalid_parameter("Code signing is not supported by Alonzo."));
     }
-    let zip = zip_from_code(req.code.unwrap_or_default())?;
+    let zip = zip?;
     let input = CreateFunction {
         function_name: name,
         config: req.config.into_patch()?,
@@ -124,15 +150,18 @@ pub(crate) async fn update_code(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let req: UpdateCodeRequest = parse_body(&body)?;
-    let code = wire::WireCode {
-        zip_file: req.zip_file,
-        s3_bucket: req.s3_bucket,
-        s3_key: None,
-        image_uri: req.image_uri,
-    };
+    let (req, zip) = parse_upload(body, |mut req: UpdateCodeRequest| {
+        let code = wire::WireCode {
+            zip_file: req.zip_file.take(),
+            s3_bucket: req.s3_bucket.take(),
+            s3_key: None,
+            image_uri: req.image_uri.take(),
+        };
+        Ok((req, zip_from_code(code)?))
+    })
+    .await?;
     let input = UpdateCode {
-        zip: zip_from_code(code)?,
+        zip,
         architectures: req.architectures,
         revision_id: req.revision_id,
         dry_run: req.dry_run.unwrap_or(false),

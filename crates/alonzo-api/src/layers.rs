@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::functions::{paging, parse_body};
+use crate::functions::{paging, parse_upload};
 use crate::wire::{code_sha256_b64, decode_zip, lambda_timestamp};
 use crate::{query, ApiState};
 
@@ -77,18 +77,24 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let req: PublishLayerRequest = parse_body(&body)?;
-    let content = req.content.ok_or_else(|| ApiError::invalid_parameter("Content is required."))?;
-    if content.s3_bucket.is_some() {
-        return Err(ApiError::invalid_parameter(
-            "Layer content from S3 is not supported by Alonzo yet; use ZipFile.",
-        ));
-    }
-    let zip = decode_zip(
-        &content
-            .zip_file
-            .ok_or_else(|| ApiError::invalid_parameter("Content must contain ZipFile."))?,
-    )?;
+    let (req, zip) = parse_upload(body, |mut req: PublishLayerRequest| {
+        let content = req
+            .content
+            .take()
+            .ok_or_else(|| ApiError::invalid_parameter("Content is required."))?;
+        if content.s3_bucket.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "Layer content from S3 is not supported by Alonzo yet; use ZipFile.",
+            ));
+        }
+        let zip = decode_zip(
+            &content
+                .zip_file
+                .ok_or_else(|| ApiError::invalid_parameter("Content must contain ZipFile."))?,
+        )?;
+        Ok((req, zip))
+    })
+    .await?;
     let input = PublishLayerInput {
         zip,
         description: req.description,
