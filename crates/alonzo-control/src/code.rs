@@ -50,21 +50,18 @@ impl Control {
 
     /// Checks a package (`package::inspect`, which inflates every entry) on a blocking thread:
     /// a large package takes a core for a second, which the server's few async threads must
-    /// not lose. Gives the bytes back with the verdict.
+    /// not lose. Gives the bytes back with what they hold.
     pub(crate) async fn inspect_package(
         &self,
         zip: Vec<u8>,
-    ) -> (Vec<u8>, Result<crate::package::PackageInfo, ControlError>) {
+    ) -> Result<(Vec<u8>, crate::package::PackageInfo), ControlError> {
         let limits = self.inner.config.package_limits;
-        match tokio::task::spawn_blocking(move || {
-            let info = crate::package::inspect(&zip, &limits).map_err(ControlError::from);
-            (zip, info)
+        tokio::task::spawn_blocking(move || {
+            let info = crate::package::inspect(&zip, &limits)?;
+            Ok((zip, info))
         })
         .await
-        {
-            Ok(done) => done,
-            Err(e) => (Vec::new(), Err(io_error(std::io::Error::other(e.to_string())))),
-        }
+        .map_err(|e| io_error(std::io::Error::other(e.to_string())))?
     }
 
     /// Removes unpacked packages no record refers to (and leftovers of interrupted

@@ -161,9 +161,8 @@ impl Control {
         }
         self.validate_config(&config)?;
         validate_tags(&input.tags)?;
-        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        let (zip, info) = self.inspect_package(input.zip).await?;
         input.zip = zip;
-        let info = info?;
         self.attach_layers(&mut config, info.unzipped_bytes).await?;
         self.check_bootstrap(&config, info.has_root_bootstrap);
 
@@ -223,9 +222,8 @@ impl Control {
         let name = self.resolve_unqualified(function_name)?;
         let current = self.load(&name, LATEST).await?;
         check_revision(&current, input.revision_id.as_deref())?;
-        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        let (zip, info) = self.inspect_package(input.zip).await?;
         input.zip = zip;
-        let info = info?;
         let mut next = current.clone();
         if let Some(archs) = input.architectures {
             next.config.architectures = parse_architectures(&archs)?;

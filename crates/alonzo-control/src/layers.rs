@@ -66,9 +66,8 @@ impl Control {
             )
             .into());
         }
-        let (zip, info) = self.inspect_package(std::mem::take(&mut input.zip)).await;
+        let (zip, info) = self.inspect_package(input.zip).await?;
         input.zip = zip;
-        let info = info?;
         let _gate = self.inner.code_gate.read().await;
         let size = input.zip.len() as u64;
         let sha256_hex = self.inner.blobs.put(input.zip).await?;

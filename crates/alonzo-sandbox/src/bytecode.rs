@@ -148,7 +148,7 @@ impl Manager {
             root_dir: root_dir.clone(),
             binds: {
                 let mut binds = rootfs::common_binds(&self.inner.files);
-                binds.push(rootfs::read_only(code_dir, mount));
+                binds.push(rootfs::bind(code_dir, mount));
                 binds
             },
             tmp_size_mb: 64,

@@ -139,11 +139,7 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// A read-only bind of host `source` at `target` inside the sandbox.
-pub(crate) fn read_only(source: impl Into<PathBuf>, target: &str) -> Bind {
-    bind(source, target)
-}
-
-fn bind(source: impl Into<PathBuf>, target: &str) -> Bind {
+pub(crate) fn bind(source: impl Into<PathBuf>, target: &str) -> Bind {
     Bind { source: source.into(), target: target.to_owned(), writable: false }
 }
 

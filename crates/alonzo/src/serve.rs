@@ -217,7 +217,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before any thread exists, so every thread and child starts with it.
     let open_files = alonzo_jail::raise_open_file_limit(OPEN_FILE_LIMIT);
     tracing::debug!(open_files, "open-file limit");
-    tracing::info!(worker_threads = config.worker_threads, "server threads");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .enable_all()
@@ -227,6 +226,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // What the runtime really runs, not what was asked for.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(worker_threads = workers, "server threads");
     let data_dir = prepare_data_dir(&config.data_dir)?;
     let _lock = lock_data_dir(&data_dir)?;
     let keys = server_keys(&config, &data_dir)?;
