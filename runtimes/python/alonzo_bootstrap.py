@@ -50,6 +50,8 @@ def _await_assignment():
     NUL-terminated ``cwd`` then ``KEY=VALUE`` entries, then an empty entry. From here on the
     process is what a runtime started with that environment would be: ``os.environ``,
     ``sys.path`` (for ``PYTHONPATH``), the working directory, no extra descriptor."""
+    if "_alonzo_launcher" in sys.builtin_module_names:
+        _serve_as_launcher()
     fd = os.environ.get("_RUNTIME_ASSIGNMENT_FD")
     if not fd:
         return
@@ -80,6 +82,19 @@ def _await_assignment():
         rest = [p for p in sys.path[1:] if p not in old_paths]
         sys.path[1:] = [p for p in new_paths if p] + rest
     os.chdir(entries[0])
+
+
+def _serve_as_launcher():
+    """In the platform's launcher (an interpreter started once, which forks one copy per
+    sandbox built ahead), the built-in ``_alonzo_launcher`` module is there: it is removed
+    from sight and its ``serve()`` returns only in a copy that is a sandbox's runtime, confined
+    and waiting for its function as a runtime started in that sandbox would be."""
+    import _alonzo_launcher
+
+    del sys.modules["_alonzo_launcher"]
+    sys.builtin_module_names = tuple(
+        name for name in sys.builtin_module_names if name != "_alonzo_launcher")
+    _alonzo_launcher.serve()
 
 
 _RUNTIME_FILE = os.path.abspath(__file__)

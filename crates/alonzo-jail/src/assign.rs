@@ -15,6 +15,7 @@ use std::os::unix::net::UnixStream;
 use nix::unistd::Pid;
 
 use crate::error::{Context, JailError};
+use crate::sequence::Outcome;
 use crate::spawn::{decode_frame, encode_frame, Assignment, Deferred, Frame, JailSpec, ASSIGNED};
 use crate::sys::SingleThreaded;
 
@@ -51,12 +52,26 @@ pub(crate) fn complete(
     spec: &JailSpec,
     deferred: &Deferred,
     mut from_j: UnixStream,
-) -> Result<i32, JailError> {
+) -> Result<Outcome, JailError> {
     if deferred.start_program {
         // The program starts now and blocks reading fd 3 until the assignment comes.
         let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .context(|| "create the assignment pipe".to_owned())?;
-        let program = crate::sequence::fork_program(single, spec, Some(read_end))?;
+        let program = if deferred.continue_program {
+            match crate::sequence::fork_continuing_program(single, spec, read_end)? {
+                Some(program) => program,
+                None => {
+                    // R, about to return into the interpreter: its copies of G's descriptors
+                    // were closed with everything above 3, and the numbers may be reused, so
+                    // they must not be closed again on the way out.
+                    std::mem::forget(write_end);
+                    std::mem::forget(from_j);
+                    return Ok(Outcome::Continue);
+                }
+            }
+        } else {
+            crate::sequence::fork_program(single, spec, Some(read_end))?
+        };
         crate::init::forward_to(program)?;
         let assignment = take(&mut from_j, deferred)?;
         let mut pipe = std::fs::File::from(write_end);
@@ -65,7 +80,7 @@ pub(crate) fn complete(
         drop(pipe);
         from_j.write_all(&[ASSIGNED]).context(|| "acknowledge the assignment".to_owned())?;
         drop(from_j);
-        return crate::init::reap_until(program);
+        return crate::init::reap_until(program).map(Outcome::Exit);
     }
     // R is forked and unprivileged before the assignment comes; it waits for its program.
     let (program_rx, program_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -84,7 +99,7 @@ pub(crate) fn complete(
     drop(pipe);
     from_j.write_all(&[ASSIGNED]).context(|| "acknowledge the assignment".to_owned())?;
     drop(from_j);
-    crate::init::reap_until(child)
+    crate::init::reap_until(child).map(Outcome::Exit)
 }
 
 /// Reads the assignment and its trees from J and attaches them.

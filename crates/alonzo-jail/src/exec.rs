@@ -101,3 +101,33 @@ pub(crate) fn exec_program(
     eprintln!("alonzo-jail: cannot execute {}: {err}", spec.argv[0]);
     crate::sys::exit_now(EXEC_FAILED)
 }
+
+/// R's last steps when its program is the launcher's interpreter, which it continues instead
+/// of executing anything: the same descriptors, working directory and seccomp filter as
+/// [`exec_program`] gives an executed program (`assignment` on fd 3), and the two things an
+/// `execve` would have done: the process becomes dumpable again (it changed its uid, which
+/// cleared that; an exec by an unprivileged user sets it back, so the program can read its
+/// own `/proc/self` files) and takes its program's name (`/proc/self/comm`).
+pub(crate) fn continue_program(
+    spec: &JailSpec,
+    assignment: std::os::fd::OwnedFd,
+) -> Result<(), JailError> {
+    let null = std::fs::File::open("/dev/null").context(|| "open /dev/null".to_owned())?;
+    nix::unistd::dup2_stdin(&null).context(|| "make /dev/null stdin".to_owned())?;
+    drop(null);
+    crate::sys::place_at_fd3(assignment)
+        .context(|| "put the assignment pipe on fd 3".to_owned())?;
+    // SAFETY: as in exec_program: nothing of this process above 3 is used again. The owners
+    // still on the stack of the frames this process returns through (G's copies of its
+    // sockets) are forgotten there, not dropped.
+    unsafe { crate::sys::close_fds_from(4) }
+        .context(|| "close inherited descriptors".to_owned())?;
+    nix::unistd::chdir(spec.cwd.as_str()).context(|| format!("chdir {}", spec.cwd))?;
+    nix::sys::prctl::set_dumpable(true).context(|| "make the program dumpable".to_owned())?;
+    let name = spec.argv.first().and_then(|p| p.rsplit('/').next()).unwrap_or("python3");
+    // The kernel keeps the first 15 bytes, as it does for an executed file's name.
+    let comm = CString::new(name.bytes().take(15).collect::<Vec<u8>>())
+        .map_err(|_| JailError::InvalidSpec(format!("{name:?} contains NUL")))?;
+    nix::sys::prctl::set_name(&comm).context(|| "name the program".to_owned())?;
+    crate::seccomp::install()
+}

@@ -31,9 +31,12 @@ mod exec;
 pub mod fdpass;
 pub mod firewall;
 mod init;
+pub mod launcher;
 mod mounts;
 mod net;
 mod netlink;
+mod process;
+mod python;
 mod seccomp;
 mod sequence;
 pub mod spawn;
@@ -42,7 +45,9 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
+pub use crate::launcher::{Launcher, PythonLauncher};
 pub use crate::net::JailNetwork;
+pub use crate::process::JailProcess;
 pub use crate::spawn::{
     exit_code, main_if_jail, prepare, spawn, Assignment, Bind, Deferred, Jail, JailSpec, Prepared,
     Program,
@@ -96,15 +101,6 @@ pub fn private_tmpfs_dir(base: &std::path::Path, name: &str) -> Option<std::path
     let meta = std::fs::symlink_metadata(&dir).ok()?;
     (meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o077 == 0)
         .then_some(dir)
-}
-
-/// A descriptor that becomes readable when `child` exits (a pidfd; Linux 5.3), so that an
-/// async runtime can wait for thousands of sandboxes without a thread each. The child is
-/// still reaped with `wait` afterwards.
-pub fn exit_fd(child: &std::process::Child) -> std::io::Result<std::os::fd::OwnedFd> {
-    let pid = libc::pid_t::try_from(child.id())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    crate::sys::pidfd_open(pid).map_err(std::io::Error::from)
 }
 
 /// Sends SIGKILL to every process of a process group (used for sandboxes that run without

@@ -32,17 +32,36 @@ use crate::{exec, init, mounts, net, userns};
 /// The exit status of a set-up failure (as `env`, `chroot` and container runtimes use it).
 pub(crate) const SETUP_FAILED: i32 = 125;
 
+/// How the sequence ends in the process that returns from [`run`].
+pub(crate) enum Outcome {
+    /// This stage is done; exit with this status.
+    Exit(i32),
+    /// This process is R of a sandbox whose program continues the launcher's Python
+    /// interpreter (`Deferred::continue_program`): it is confined and unprivileged, and
+    /// returns to that interpreter.
+    Continue,
+}
+
 /// Runs the sequence in this process and exits with its status; never returns.
 pub(crate) fn run_and_exit() -> ! {
-    let code = sequence().unwrap_or_else(|err| {
-        eprintln!("alonzo-jail: {err}");
-        SETUP_FAILED
-    });
+    let code = match run() {
+        Ok(Outcome::Exit(code)) => code,
+        // Only a launcher allows a program to continue; `run` refuses it anywhere else.
+        Ok(Outcome::Continue) => SETUP_FAILED,
+        Err(err) => {
+            eprintln!("alonzo-jail: {err}");
+            SETUP_FAILED
+        }
+    };
     // _exit: a forked stage must not run exit handlers or flush buffers it inherited.
     crate::sys::exit_now(code)
 }
 
-fn sequence() -> Result<i32, JailError> {
+/// Runs the sequence in this process (the jail process, started by `spawn` or forked by the
+/// launcher with the spec socket as its standard input). Every stage but one ends with
+/// `Outcome::Exit`; R either executes its program or, continuing the launcher's interpreter,
+/// returns `Outcome::Continue`.
+pub(crate) fn run() -> Result<Outcome, JailError> {
     // 0. The sequence forks three times; fork is only sound while this process has a single
     //    thread, which main_if_jail's contract guarantees and this check proves.
     let single = SingleThreaded::check()
@@ -72,6 +91,13 @@ fn sequence() -> Result<i32, JailError> {
         }
     };
     spec.validate()?;
+    if spec.deferred.as_ref().is_some_and(|d| d.continue_program)
+        && !crate::launcher::interpreter_ready()
+    {
+        return Err(JailError::Protocol(
+            "the program can only continue an interpreter in a launcher".to_owned(),
+        ));
+    }
     // Resolve root_dir and the bind sources now, while root on the host: inside the user
     // namespace a host directory that is not world-searchable could not be traversed. A
     // missing source fails here, before spawn() returns.
@@ -127,7 +153,7 @@ fn sequence() -> Result<i32, JailError> {
         }
         drop(channel);
         // 8 (J). J lives as long as the sandbox and exits with the program's status.
-        return init::wait_for(child);
+        return init::wait_for(child).map(Outcome::Exit);
     }
     drop((j_sync, j_assign));
     userns::enter_mapped(&mut c_sync)?;
@@ -160,7 +186,7 @@ fn sequence() -> Result<i32, JailError> {
         drop((host_paths, attached, g_assign));
         init::forward_to(child)?;
         // 8 (C). C exits with G's status.
-        return init::wait_for(child);
+        return init::wait_for(child).map(Outcome::Exit);
     }
     // pid 1's parent is outside its namespace, so getppid() says 0 and the race check is moot.
     die_with_parent(None)?;
@@ -188,7 +214,7 @@ fn sequence() -> Result<i32, JailError> {
     }
     let child = fork_program(&single, &spec, None)?;
     init::forward_to(child)?;
-    init::reap_until(child)
+    init::reap_until(child).map(Outcome::Exit)
 }
 
 /// 7. Forks R, which restores default signal handling, drops every privilege, installs the
@@ -211,6 +237,32 @@ pub(crate) fn fork_program(
     let Err(err) = failed;
     eprintln!("alonzo-jail: {err}");
     crate::sys::exit_now(SETUP_FAILED)
+}
+
+/// 7, continuing the launcher's interpreter: forks R, which restores the interpreter's own
+///    signal handling, drops every privilege, takes `assignment` as fd 3 (and nothing else
+///    above 2), enters `spec.cwd`, installs the seccomp filter, and returns `None` instead of
+///    executing anything: the interpreter it continues is the program. Returns R's pid in G.
+pub(crate) fn fork_continuing_program(
+    single: &SingleThreaded,
+    spec: &crate::spawn::JailSpec,
+    assignment: OwnedFd,
+) -> Result<Option<Pid>, JailError> {
+    if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
+        return Ok(Some(child));
+    }
+    let confined = (|| -> Result<(), JailError> {
+        crate::launcher::restore_interpreter_signals()?;
+        exec::drop_privileges(spec)?;
+        exec::continue_program(spec, assignment)
+    })();
+    match confined {
+        Ok(()) => Ok(None),
+        Err(err) => {
+            eprintln!("alonzo-jail: {err}");
+            crate::sys::exit_now(SETUP_FAILED)
+        }
+    }
 }
 
 /// 7, ahead of the program: forks R before a sandbox built ahead is assigned. R restores
@@ -261,7 +313,7 @@ pub(crate) fn fork_waiting_program(
 
 /// Adopts the socket `spawn` passed as standard input, checking that it is one: moves it to
 /// fd 3 and makes `/dev/null` the standard input of the jail and its stages.
-fn take_spec_socket() -> Result<UnixStream, JailError> {
+pub(crate) fn take_spec_socket() -> Result<UnixStream, JailError> {
     let not_spawned =
         |what: &str| JailError::Protocol(format!("{what}: the jail is started through spawn()"));
     let stdin = std::io::stdin();

@@ -18,6 +18,7 @@ use nix::sys::socket::{send, MsgFlags};
 
 use crate::error::JailError;
 use crate::net::JailNetwork;
+use crate::process::JailProcess;
 
 /// The hidden subcommand under which the binary runs the jail sequence.
 pub const JAIL_ARG: &str = "__jail";
@@ -88,6 +89,11 @@ pub struct Deferred {
     /// a pipe that receives the assignment's `message` and is then closed. Otherwise the program is
     /// the assignment's, started when the assignment arrives.
     pub start_program: bool,
+    /// With `start_program`: the program is not executed but continues the interpreter of
+    /// the launcher that forked this jail process (`Launcher::prepare`; see `launcher.rs`),
+    /// which must have been started with the spec's argv and environment.
+    #[serde(default)]
+    pub continue_program: bool,
 }
 
 /// The program of an assignment (for a sandbox built without `start_program`).
@@ -135,7 +141,7 @@ pub(crate) enum Frame {
 /// spec. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Prepared {
-    child: Option<std::process::Child>,
+    child: Option<JailProcess>,
     server_end: UnixStream,
     /// Set once `build_ahead` sent a deferred spec.
     deferred: Option<Deferred>,
@@ -144,23 +150,38 @@ pub struct Prepared {
 /// Starts `exe __jail` and has it join `cgroup_procs` now; [`Prepared::launch`] later hands
 /// it the rest of the spec. Does not wait for the join.
 pub fn prepare(exe: &Path, cgroup_procs: &[PathBuf]) -> Result<Prepared, JailError> {
-    if let Some(path) = cgroup_procs.iter().find(|p| !p.is_absolute()) {
-        return Err(JailError::InvalidSpec(format!(
+    check_cgroup_procs(cgroup_procs)?;
+    let (child, server_end) = start(exe)?;
+    Prepared::started(child, server_end, cgroup_procs)
+}
+
+pub(crate) fn check_cgroup_procs(cgroup_procs: &[PathBuf]) -> Result<(), JailError> {
+    match cgroup_procs.iter().find(|p| !p.is_absolute()) {
+        Some(path) => Err(JailError::InvalidSpec(format!(
             "cgroup.procs path {} is not absolute",
             path.display()
-        )));
+        ))),
+        None => Ok(()),
     }
-    let payload = encode_frame(&Frame::Prepare { cgroup_procs: cgroup_procs.to_vec() })?;
-    let (child, server_end) = start(exe)?;
-    let mut prepared = Prepared { child: Some(child), server_end, deferred: None };
-    send_all(&prepared.server_end, &payload)?;
-    if prepared.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
-        return Err(JailError::Protocol("the prepared jail process exited".to_owned()));
-    }
-    Ok(prepared)
 }
 
 impl Prepared {
+    /// Has the just-started jail process `child` (spec socket `server_end`) join
+    /// `cgroup_procs`.
+    pub(crate) fn started(
+        child: JailProcess,
+        server_end: UnixStream,
+        cgroup_procs: &[PathBuf],
+    ) -> Result<Prepared, JailError> {
+        let payload = encode_frame(&Frame::Prepare { cgroup_procs: cgroup_procs.to_vec() })?;
+        let mut prepared = Prepared { child: Some(child), server_end, deferred: None };
+        send_all(&prepared.server_end, &payload)?;
+        if prepared.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).is_some() {
+            return Err(JailError::Protocol("the prepared jail process exited".to_owned()));
+        }
+        Ok(prepared)
+    }
+
     /// Whether the waiting process is still alive.
     pub fn is_alive(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
@@ -281,7 +302,7 @@ pub struct Jail {
     /// status is that signal instead; `exit_code` maps both forms to one number. Killing the
     /// jail process kills the whole sandbox (each stage has a parent-death signal).
     /// SIGTERM and SIGINT sent to it are forwarded to the program.
-    pub child: std::process::Child,
+    pub child: JailProcess,
     /// The program's stdout.
     pub stdout: std::process::ChildStdout,
     /// The program's stderr; set-up failures after the hand-over are reported here too.
@@ -312,7 +333,7 @@ pub fn spawn(exe: &Path, spec: &JailSpec) -> Result<Jail, JailError> {
 /// fork and exec, so std starts the jail with `posix_spawn` (a `vfork`-style clone that shares
 /// the server's memory until the exec) instead of `fork`, which copied the page tables of the
 /// whole server and made it take copy-on-write faults afterwards, for every sandbox.
-fn start(exe: &Path) -> Result<(std::process::Child, UnixStream), JailError> {
+fn start(exe: &Path) -> Result<(JailProcess, UnixStream), JailError> {
     let (server_end, jail_end) = UnixStream::pair()
         .map_err(|source| JailError::Io { step: "create the spec socket".to_owned(), source })?;
     let mut command = Command::new(exe);
@@ -327,12 +348,12 @@ fn start(exe: &Path) -> Result<(std::process::Child, UnixStream), JailError> {
         .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
     // Closes our copy of the jail's end.
     drop(command);
-    Ok((child, server_end))
+    Ok((JailProcess::from(child), server_end))
 }
 
 /// Sends the spec frame and collects the started sandbox.
 fn finish(
-    mut child: std::process::Child,
+    mut child: JailProcess,
     server_end: &UnixStream,
     payload: &[u8],
 ) -> Result<Jail, JailError> {
@@ -355,8 +376,12 @@ fn finish(
 /// (the jail sequence forks, which is only sound in a single-threaded process; it checks).
 /// On a set-up failure the process prints a message on stderr and exits with status 125.
 pub fn main_if_jail() {
-    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(JAIL_ARG)) {
+    let mode = std::env::args_os().nth(1);
+    if mode.as_deref() == Some(std::ffi::OsStr::new(JAIL_ARG)) {
         crate::sequence::run_and_exit();
+    }
+    if mode.as_deref() == Some(std::ffi::OsStr::new(crate::launcher::LAUNCHER_ARG)) {
+        crate::launcher::main_and_exit();
     }
 }
 
@@ -413,6 +438,9 @@ impl JailSpec {
                 if self.binds.iter().any(|b| &b.target == target) {
                     return bad(format!("{target} is both bound and deferred"));
                 }
+            }
+            if deferred.continue_program && !deferred.start_program {
+                return bad("continue_program needs start_program".to_owned());
             }
         }
         Ok(())
@@ -527,7 +555,7 @@ fn hand_over(server_end: &UnixStream, payload: &[u8]) -> Result<std::net::TcpLis
 
 /// Turns a failed hand-over into the most useful error: the jail process's own message and
 /// status if it exited, otherwise `err` after killing it.
-fn collect_failure(mut child: std::process::Child, err: JailError) -> JailError {
+fn collect_failure(mut child: JailProcess, err: JailError) -> JailError {
     if !matches!(err, JailError::Protocol(_)) {
         // The jail process is alive but misbehaving (timeout, socket error): stop it.
         let _ = child.kill();

@@ -260,3 +260,130 @@ pub(crate) fn place_at_fd3(fd: OwnedFd) -> nix::Result<()> {
     }
     Ok(())
 }
+
+/// What [`clone_into_parent`] returns in each process.
+pub(crate) enum Cloned {
+    /// In the caller: the new process's pid and a pidfd for it.
+    Caller { pid: libc::pid_t, pidfd: OwnedFd },
+    /// In the new process.
+    Child,
+}
+
+/// Creates a new process that is a copy of this one (as `fork` would) but a child of this
+/// process's parent (`CLONE_PARENT`), with a pidfd for it (`CLONE_PIDFD`): the launcher makes
+/// each jail process a child of the server, which waits for it as for one it started itself.
+///
+/// The copy does not go through glibc's `fork`, so glibc's cached thread id in the new process
+/// is the caller's; the jail code that runs there uses neither `pthread` mutexes that record
+/// an owner nor anything else that reads it, and every process it forks goes through `fork`.
+pub(crate) fn clone_into_parent(_proof: &SingleThreaded) -> nix::Result<Cloned> {
+    let mut pidfd: libc::c_int = -1;
+    let flags =
+        (libc::CLONE_PARENT | libc::CLONE_PIDFD) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack behaves as fork: the child gets a
+    // copy of the address space and continues here with return value 0. `SingleThreaded`
+    // proves no other thread holds a lock the copy could inherit. With CLONE_PIDFD the kernel
+    // writes the new pidfd to `pidfd` (the parent_tid argument) before returning.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut pidfd as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_int>(),
+            0usize,
+        )
+    };
+    let pid = Errno::result(res)?;
+    if pid == 0 {
+        return Ok(Cloned::Child);
+    }
+    // SAFETY: the kernel has just created this pidfd for us; nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok(Cloned::Caller { pid: pid as libc::pid_t, pidfd })
+}
+
+/// Waits (or with `nohang`, checks) for the exit of the child that `pidfd` refers to and
+/// reaps it (`waitid(P_PIDFD)`; Linux 5.4). `None`: still running (only with `nohang`).
+pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> nix::Result<Option<i32>> {
+    const P_PIDFD: libc::idtype_t = 3;
+    let mut flags = libc::WEXITED;
+    if nohang {
+        flags |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: all-zero is a valid siginfo_t; waitid fills it in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`, which lives across the call.
+        let res =
+            unsafe { libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
+        match Errno::result(res) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        // SAFETY: after a successful waitid the pid and status fields are initialised (pid
+        // 0 with WNOHANG when nothing has exited).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        // As a wait(2) status word, which `ExitStatus::from_raw` understands.
+        let raw = match info.si_code {
+            libc::CLD_EXITED => (status & 0xff) << 8,
+            libc::CLD_DUMPED => status | 0x80,
+            _ => status,
+        };
+        return Ok(Some(raw));
+    }
+}
+
+/// Sends `signal` to the process `pidfd` refers to (`pidfd_send_signal`; Linux 5.1): unlike
+/// `kill`, it can never reach a process that reused the pid.
+pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> nix::Result<()> {
+    // SAFETY: a null siginfo and zero flags make it behave as kill(2) on the pidfd's process.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// Every signal's current disposition (index: signal number), as [`restore_dispositions`]
+/// takes it back.
+pub(crate) fn save_dispositions() -> Vec<Option<libc::sigaction>> {
+    (0..=libc::SIGRTMAX())
+        .map(|raw| {
+            if raw == 0 || raw == libc::SIGKILL || raw == libc::SIGSTOP {
+                return None;
+            }
+            // SAFETY: all-zero is a valid sigaction.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: with a null new action, sigaction only reads the current one into `old`.
+            let res = unsafe { libc::sigaction(raw, std::ptr::null(), &mut old) };
+            (res == 0).then_some(old)
+        })
+        .collect()
+}
+
+/// Puts back dispositions saved by [`save_dispositions`] (in the same program image, so any
+/// handler address in them is valid code here).
+pub(crate) fn restore_dispositions(saved: &[Option<libc::sigaction>]) -> nix::Result<()> {
+    for (raw, action) in saved.iter().enumerate() {
+        if let Some(action) = action {
+            // SAFETY: the action was read from this very program image by save_dispositions,
+            // so its handler, if any, is the one that process had installed.
+            let res = unsafe { libc::sigaction(raw as libc::c_int, action, std::ptr::null_mut()) };
+            // glibc refuses the two real-time signals it reserves; they were never changed.
+            if res != 0 && Errno::last() != Errno::EINVAL {
+                return Err(Errno::last());
+            }
+        }
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ use alonzo_jail::cgroup::SandboxCgroup;
 use alonzo_jail::{Assignment, JailSpec, Program};
 
 use crate::prepared::{PreparedSandbox, Template, TemplateKind};
+use crate::runtimes::RuntimeKind;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -189,9 +190,20 @@ impl Environment {
                     }
                 }
             }
-            None if manager.inner.isolation => {
-                spawn_fresh(manager, &spec, &stream.name, init_type).await?
-            }
+            None if manager.inner.isolation => match forked_from_zygote(manager, &spec).await {
+                Some(ahead) => {
+                    let env =
+                        rootfs::environment(&spec, &stream.name, init_type, &ahead.network_env);
+                    match assign(manager, &spec, &env, ahead).await {
+                        Ok(started) => started,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a sandbox forked from the zygote failed; starting one afresh");
+                            spawn_fresh(manager, &spec, &stream.name, init_type).await?
+                        }
+                    }
+                }
+                None => spawn_fresh(manager, &spec, &stream.name, init_type).await?,
+            },
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 let root_dir = manager.inner.sandboxes_dir.join(&id);
@@ -685,6 +697,26 @@ fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSa
     })
 }
 
+/// With no sandbox built ahead for a Python function whose runtime can start ahead, one built
+/// now around a copy of its interpreter's zygote: a fork instead of an interpreter start,
+/// which is what lets many environments start at once (`zygote.rs`).
+async fn forked_from_zygote(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
+    let template = Template::for_spec(spec);
+    let is_python = matches!(&template.kind, TemplateKind::Started(RuntimeKind::Python(_)));
+    if !manager.inner.python_zygote || !is_python || manager.inner.cgroups.is_none() {
+        return None;
+    }
+    let m = manager.clone();
+    match tokio::task::spawn_blocking(move || m.prepare_one(&template)).await {
+        Ok(Ok(built)) => Some(built),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "no sandbox from the zygote");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Completes a sandbox built ahead with `spec`'s limits, files and environment.
 async fn assign(
     manager: &Manager,
@@ -831,11 +863,11 @@ impl InitFailure {
 
 /// Waits for the jail process on a blocking thread and publishes its exit.
 fn watch_exit(
-    child: std::process::Child,
+    child: alonzo_jail::JailProcess,
     slot: Option<crate::network::SlotGuard>,
 ) -> watch::Receiver<Option<ExitInfo>> {
     let (tx, rx) = watch::channel(None);
-    let reap = move |mut child: std::process::Child| {
+    let reap = move |mut child: alonzo_jail::JailProcess| {
         // The network slot is free again once the jail process is gone.
         let _slot = slot;
         let code = match child.wait() {
@@ -853,7 +885,8 @@ fn watch_exit(
     // `OwnedFd` owned by the `AsyncFd` cannot (its replacement is `unsafe` for that contract,
     // and this crate has no `unsafe`).
     #[allow(deprecated)]
-    let registered = alonzo_jail::exit_fd(&child)
+    let registered = child
+        .exit_fd()
         .and_then(|fd| tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE));
     match registered {
         Ok(exited) => {

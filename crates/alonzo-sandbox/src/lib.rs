@@ -23,6 +23,7 @@ mod runtime_api;
 pub mod runtimes;
 mod scaling;
 mod unisolated;
+mod zygote;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -246,6 +247,9 @@ pub struct ManagerConfig {
     pub isolation: bool,
     /// Compile Python function packages to bytecode at deployment (`bytecode.rs`).
     pub compile_python: bool,
+    /// Fork Python sandboxes' runtimes from a zygote, an interpreter initialised once
+    /// (`zygote.rs`).
+    pub python_zygote: bool,
     /// External interfaces for sandboxes; `None` gives every sandbox loopback only.
     pub networking: Option<Arc<network::Networking>>,
     /// Flood protection and storage bounds of function logs.
@@ -270,6 +274,10 @@ pub(crate) struct Inner {
     isolation: bool,
     /// Whether Python packages are compiled at deployment.
     compile_python: bool,
+    /// Whether Python sandboxes built ahead fork their runtime from a zygote.
+    python_zygote: bool,
+    /// The zygotes, by interpreter.
+    zygotes: zygote::Zygotes,
     networking: Option<Arc<network::Networking>>,
     pool: Mutex<Pool>,
     uid_counter: AtomicU32,
@@ -439,6 +447,8 @@ impl Manager {
             concurrency_limit: config.concurrency_limit,
             isolation: config.isolation,
             compile_python: config.compile_python,
+            python_zygote: config.python_zygote,
+            zygotes: zygote::Zygotes::default(),
             networking: config.networking,
             pool: Mutex::new(Pool {
                 keep_alive: keep_alive::KeepAlive::new(config.keep_alive, config.idle_timeout),

@@ -115,8 +115,9 @@ impl Manager {
         Some(taken)
     }
 
-    /// Builds one sandbox of `template` ahead.
-    fn prepare_one(&self, template: &Template) -> Result<PreparedSandbox, String> {
+    /// Builds one sandbox of `template` ahead (blocking: call it from a blocking thread). A
+    /// Python runtime started ahead is forked from its interpreter's zygote when there is one.
+    pub(crate) fn prepare_one(&self, template: &Template) -> Result<PreparedSandbox, String> {
         let Some(parent) = &self.inner.cgroups else { return Err("no cgroups".into()) };
         let attachment = crate::network::attach_for(self, template.network.as_deref())?;
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -124,12 +125,40 @@ impl Manager {
         std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
         let cgroup =
             SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
-        let spec = self.template_spec(template, &root_dir, attachment.jail);
-        let built =
-            alonzo_jail::prepare(&self.inner.exe, &cgroup.procs_files()).and_then(|mut jail| {
+        let mut spec = self.template_spec(template, &root_dir, attachment.jail);
+        let procs = cgroup.procs_files();
+        let zygote = match &template.kind {
+            TemplateKind::Started(RuntimeKind::Python(python)) if self.inner.python_zygote => self
+                .inner
+                .zygotes
+                .get(&self.inner.exe, &self.inner.files, python)
+                .map(|z| (z, python)),
+            _ => None,
+        };
+        let forked = zygote.and_then(|(zygote, python)| {
+            if let Some(deferred) = &mut spec.deferred {
+                deferred.continue_program = true;
+            }
+            let forked = zygote.prepare(&procs).and_then(|mut jail| {
                 jail.build_ahead(&spec)?;
                 Ok(jail)
             });
+            if let Err(e) = &forked {
+                tracing::warn!(error = %e, "the Python zygote failed; starting the interpreter");
+                self.inner.zygotes.failed(python);
+                if let Some(deferred) = &mut spec.deferred {
+                    deferred.continue_program = false;
+                }
+            }
+            forked.ok()
+        });
+        let built = match forked {
+            Some(jail) => Ok(jail),
+            None => alonzo_jail::prepare(&self.inner.exe, &procs).and_then(|mut jail| {
+                jail.build_ahead(&spec)?;
+                Ok(jail)
+            }),
+        };
         match built {
             Ok(jail) => Ok(PreparedSandbox {
                 id,
@@ -184,6 +213,7 @@ impl Manager {
             deferred: Some(Deferred {
                 targets: rootfs::deferred_targets(started),
                 start_program: started,
+                continue_program: false,
             }),
             network,
         }

@@ -71,6 +71,11 @@ impl RuntimeFiles {
 }
 
 impl RuntimeFiles {
+    /// The directory mounted at `/var/runtime` for Python runtimes.
+    pub(crate) fn python_dir(&self) -> &Path {
+        &self.python
+    }
+
     /// Compiles the Python runtime module to bytecode for `python`, in the bootstrap
     /// directory's `__pycache__` where that interpreter's import system looks for it (named
     /// with its version's cache tag). Compiling its 900 lines took about 15 ms of every cold

@@ -11,7 +11,7 @@ use crate::{FunctionSpec, SandboxError};
 
 /// A started runtime process.
 pub(crate) struct Spawned {
-    pub(crate) child: std::process::Child,
+    pub(crate) child: alonzo_jail::JailProcess,
     pub(crate) stdout: std::process::ChildStdout,
     pub(crate) stderr: std::process::ChildStderr,
     pub(crate) runtime_api: std::net::TcpListener,
@@ -61,5 +61,5 @@ pub(crate) fn spawn(
         .map_err(SandboxError::io("starting the runtime"))?;
     let stdout = child.stdout.take().ok_or_else(|| SandboxError::Spawn("no stdout pipe".into()))?;
     let stderr = child.stderr.take().ok_or_else(|| SandboxError::Spawn("no stderr pipe".into()))?;
-    Ok(Spawned { child, stdout, stderr, runtime_api, slot: None })
+    Ok(Spawned { child: child.into(), stdout, stderr, runtime_api, slot: None })
 }

@@ -40,6 +40,7 @@ struct ServeConfig {
     worker_threads: usize,
     /// Whether Python packages are compiled to bytecode at deployment.
     compile_python: bool,
+    python_zygote: bool,
     idle_timeout: std::time::Duration,
     keep_alive: alonzo_sandbox::KeepAlivePolicy,
     log_limits: alonzo_sandbox::LogLimits,
@@ -124,6 +125,7 @@ fn validate(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         prebuilt_sandboxes: args.prebuilt_sandboxes,
         worker_threads: args.worker_threads.map_or_else(default_worker_threads, usize::from),
         compile_python: args.compile_python == "on",
+        python_zygote: args.python_zygote == "on",
         idle_timeout: args.idle_timeout,
         keep_alive,
         log_limits: alonzo_sandbox::LogLimits {
@@ -351,6 +353,7 @@ fn start_sandboxes(
         prebuilt_sandboxes: config.prebuilt_sandboxes as usize,
         isolation,
         compile_python: config.compile_python,
+        python_zygote: config.python_zygote,
         networking: networking.clone(),
         log_limits: config.log_limits,
     };

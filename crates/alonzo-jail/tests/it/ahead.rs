@@ -29,7 +29,11 @@ fn task_bind(dir: &tempfile::TempDir) -> Bind {
 
 fn built_ahead(start_program: bool, argv: &[&str]) -> alonzo_jail::Prepared {
     let mut ahead = spec(argv);
-    ahead.deferred = Some(Deferred { targets: vec!["/var/task".into()], start_program });
+    ahead.deferred = Some(Deferred {
+        targets: vec!["/var/task".into()],
+        start_program,
+        continue_program: false,
+    });
     let mut prepared = prepare(&std::env::current_exe().unwrap(), &[]).unwrap();
     prepared.build_ahead(&ahead).unwrap();
     prepared

@@ -1,0 +1,386 @@
+//! The launcher: a long-lived, single-threaded process (`exe __launcher`) holding a Python
+//! interpreter initialised up to the point where a runtime started ahead waits for its
+//! function, which forks jail processes on the server's request instead of the server
+//! executing `exe __jail` for each. The jail sequence then runs in the fork exactly as in
+//! an executed jail process, except at its very end: R does not execute the interpreter, it
+//! returns into the copy it already is. A Python sandbox built this way costs a fork instead
+//! of an interpreter start.
+//!
+//! What the launcher does, in order:
+//!
+//! 1. Takes its control socket (its standard input, moved to fd 3), keeps a descriptor of the
+//!    host's mount namespace, and enters a private mount namespace whose `/var` is an empty
+//!    tmpfs holding only `/var/runtime`, the runtime files, read-only: the interpreter then
+//!    loads the runtime from the same paths as in a sandbox.
+//! 2. Runs the interpreter (`python.rs`) with the runtime's exact argv and environment. The
+//!    runtime's `_await_assignment` finds the built-in `_alonzo_launcher` module, removes it
+//!    from `sys.modules` and `sys.builtin_module_names`, and calls `serve()`.
+//! 3. `serve` records the interpreter's signal dispositions, says it is ready, and answers
+//!    requests: each carries a jail socket, a stdout and a stderr; the launcher forks a copy
+//!    (a child of the server, `CLONE_PARENT`) and sends back its pid and a pidfd.
+//! 4. The copy goes back to the host's mount namespace, takes the three descriptors as its
+//!    0, 1 and 2, closes everything else, and runs the jail sequence (`sequence::run`).
+//!
+//! Every guarantee of the jail sequence holds unchanged: the copy is a new process in a new
+//! cgroup, user, mount, PID, IPC, UTS, network and cgroup namespace, with the same root,
+//! privilege drop and seccomp filter. The launcher holds nothing of any function: it only
+//! ever ran the runtime's own module, and requests carry no function data (that comes later,
+//! through the jail socket, to the sandbox alone).
+
+use std::io::{IoSlice, IoSliceMut, Read};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use nix::mount::MsFlags;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr};
+
+use crate::error::{Context, JailError};
+use crate::process::JailProcess;
+use crate::spawn::{Prepared, SPAWN_TIMEOUT};
+
+/// The hidden subcommand under which the binary runs a launcher.
+pub const LAUNCHER_ARG: &str = "__launcher";
+
+/// The byte a launcher sends once its interpreter waits in `serve`.
+const READY: u8 = b'R';
+/// The byte of a request for a jail process.
+const FORK: u8 = b'J';
+
+/// What a Python launcher holds ready: the interpreter started as a runtime started ahead is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonLauncher {
+    /// The interpreter's shared library (`LIBDIR/INSTSONAME` of its `sysconfig`).
+    pub libpython: PathBuf,
+    /// The host directory seen at `/var/runtime` (the runtime's bootstrap and module).
+    pub runtime_dir: PathBuf,
+    /// The runtime's argv, e.g. `/usr/bin/python3.11 -S /var/runtime/bootstrap.py`.
+    pub argv: Vec<String>,
+    /// The environment a runtime started ahead starts with.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running launcher, as the server holds it. Requests are serialised on its socket; a
+/// fork takes well under a millisecond.
+#[derive(Debug)]
+pub struct Launcher {
+    control: Mutex<UnixStream>,
+    process: Mutex<std::process::Child>,
+}
+
+impl Launcher {
+    /// Starts `exe __launcher` for `python` and waits (at most `SPAWN_TIMEOUT`) until its
+    /// interpreter is ready; a library that does not load or an interpreter that fails to
+    /// start is an error here, and the caller starts sandboxes the usual way.
+    pub fn start(exe: &Path, python: &PythonLauncher) -> Result<Launcher, JailError> {
+        let (server_end, launcher_end) =
+            UnixStream::pair().context(|| "create the launcher socket".to_owned())?;
+        let mut command = Command::new(exe);
+        command
+            .arg(LAUNCHER_ARG)
+            .arg(&python.runtime_dir)
+            .arg(&python.libpython)
+            .args(&python.argv)
+            .env_clear()
+            .envs(python.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::from(OwnedFd::from(launcher_end)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
+        drop(command);
+        server_end.set_read_timeout(Some(SPAWN_TIMEOUT)).context(|| "set a timeout".to_owned())?;
+        let mut ready = [0u8; 1];
+        match (&server_end).read_exact(&mut ready) {
+            Ok(()) if ready[0] == READY => {}
+            _ => {
+                let _ = child.kill();
+                let status = child.wait().context(|| "wait for the launcher".to_owned())?;
+                return Err(JailError::Setup {
+                    status,
+                    message: "the Python launcher did not start (see the server's log)".into(),
+                });
+            }
+        }
+        Ok(Launcher { control: Mutex::new(server_end), process: Mutex::new(child) })
+    }
+
+    /// Whether the launcher process still runs.
+    pub fn is_alive(&self) -> bool {
+        self.process.lock().is_ok_and(|mut p| matches!(p.try_wait(), Ok(None)))
+    }
+
+    /// As [`crate::prepare`], with the jail process forked by the launcher: it joins
+    /// `cgroup_procs` now and waits for a spec, which may then ask for the program to
+    /// continue the launcher's interpreter (`Deferred::continue_program`).
+    pub fn prepare(&self, cgroup_procs: &[PathBuf]) -> Result<Prepared, JailError> {
+        crate::spawn::check_cgroup_procs(cgroup_procs)?;
+        let (server_end, jail_end) =
+            UnixStream::pair().context(|| "create the spec socket".to_owned())?;
+        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+        let (out_r, out_w) = nix::unistd::pipe2(cloexec).context(|| "create a pipe".to_owned())?;
+        let (err_r, err_w) = nix::unistd::pipe2(cloexec).context(|| "create a pipe".to_owned())?;
+        let (pid, pidfd) = {
+            let control = self
+                .control
+                .lock()
+                .map_err(|_| JailError::Protocol("the launcher lock is poisoned".into()))?;
+            let fds = [jail_end.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+            sendmsg::<UnixAddr>(
+                control.as_raw_fd(),
+                &[IoSlice::new(&[FORK])],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .context(|| "ask the launcher for a jail process".to_owned())?;
+            let (reply, mut fds) = recv_with_fds(&control, 4)?;
+            match (reply.len(), fds.pop()) {
+                (4, Some(pidfd)) if fds.is_empty() => {
+                    (u32::from_le_bytes(reply[..4].try_into().unwrap_or_default()), pidfd)
+                }
+                _ => return Err(JailError::Protocol("the launcher did not fork".into())),
+            }
+        };
+        drop((jail_end, out_w, err_w));
+        let process =
+            JailProcess::launched(pid, pidfd, ChildStdout::from(out_r), ChildStderr::from(err_r));
+        Prepared::started(process, server_end, cgroup_procs)
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        if let Ok(process) = self.process.get_mut() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+/// Receives up to `max` bytes and any descriptors (close-on-exec) from `sock`.
+fn recv_with_fds(sock: &UnixStream, max: usize) -> Result<(Vec<u8>, Vec<OwnedFd>), JailError> {
+    let mut payload = vec![0u8; max];
+    let mut iov = [IoSliceMut::new(&mut payload)];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context(|| "receive from the launcher socket".to_owned())?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs().context(|| "truncated control data".to_owned())? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            for fd in received {
+                // SAFETY: the kernel has just installed this descriptor for this message;
+                // nothing else knows its number.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    payload.truncate(bytes);
+    Ok((payload, fds))
+}
+
+/// What the launcher process keeps for its forks (set once, before the interpreter starts).
+struct State {
+    /// The control socket's number (fd 3). Not an owner: R returns through `serve`'s frame
+    /// with fd 3 being its assignment pipe.
+    control: RawFd,
+    /// The host's mount namespace, which each jail process goes back to.
+    host_mounts: OwnedFd,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+/// The interpreter's signal dispositions when it called `serve`, which R restores.
+static INTERPRETER_SIGNALS: OnceLock<Vec<Option<libc::sigaction>>> = OnceLock::new();
+
+/// Whether this process is a launcher's interpreter (or a copy of it) that has reached
+/// `serve`: only then may a spec ask for its program to continue it.
+pub(crate) fn interpreter_ready() -> bool {
+    INTERPRETER_SIGNALS.get().is_some()
+}
+
+/// In R: the interpreter's own signal handling (its handlers and ignored signals, as an
+/// interpreter starting would install them) and an empty signal mask.
+pub(crate) fn restore_interpreter_signals() -> Result<(), JailError> {
+    let saved = INTERPRETER_SIGNALS
+        .get()
+        .ok_or_else(|| JailError::Protocol("no launcher interpreter to continue".into()))?;
+    crate::sys::restore_dispositions(saved).context(|| "restore signal handling".to_owned())?;
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .context(|| "clear the signal mask".to_owned())
+}
+
+/// The launcher process's `main` (`exe __launcher RUNTIME_DIR LIBPYTHON ARGV...`); never
+/// returns.
+pub(crate) fn main_and_exit() -> ! {
+    let code = match launch() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("alonzo-launcher: {err}");
+            crate::sequence::SETUP_FAILED
+        }
+    };
+    crate::sys::exit_now(code)
+}
+
+fn launch() -> Result<i32, JailError> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, _, runtime_dir, libpython, argv @ ..] = args.as_slice() else {
+        return Err(JailError::Protocol("usage: __launcher RUNTIME_DIR LIBPYTHON ARGV...".into()));
+    };
+    if argv.is_empty() {
+        return Err(JailError::Protocol("no interpreter argv".into()));
+    }
+    crate::sys::SingleThreaded::check()
+        .context(|| "check the launcher is single-threaded".into())?;
+    let control = crate::sequence::take_spec_socket()?;
+    // SAFETY: this fresh process owns only stdio and the control socket on fd 3.
+    unsafe { crate::sys::close_fds_from(4) }
+        .context(|| "close inherited descriptors".to_owned())?;
+    let host_mounts = std::fs::File::open("/proc/self/ns/mnt")
+        .context(|| "open the host's mount namespace".to_owned())?;
+    runtime_view(Path::new(runtime_dir))?;
+    let control = std::os::fd::IntoRawFd::into_raw_fd(control);
+    if STATE.set(State { control, host_mounts: OwnedFd::from(host_mounts) }).is_err() {
+        return Err(JailError::Protocol("the launcher started twice".into()));
+    }
+    crate::python::run_main(Path::new(libpython), argv)
+}
+
+/// Step 1: a private mount namespace where `/var` is an empty tmpfs with the runtime files,
+/// read-only, at `/var/runtime`.
+fn runtime_view(runtime_dir: &Path) -> Result<(), JailError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context(|| "unshare the mount namespace".to_owned())?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context(|| "make all mounts private".to_owned())?;
+    // Opened in the new namespace (a bind's source must be a mount of the caller's own), and
+    // before /var is covered: the runtime files may well be under it.
+    let runtime = nix::fcntl::open(
+        runtime_dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| format!("open {}", runtime_dir.display()))?;
+    let hidden = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("tmpfs"), "/var", Some("tmpfs"), hidden, Some("mode=0755,size=64k"))
+        .context(|| "mount a tmpfs on /var".to_owned())?;
+    std::fs::create_dir("/var/runtime").context(|| "create /var/runtime".to_owned())?;
+    let source = format!("/proc/self/fd/{}", runtime.as_raw_fd());
+    nix::mount::mount(
+        Some(source.as_str()),
+        "/var/runtime",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context(|| "bind the runtime files".to_owned())?;
+    let read_only = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | hidden;
+    nix::mount::mount(None::<&str>, "/var/runtime", None::<&str>, read_only, None::<&str>)
+        .context(|| "make the runtime files read-only".to_owned())?;
+    nix::unistd::chdir("/").context(|| "chdir /".to_owned())
+}
+
+/// Steps 3 and 4: the request loop. Returns only in R of a sandbox whose program continues
+/// the interpreter; the launcher itself exits when the server closes the socket.
+pub(crate) fn serve() {
+    let Some(state) = STATE.get() else {
+        eprintln!("alonzo-launcher: serve() outside a launcher");
+        crate::sys::exit_now(crate::sequence::SETUP_FAILED)
+    };
+    let _ = INTERPRETER_SIGNALS.set(crate::sys::save_dispositions());
+    // SAFETY: fd 3 is the control socket for as long as this process is the launcher; the
+    // stream is forgotten below, never dropped, so it never closes it.
+    let control = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(state.control) });
+    if nix::sys::socket::send(state.control, &[READY], MsgFlags::MSG_NOSIGNAL).is_err() {
+        crate::sys::exit_now(0);
+    }
+    let Ok(single) = crate::sys::SingleThreaded::check() else {
+        eprintln!("alonzo-launcher: the interpreter started a thread");
+        crate::sys::exit_now(crate::sequence::SETUP_FAILED)
+    };
+    loop {
+        let (request, fds) = match recv_with_fds(&control, 1) {
+            Ok((request, fds)) if request == [FORK] && fds.len() == 3 => (request, fds),
+            // The server went away (or spoke nonsense): the launcher ends; the jail processes
+            // it made are the server's children, not its own.
+            _ => crate::sys::exit_now(0),
+        };
+        drop(request);
+        crate::python::before_fork();
+        let cloned = crate::sys::clone_into_parent(&single);
+        match cloned {
+            Ok(crate::sys::Cloned::Caller { pid, pidfd }) => {
+                crate::python::after_fork_parent();
+                drop(fds);
+                let fds = [pidfd.as_raw_fd()];
+                let reply = pid.to_le_bytes();
+                let _ = sendmsg::<UnixAddr>(
+                    state.control,
+                    &[IoSlice::new(&reply)],
+                    &[ControlMessage::ScmRights(&fds)],
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                );
+            }
+            Ok(crate::sys::Cloned::Child) => {
+                jail_process(state, fds);
+                return;
+            }
+            Err(e) => {
+                crate::python::after_fork_parent();
+                eprintln!("alonzo-launcher: fork a jail process: {e}");
+                // An empty reply tells the server this request failed.
+                let _ = nix::sys::socket::send(state.control, &[], MsgFlags::MSG_NOSIGNAL);
+            }
+        }
+    }
+}
+
+/// Step 4, in the copy: back to the host's mount namespace, the request's descriptors as
+/// 0, 1 and 2, nothing else, then the jail sequence. Returns only in R continuing the
+/// interpreter.
+fn jail_process(state: &State, fds: Vec<OwnedFd>) {
+    let set_up = (|| -> Result<(), JailError> {
+        nix::sched::setns(state.host_mounts.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+            .context(|| "enter the host's mount namespace".to_owned())?;
+        for (target, fd) in fds.iter().enumerate() {
+            // SAFETY: dup2 only touches the descriptor table; the source is open (we own it)
+            // and 0, 1 and 2 are this process's stdio, replaced here.
+            nix::errno::Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) })
+                .context(|| format!("set up fd {target}"))?;
+        }
+        drop(fds);
+        // SAFETY: everything above 2 is the launcher's (the control socket, the namespace
+        // descriptor in STATE, which is never dropped) and is not used in this process.
+        unsafe { crate::sys::close_fds_from(3) }
+            .context(|| "close the launcher's descriptors".to_owned())
+    })();
+    let outcome = set_up.and_then(|()| crate::sequence::run());
+    match outcome {
+        Ok(crate::sequence::Outcome::Continue) => {}
+        Ok(crate::sequence::Outcome::Exit(code)) => crate::sys::exit_now(code),
+        Err(err) => {
+            eprintln!("alonzo-jail: {err}");
+            crate::sys::exit_now(crate::sequence::SETUP_FAILED)
+        }
+    }
+}
