@@ -30,6 +30,7 @@
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -41,8 +42,19 @@ use crate::error::{Context, JailError};
 use crate::process::JailProcess;
 use crate::spawn::{Prepared, SPAWN_TIMEOUT};
 
-/// The hidden subcommand under which the binary runs a launcher.
-pub const LAUNCHER_ARG: &str = "__launcher";
+/// The variable that makes the binary run as a launcher (with a socket as its standard
+/// input). A launcher is executed with the runtime's own argv, so that the runtimes forked
+/// from it show their command line (`/proc/self/cmdline`) as an executed runtime does; the
+/// variable is removed before the interpreter reads its environment.
+pub const LAUNCHER_ENV: &str = "_RUNTIME_ZYGOTE";
+
+/// The host paths a launcher needs, sent as its first message (never in its argv, which every
+/// copy shows to its function).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LauncherPaths {
+    runtime_dir: PathBuf,
+    libpython: PathBuf,
+}
 
 /// The byte a launcher sends once its interpreter waits in `serve`.
 const READY: u8 = b'R';
@@ -77,14 +89,16 @@ impl Launcher {
     pub fn start(exe: &Path, python: &PythonLauncher) -> Result<Launcher, JailError> {
         let (server_end, launcher_end) =
             UnixStream::pair().context(|| "create the launcher socket".to_owned())?;
+        let Some((program, args)) = python.argv.split_first() else {
+            return Err(JailError::InvalidSpec("the launcher needs an argv".into()));
+        };
         let mut command = Command::new(exe);
         command
-            .arg(LAUNCHER_ARG)
-            .arg(&python.runtime_dir)
-            .arg(&python.libpython)
-            .args(&python.argv)
+            .arg0(program)
+            .args(args)
             .env_clear()
             .envs(python.env.iter().map(|(k, v)| (k, v)))
+            .env(LAUNCHER_ENV, "1")
             .stdin(Stdio::from(OwnedFd::from(launcher_end)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -92,6 +106,15 @@ impl Launcher {
             .spawn()
             .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
         drop(command);
+        let paths = serde_json::to_vec(&LauncherPaths {
+            runtime_dir: python.runtime_dir.clone(),
+            libpython: python.libpython.clone(),
+        })
+        .map_err(|e| JailError::Protocol(format!("encode the launcher's paths: {e}")))?;
+        let mut message = (paths.len() as u32).to_le_bytes().to_vec();
+        message.extend_from_slice(&paths);
+        // A launcher that died at once shows in the wait for READY below.
+        let _ = std::io::Write::write_all(&mut &server_end, &message);
         server_end.set_read_timeout(Some(SPAWN_TIMEOUT)).context(|| "set a timeout".to_owned())?;
         let mut ready = [0u8; 1];
         match (&server_end).read_exact(&mut ready) {
@@ -222,8 +245,7 @@ pub(crate) fn restore_interpreter_signals() -> Result<(), JailError> {
     .context(|| "clear the signal mask".to_owned())
 }
 
-/// The launcher process's `main` (`exe __launcher RUNTIME_DIR LIBPYTHON ARGV...`); never
-/// returns.
+/// The launcher process's `main` (with `LAUNCHER_ENV` set); never returns.
 pub(crate) fn main_and_exit() -> ! {
     let code = match launch() {
         Ok(code) => code,
@@ -236,27 +258,33 @@ pub(crate) fn main_and_exit() -> ! {
 }
 
 fn launch() -> Result<i32, JailError> {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, _, runtime_dir, libpython, argv @ ..] = args.as_slice() else {
-        return Err(JailError::Protocol("usage: __launcher RUNTIME_DIR LIBPYTHON ARGV...".into()));
-    };
-    if argv.is_empty() {
-        return Err(JailError::Protocol("no interpreter argv".into()));
-    }
+    // Executed with the runtime's own argv (see `Launcher::start`).
+    let argv: Vec<String> = std::env::args().collect();
+    // The marker must not reach the interpreter's (and so the function's) environment.
+    std::env::remove_var(LAUNCHER_ENV);
     crate::sys::SingleThreaded::check()
         .context(|| "check the launcher is single-threaded".into())?;
-    let control = crate::sequence::take_spec_socket()?;
+    let mut control = crate::sequence::take_spec_socket()?;
+    let paths: LauncherPaths = {
+        let mut len = [0u8; 4];
+        control.read_exact(&mut len).context(|| "read the launcher's paths".to_owned())?;
+        let mut json = vec![0u8; (u32::from_le_bytes(len) as usize).min(1 << 16)];
+        control.read_exact(&mut json).context(|| "read the launcher's paths".to_owned())?;
+        serde_json::from_slice(&json)
+            .map_err(|e| JailError::Protocol(format!("decode the launcher's paths: {e}")))?
+    };
+    let (runtime_dir, libpython) = (paths.runtime_dir, paths.libpython);
     // SAFETY: this fresh process owns only stdio and the control socket on fd 3.
     unsafe { crate::sys::close_fds_from(4) }
         .context(|| "close inherited descriptors".to_owned())?;
     let host_mounts = std::fs::File::open("/proc/self/ns/mnt")
         .context(|| "open the host's mount namespace".to_owned())?;
-    runtime_view(Path::new(runtime_dir))?;
+    runtime_view(&runtime_dir)?;
     let control = std::os::fd::IntoRawFd::into_raw_fd(control);
     if STATE.set(State { control, host_mounts: OwnedFd::from(host_mounts) }).is_err() {
         return Err(JailError::Protocol("the launcher started twice".into()));
     }
-    crate::python::run_main(Path::new(libpython), argv)
+    crate::python::run_main(&libpython, &argv)
 }
 
 /// Step 1: a private mount namespace where `/var` is an empty tmpfs with the runtime files,

@@ -380,7 +380,7 @@ pub fn main_if_jail() {
     if mode.as_deref() == Some(std::ffi::OsStr::new(JAIL_ARG)) {
         crate::sequence::run_and_exit();
     }
-    if mode.as_deref() == Some(std::ffi::OsStr::new(crate::launcher::LAUNCHER_ARG)) {
+    if std::env::var_os(crate::launcher::LAUNCHER_ENV).is_some() {
         crate::launcher::main_and_exit();
     }
 }

@@ -177,8 +177,10 @@ impl Environment {
         let _starting = manager.inner.starting.enter();
         let stream = LogStream::create(&manager.inner.logs_dir, &spec.log_group, &spec.version)
             .map_err(SandboxError::io("creating the log stream"))?;
-        // A sandbox built ahead when one is waiting (see prepared.rs), a new one otherwise.
-        let ahead = if manager.inner.isolation { take_built_ahead(manager, &spec) } else { None };
+        // A sandbox built ahead when one is waiting (see prepared.rs), else for a Python
+        // function one forked from its interpreter's zygote (zygote.rs), else a new one.
+        let ahead =
+            if manager.inner.isolation { take_built_ahead(manager, &spec).await } else { None };
         let (id, cgroup, root_dir, spawned) = match ahead {
             Some(ahead) => {
                 let env = rootfs::environment(&spec, &stream.name, init_type, &ahead.network_env);
@@ -190,20 +192,9 @@ impl Environment {
                     }
                 }
             }
-            None if manager.inner.isolation => match forked_from_zygote(manager, &spec).await {
-                Some(ahead) => {
-                    let env =
-                        rootfs::environment(&spec, &stream.name, init_type, &ahead.network_env);
-                    match assign(manager, &spec, &env, ahead).await {
-                        Ok(started) => started,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "a sandbox forked from the zygote failed; starting one afresh");
-                            spawn_fresh(manager, &spec, &stream.name, init_type).await?
-                        }
-                    }
-                }
-                None => spawn_fresh(manager, &spec, &stream.name, init_type).await?,
-            },
+            None if manager.inner.isolation => {
+                spawn_fresh(manager, &spec, &stream.name, init_type).await?
+            }
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 let root_dir = manager.inner.sandboxes_dir.join(&id);
@@ -688,13 +679,18 @@ fn kill_tree(cgroup: Option<&SandboxCgroup>, pgid: Option<u32>) {
 type Started = (String, Option<SandboxCgroup>, std::path::PathBuf, crate::unisolated::Spawned);
 
 /// Takes a sandbox built ahead for `spec`: one whose runtime started ahead if it suits, else
-/// one that runs any runtime (in the function's network either way).
-fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
+/// (for Python) one forked now from the zygote, else one that runs any runtime (in the
+/// function's network either way).
+async fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
     let best = Template::for_spec(spec);
-    manager.take_prepared(&best).or_else(|| {
-        let any = Template { kind: TemplateKind::Any, ..best.clone() };
-        (best != any).then(|| manager.take_prepared(&any)).flatten()
-    })
+    if let Some(ahead) = manager.take_prepared(&best) {
+        return Some(ahead);
+    }
+    if let Some(forked) = forked_from_zygote(manager, spec).await {
+        return Some(forked);
+    }
+    let any = Template { kind: TemplateKind::Any, ..best.clone() };
+    (best != any).then(|| manager.take_prepared(&any)).flatten()
 }
 
 /// With no sandbox built ahead for a Python function whose runtime can start ahead, one built
@@ -703,11 +699,13 @@ fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSa
 async fn forked_from_zygote(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
     let template = Template::for_spec(spec);
     let is_python = matches!(&template.kind, TemplateKind::Started(RuntimeKind::Python(_)));
-    if !manager.inner.python_zygote || !is_python || manager.inner.cgroups.is_none() {
+    // `--prebuilt-sandboxes 0` means every runtime starts with its function, as before.
+    let enabled = manager.inner.python_zygote && manager.inner.prebuilt > 0;
+    if !enabled || !is_python || manager.inner.cgroups.is_none() {
         return None;
     }
     let m = manager.clone();
-    match tokio::task::spawn_blocking(move || m.prepare_one(&template)).await {
+    match tokio::task::spawn_blocking(move || m.build_ahead(&template, true)).await {
         Ok(Ok(built)) => Some(built),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "no sandbox from the zygote");

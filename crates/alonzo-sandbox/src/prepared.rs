@@ -118,15 +118,17 @@ impl Manager {
     /// Builds one sandbox of `template` ahead (blocking: call it from a blocking thread). A
     /// Python runtime started ahead is forked from its interpreter's zygote when there is one.
     pub(crate) fn prepare_one(&self, template: &Template) -> Result<PreparedSandbox, String> {
+        self.build_ahead(template, false)
+    }
+
+    /// As [`Manager::prepare_one`]; with `zygote_only`, fails rather than start the
+    /// interpreter when no zygote forks it.
+    pub(crate) fn build_ahead(
+        &self,
+        template: &Template,
+        zygote_only: bool,
+    ) -> Result<PreparedSandbox, String> {
         let Some(parent) = &self.inner.cgroups else { return Err("no cgroups".into()) };
-        let attachment = crate::network::attach_for(self, template.network.as_deref())?;
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let root_dir = self.inner.sandboxes_dir.join(&id);
-        std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
-        let cgroup =
-            SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
-        let mut spec = self.template_spec(template, &root_dir, attachment.jail);
-        let procs = cgroup.procs_files();
         let zygote = match &template.kind {
             TemplateKind::Started(RuntimeKind::Python(python)) if self.inner.python_zygote => self
                 .inner
@@ -135,6 +137,17 @@ impl Manager {
                 .map(|z| (z, python)),
             _ => None,
         };
+        if zygote.is_none() && zygote_only {
+            return Err("no zygote".into());
+        }
+        let attachment = crate::network::attach_for(self, template.network.as_deref())?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let root_dir = self.inner.sandboxes_dir.join(&id);
+        std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
+        let cgroup =
+            SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
+        let mut spec = self.template_spec(template, &root_dir, attachment.jail);
+        let procs = cgroup.procs_files();
         let forked = zygote.and_then(|(zygote, python)| {
             if let Some(deferred) = &mut spec.deferred {
                 deferred.continue_program = true;
@@ -154,6 +167,10 @@ impl Manager {
         });
         let built = match forked {
             Some(jail) => Ok(jail),
+            None if zygote_only => {
+                tear_down(Some(cgroup), &root_dir);
+                return Err("no zygote".into());
+            }
             None => alonzo_jail::prepare(&self.inner.exe, &procs).and_then(|mut jail| {
                 jail.build_ahead(&spec)?;
                 Ok(jail)

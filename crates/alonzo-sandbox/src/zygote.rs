@@ -4,7 +4,7 @@
 //! runtime is a copy of it instead of a new interpreter (see `alonzo-jail/src/launcher.rs`
 //! and docs/sandbox.md). A launcher starts when the first such sandbox is built; one that
 //! fails to start or dies is retried after `RETRY_AFTER`, and meanwhile sandboxes start the
-//! interpreter as before.
+//! interpreter as before. Each launcher is replaced after `RECYCLE_AFTER` sandboxes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,11 @@ use crate::runtimes::RuntimeKind;
 /// How long after a failure no launcher is started for that interpreter.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// Sandboxes one launcher forks before a new one replaces it. Copies of one interpreter share
+/// what it drew at start-up (its string hash seed, its address-space layout), so no more than
+/// this many environments share them; replacing costs one interpreter start.
+const RECYCLE_AFTER: u32 = 256;
+
 /// The launchers, by interpreter.
 #[derive(Debug, Default)]
 pub(crate) struct Zygotes {
@@ -27,7 +32,7 @@ pub(crate) struct Zygotes {
 
 #[derive(Debug)]
 enum Slot {
-    Running(Arc<Launcher>),
+    Running(Arc<Launcher>, u32),
     Failed(Instant),
 }
 
@@ -41,9 +46,12 @@ impl Zygotes {
         python: &Path,
     ) -> Option<Arc<Launcher>> {
         let mut map = self.by_python.lock().ok()?;
-        match map.get(python) {
-            Some(Slot::Running(launcher)) if launcher.is_alive() => {
-                return Some(Arc::clone(launcher))
+        match map.get_mut(python) {
+            Some(Slot::Running(launcher, forks))
+                if *forks < RECYCLE_AFTER && launcher.is_alive() =>
+            {
+                *forks += 1;
+                return Some(Arc::clone(launcher));
             }
             Some(Slot::Failed(when)) if when.elapsed() < RETRY_AFTER => return None,
             _ => {}
@@ -56,7 +64,7 @@ impl Zygotes {
             Ok(launcher) => {
                 tracing::info!(python = %python.display(), "Python zygote started");
                 let launcher = Arc::new(launcher);
-                map.insert(python.to_owned(), Slot::Running(Arc::clone(&launcher)));
+                map.insert(python.to_owned(), Slot::Running(Arc::clone(&launcher), 1));
                 Some(launcher)
             }
             Err(error) => {
