@@ -178,3 +178,58 @@ def test_a_forked_runtime_that_exits_is_reported_as_any_runtime_exit(server_fact
             return
         time.sleep(0.3)
     raise AssertionError("no call ran in a runtime forked from the zygote")
+
+
+MEMORY_PROBE = r'''
+import re
+
+def handler(event, context):
+    """Searches this process's own heap and stack for the given strings (hex-encoded in the
+    event, so the event itself never holds them; their decoded copies are small objects,
+    which live in the interpreter's own arenas, not on the heap or the stack)."""
+    needles = [bytes.fromhex(h) for h in event["needles"]]
+    found, scanned = [], 0
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+        regions = [line.split() for line in maps.read().splitlines()]
+        for fields in regions:
+            if len(fields) < 6 or fields[5] not in ("[heap]", "[stack]") or "r" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            mem.seek(start)
+            data = mem.read(end - start)
+            scanned += len(data)
+            for needle in needles:
+                if needle in data:
+                    at = data.index(needle)
+                    found.append((fields[5], needle.decode(errors="replace"),
+                                  data[max(0, at - 40):at + len(needle) + 40].decode(errors="replace")))
+    return {"found": found, "scanned": scanned,
+            "forked": "libpython" in open("/proc/self/maps").read()}
+'''
+
+
+def test_a_forked_runtime_finds_no_host_path_in_its_memory(server_factory):
+    """A forked runtime never went through an execve, so the jail stages' memory is its own:
+    the spec's host paths (the data directory, the server's sandbox directories and cgroups)
+    must have been overwritten before it runs."""
+    srv = server_factory()
+    srv.start()
+    client = srv.client()
+    name = unique_name("zygmem")
+    create_function(client, name, make_zip([("app.py", MEMORY_PROBE)]), Timeout=30, MemorySize=512)
+    # Fragments, not whole paths: the allocator reuses the first bytes of a freed buffer, so
+    # a path left behind is often found only from its middle on.
+    needles = [str(srv.data_dir)[-16:], "cgroup.procs", "/runtime/python"]
+    event = {"needles": [n.encode().hex() for n in needles]}
+    for attempt in range(8):
+        _, got = invoke_ok(client, name, event)
+        if got["forked"]:
+            break
+        client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"N": str(attempt)}})
+        wait_updated(client, name)
+        time.sleep(0.3)
+    else:
+        raise AssertionError("no call ran in a runtime forked from the zygote")
+    assert got["scanned"] > 1 << 20, got
+    assert got["found"] == [], got["found"]

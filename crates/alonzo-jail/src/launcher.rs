@@ -270,16 +270,20 @@ fn launch() -> Result<i32, JailError> {
         control.read_exact(&mut len).context(|| "read the launcher's paths".to_owned())?;
         let mut json = vec![0u8; (u32::from_le_bytes(len) as usize).min(1 << 16)];
         control.read_exact(&mut json).context(|| "read the launcher's paths".to_owned())?;
-        serde_json::from_slice(&json)
-            .map_err(|e| JailError::Protocol(format!("decode the launcher's paths: {e}")))?
+        let paths = serde_json::from_slice(&json)
+            .map_err(|e| JailError::Protocol(format!("decode the launcher's paths: {e}")));
+        crate::scrub::bytes(json);
+        paths?
     };
-    let (runtime_dir, libpython) = (paths.runtime_dir, paths.libpython);
+    let (mut runtime_dir, libpython) = (paths.runtime_dir, paths.libpython);
     // SAFETY: this fresh process owns only stdio and the control socket on fd 3.
     unsafe { crate::sys::close_fds_from(4) }
         .context(|| "close inherited descriptors".to_owned())?;
     let host_mounts = std::fs::File::open("/proc/self/ns/mnt")
         .context(|| "open the host's mount namespace".to_owned())?;
     runtime_view(&runtime_dir)?;
+    // Every copy is a function's runtime: none may find the data directory's path.
+    crate::scrub::path(&mut runtime_dir);
     let control = std::os::fd::IntoRawFd::into_raw_fd(control);
     if STATE.set(State { control, host_mounts: OwnedFd::from(host_mounts) }).is_err() {
         return Err(JailError::Protocol("the launcher started twice".into()));
@@ -376,8 +380,8 @@ pub(crate) fn serve() {
             Err(e) => {
                 crate::python::after_fork_parent();
                 eprintln!("alonzo-launcher: fork a jail process: {e}");
-                // An empty reply tells the server this request failed.
-                let _ = nix::sys::socket::send(state.control, &[], MsgFlags::MSG_NOSIGNAL);
+                // A one-byte reply (a pid takes four) tells the server this request failed.
+                let _ = nix::sys::socket::send(state.control, b"E", MsgFlags::MSG_NOSIGNAL);
             }
         }
     }

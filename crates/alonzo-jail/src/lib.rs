@@ -37,6 +37,7 @@ mod net;
 mod netlink;
 mod process;
 mod python;
+mod scrub;
 mod seccomp;
 mod sequence;
 pub mod spawn;

@@ -77,10 +77,11 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
         .context(|| "close inherited descriptors".to_owned())?;
     // A prepared jail (spawn::prepare) joins its cgroups first and then waits for the spec,
     // so that the slow cgroup migration happens before anyone needs the sandbox.
-    let (spec, joined) = match crate::spawn::decode_frame(&mut channel)? {
+    let (mut spec, joined) = match crate::spawn::decode_frame(&mut channel)? {
         crate::spawn::Frame::Spec(spec) => (*spec, false),
-        crate::spawn::Frame::Prepare { cgroup_procs } => {
+        crate::spawn::Frame::Prepare { mut cgroup_procs } => {
             join_cgroups(&cgroup_procs)?;
+            cgroup_procs.iter_mut().for_each(crate::scrub::path);
             match crate::spawn::decode_frame(&mut channel)? {
                 crate::spawn::Frame::Spec(spec) => (*spec, true),
                 _ => return Err(JailError::Protocol("expected a spec after Prepare".to_owned())),
@@ -158,7 +159,7 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
     drop((j_sync, j_assign));
     userns::enter_mapped(&mut c_sync)?;
     // Kept (for G) only if J still has a veth pair to attach.
-    let mut attached = spec.network.as_ref().map(|network| (network, c_sync));
+    let mut attached = spec.network.clone().map(|network| (network, c_sync));
     // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
     die_with_parent(Some(j_pid))?;
 
@@ -197,13 +198,16 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
     // R closes every descriptor above 2; none may still have an owner then.
     drop(host_paths);
     mounts::pivot_into_cwd()?;
+    // The host paths are not needed past the pivot; a program that continues the launcher's
+    // interpreter (and so this process's memory) must not find them there.
+    crate::scrub::host_paths(&mut spec);
     mounts::seal_root()?;
     nix::unistd::sethostname(&spec.hostname).context(|| "set the hostname".to_owned())?;
     // With an external interface, wait until J has attached the veth pair, then address
     // `eth0` and route through the host end, before the program can run.
     if let Some((network, mut sync)) = attached.take() {
         userns::wait_byte(&mut sync, "wait for the veth pair")?;
-        net::configure_eth0(network)?;
+        net::configure_eth0(&network)?;
     }
 
     // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
@@ -257,7 +261,10 @@ pub(crate) fn fork_continuing_program(
         exec::continue_program(spec, assignment)
     })();
     match confined {
-        Ok(()) => Ok(None),
+        Ok(()) => {
+            crate::scrub::stack_below();
+            Ok(None)
+        }
         Err(err) => {
             eprintln!("alonzo-jail: {err}");
             crate::sys::exit_now(SETUP_FAILED)

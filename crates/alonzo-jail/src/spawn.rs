@@ -519,7 +519,10 @@ pub(crate) fn decode_frame(reader: &mut impl Read) -> Result<Frame, JailError> {
     }
     let mut json = vec![0u8; len as usize];
     reader.read_exact(&mut json).map_err(io)?;
-    serde_json::from_slice(&json).map_err(|e| JailError::Protocol(format!("decode the spec: {e}")))
+    let frame = serde_json::from_slice(&json)
+        .map_err(|e| JailError::Protocol(format!("decode the spec: {e}")));
+    crate::scrub::bytes(json);
+    frame
 }
 
 /// Sends all of `payload`; a peer that already died is not an error here (its exit status
