@@ -1,6 +1,6 @@
-"""Python zygotes: the runtime of a Python sandbox built ahead is a copy (fork) of an
-interpreter the platform initialised once, not a new interpreter (`--python-zygote`,
-docs/sandbox.md). These tests check that such runtimes really are copies (the interpreter's
+"""Python zygotes (`--python-zygote on`, off by default): the runtime of a Python sandbox
+built ahead is a copy (fork) of an interpreter the platform initialised once, not a new
+interpreter (docs/sandbox.md). These tests check that such runtimes really are copies (the interpreter's
 shared library is mapped, which an executed `python3.11` does not do), that each copy is as
 confined and as separate from the others as any sandbox, and that a zygote that dies is
 replaced without failing an invocation."""
@@ -100,7 +100,7 @@ def launcher_pids(server_pid: int) -> list[int]:
 
 
 def test_python_runtimes_are_forked_from_the_zygote_and_each_is_a_confined_sandbox(server_factory):
-    srv = server_factory()
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
     srv.start()
     client = srv.client()
     name = new_probe(client)
@@ -126,8 +126,8 @@ def test_python_runtimes_are_forked_from_the_zygote_and_each_is_a_confined_sandb
     assert len({env["urandom"] for env in got}) == 3, got
 
 
-def test_without_the_zygote_every_runtime_is_a_new_interpreter(server_factory):
-    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "off"})
+def test_by_default_every_runtime_is_a_new_interpreter(server_factory):
+    srv = server_factory()
     srv.start()
     client = srv.client()
     name = new_probe(client)
@@ -139,7 +139,7 @@ def test_without_the_zygote_every_runtime_is_a_new_interpreter(server_factory):
 
 
 def test_a_zygote_that_dies_is_replaced_without_failing_an_invocation(server_factory):
-    srv = server_factory()
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
     srv.start()
     client = srv.client()
     name = new_probe(client)
@@ -155,7 +155,7 @@ def test_a_zygote_that_dies_is_replaced_without_failing_an_invocation(server_fac
 
 
 def test_a_forked_runtime_that_exits_is_reported_as_any_runtime_exit(server_factory):
-    srv = server_factory()
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
     srv.start()
     client = srv.client()
     name = unique_name("zygexit")
@@ -212,7 +212,7 @@ def test_a_forked_runtime_finds_no_host_path_in_its_memory(server_factory):
     """A forked runtime never went through an execve, so the jail stages' memory is its own:
     the spec's host paths (the data directory, the server's sandbox directories and cgroups)
     must have been overwritten before it runs."""
-    srv = server_factory()
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
     srv.start()
     client = srv.client()
     name = unique_name("zygmem")
@@ -233,3 +233,14 @@ def test_a_forked_runtime_finds_no_host_path_in_its_memory(server_factory):
         raise AssertionError("no call ran in a runtime forked from the zygote")
     assert got["scanned"] > 1 << 20, got
     assert got["found"] == [], got["found"]
+
+
+def test_a_forked_runtime_is_indistinguishable_from_a_fresh_one(server_factory):
+    """`test_invoke.py`'s comparison of a runtime started ahead with one started for its
+    function, on a server whose runtimes started ahead are copies of its zygote."""
+    from test_invoke import test_prestarted_runtime_is_indistinguishable_from_a_fresh_one as compare
+
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
+    srv.start()
+    compare(srv.client(), "python3.11")
+    assert launcher_pids(srv.proc.pid), "the comparison ran without a zygote"

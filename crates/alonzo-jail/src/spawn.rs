@@ -94,6 +94,12 @@ pub struct Deferred {
     /// which must have been started with the spec's argv and environment.
     #[serde(default)]
     pub continue_program: bool,
+    /// With `continue_program`: before it waits, the program copies every page it still
+    /// shares with the launcher, so that its function's initialisation takes no copy-on-write
+    /// faults (for sandboxes that wait to be assigned; one assigned at once skips it, as
+    /// most of those pages are never written).
+    #[serde(default)]
+    pub copy_shared_pages: bool,
 }
 
 /// The program of an assignment (for a sandbox built without `start_program`).

@@ -151,6 +151,9 @@ impl Manager {
         let forked = zygote.and_then(|(zygote, python)| {
             if let Some(deferred) = &mut spec.deferred {
                 deferred.continue_program = true;
+                // A sandbox that waits in the pool copies its pages while it waits; one built
+                // for a start now takes the faults of what it writes only.
+                deferred.copy_shared_pages = !zygote_only;
             }
             let forked = zygote.prepare(&procs).and_then(|mut jail| {
                 jail.build_ahead(&spec)?;
@@ -161,6 +164,7 @@ impl Manager {
                 self.inner.zygotes.failed(python);
                 if let Some(deferred) = &mut spec.deferred {
                     deferred.continue_program = false;
+                    deferred.copy_shared_pages = false;
                 }
             }
             forked.ok()
@@ -231,6 +235,7 @@ impl Manager {
                 targets: rootfs::deferred_targets(started),
                 start_program: started,
                 continue_program: false,
+                copy_shared_pages: false,
             }),
             network,
         }

@@ -33,6 +33,7 @@ fn built_ahead(start_program: bool, argv: &[&str]) -> alonzo_jail::Prepared {
         targets: vec!["/var/task".into()],
         start_program,
         continue_program: false,
+        copy_shared_pages: false,
     });
     let mut prepared = prepare(&std::env::current_exe().unwrap(), &[]).unwrap();
     prepared.build_ahead(&ahead).unwrap();
