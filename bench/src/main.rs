@@ -187,7 +187,6 @@ fn measure(
                 .with_context(|| format!("creating {name}"))?;
         }
         let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
-        conn.create_function(PY_SCALE, "python3.11", "index.handler", &sleeper).await?;
         if want("density") {
             // One function per wave of the density phase.
             let waves =
@@ -345,7 +344,32 @@ fn measure(
     if want("scale") {
         let n = env_count("ALONZO_BENCH_SCALE_N", SCALE_N_DEFAULT);
         eprintln!("bench: scale-out, {n} parallel calls of a sleeping python3.11 function");
-        r.scale = Some(multi.block_on(scale::run(addr, PY_SCALE, n))?);
+        // Each burst on a server of its own, stopped before the next: a server still holding
+        // a thousand environments (their namespaces, mounts and cgroups) slows the next
+        // burst's kernel work. The second runs Python sandboxes forked from a zygote
+        // (`--python-zygote on`, docs/performance.md), for the ratio.
+        let limit = n.max(1000).to_string();
+        let burst = |zygote: &str| -> anyhow::Result<scale::ScaleOut> {
+            let server = Server::start_with(
+                bin,
+                &["--python-zygote", zygote, "--concurrency-limit", &limit, "--scale-rate", &limit],
+            )?;
+            let out = multi.block_on(async {
+                let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
+                Conn::open(server.addr)
+                    .await?
+                    .create_function(PY_SCALE, "python3.11", "index.handler", &sleeper)
+                    .await?;
+                scale::run(server.addr, PY_SCALE, n).await
+            });
+            drop(server);
+            // The kernel frees network namespaces in the background.
+            std::thread::sleep(Duration::from_secs(3));
+            out
+        };
+        r.scale = Some(burst("off")?);
+        eprintln!("bench: scale-out again with --python-zygote on");
+        r.scale_zygote = Some(burst("on")?);
     }
 
     if want("density") {

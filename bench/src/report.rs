@@ -45,6 +45,8 @@ pub(crate) struct Results {
     pub(crate) cold_python: Cold,
     pub(crate) cold_node: Cold,
     pub(crate) scale: Option<crate::scale::ScaleOut>,
+    /// The same scale-out on a `--python-zygote on` server.
+    pub(crate) scale_zygote: Option<crate::scale::ScaleOut>,
     pub(crate) density: Option<crate::density::Density>,
     /// The keep-alive phase: fixed against adaptive on the same trace.
     pub(crate) keep_alive: Option<crate::keepalive::KeepAlive>,
@@ -142,6 +144,7 @@ impl Results {
             + self.cold_rust_scratch.errors()
             + self.cold_node_scratch.errors()
             + self.scale.as_ref().map_or(0, |s| s.errors as u64)
+            + self.scale_zygote.as_ref().map_or(0, |s| s.errors as u64)
             + self.density.as_ref().map_or(0, |d| d.warm.errors + d.errors as u64)
             + self.keep_alive.as_ref().map_or(0, |k| k.fixed.errors + k.adaptive.errors)
             + self.packages.as_ref().map_or(0, crate::packages::Packages::errors)
@@ -199,6 +202,13 @@ impl Results {
         }
         if let Some(s) = self.scale.as_ref().filter(|s| s.errors > 0) {
             out.push(("scale-out", s.errors as u64, s.first_error.clone().unwrap_or_default()));
+        }
+        if let Some(s) = self.scale_zygote.as_ref().filter(|s| s.errors > 0) {
+            out.push((
+                "scale-out, zygote",
+                s.errors as u64,
+                s.first_error.clone().unwrap_or_default(),
+            ));
         }
         if let Some(d) = self.density.as_ref().filter(|d| d.errors > 0) {
             out.push(("density", d.errors as u64, d.first_error.clone().unwrap_or_default()));
@@ -431,6 +441,17 @@ impl Results {
                 f3(sc.median_ms),
                 sc.errors
             );
+            if let Some(z) = &self.scale_zygote {
+                let _ = writeln!(
+                    s,
+                    "  with --python-zygote on: all running after {} ms (median {} ms), {:.2}x (median {:.2}x); {} failed",
+                    f3(z.scale_ms),
+                    f3(z.median_ms),
+                    z.scale_ms / sc.scale_ms,
+                    z.median_ms / sc.median_ms,
+                    z.errors
+                );
+            }
         }
 
         if let Some(d) = &self.density {
@@ -555,6 +576,7 @@ impl Results {
                 "from_scratch": { "python": self.cold_python_scratch.to_json(Kind::Python), "rust": self.cold_rust_scratch.to_json(Kind::Rust), "nodejs": self.cold_node_scratch.to_json(Kind::Node) },
                 "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
+                "scale_out_zygote": self.scale_zygote.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
             },
             "keep_alive": self.keep_alive.as_ref().map(crate::keepalive::KeepAlive::to_json),
             "packages": self.packages.as_ref().map(crate::packages::Packages::to_json),
