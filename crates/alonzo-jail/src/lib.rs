@@ -17,9 +17,14 @@
 //!
 //! - `seccomp` holds the system-call filter compiled from `seccomp/<arch>.json` at build time,
 //!   installed right before the program is executed.
+//! - `launcher` is the Python zygote (`--python-zygote on`): a process holding an initialised
+//!   interpreter (`python.rs`) that forks jail processes on request, whose R continues that
+//!   interpreter instead of executing one; `process` is the server's handle on a jail process
+//!   of either origin, and `scrub` overwrites the host details such a copy would inherit.
 //!
-//! The privileged work happens in a freshly executed, single-threaded process, never in the
-//! server: the server only forks and execs through `std::process::Command`.
+//! The privileged work happens in a single-threaded process that is not the server (a freshly
+//! executed jail process, or a copy of a launcher, itself freshly executed): the server only
+//! forks and execs through `std::process::Command`.
 //! See `sequence.rs` for the step-by-step sequence and the reason for each step.
 
 #![allow(unsafe_code)]

@@ -3,13 +3,15 @@
 //! Four processes take part, each forked from the previous one and each continuing down the
 //! same function:
 //!
-//! - J, the jail process the server started (and holds as `Jail::child`). Root on the host; it
-//!   reads the spec, joins the cgroups, maps the user namespace's ids, then waits.
+//! - J, the jail process the server started (or a launcher forked for it, `launcher.rs`; the
+//!   server holds it as `Jail::child` either way). Root on the host; it reads the spec, joins
+//!   the cgroups, maps the user namespace's ids, then waits.
 //! - C, root of a new user namespace; it creates the other namespaces and the Runtime API
 //!   listener, then waits.
 //! - G, pid 1 of the new PID namespace; it builds the filesystem and pivots into it, then acts
 //!   as a minimal init.
-//! - R, which drops every privilege and execs the program.
+//! - R, which drops every privilege and execs the program (or, in a launcher's copy with
+//!   `continue_program`, returns into the launcher's interpreter instead).
 //!
 //! Each waiting stage exits with its child's status, so the program's status reaches the
 //! server; each stage dies when its parent dies, so killing J kills the sandbox. A set-up
