@@ -27,7 +27,7 @@
 //! ever ran the runtime's own module, and requests carry no function data (that comes later,
 //! through the jail socket, to the sandbox alone).
 
-use std::io::{IoSlice, IoSliceMut, Read};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -36,9 +36,10 @@ use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use nix::mount::MsFlags;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr};
+use nix::sys::socket::MsgFlags;
 
 use crate::error::{Context, JailError};
+use crate::fdpass::{recv_fds, send_fds};
 use crate::process::JailProcess;
 use crate::spawn::{Prepared, SPAWN_TIMEOUT};
 
@@ -151,16 +152,9 @@ impl Launcher {
                 .control
                 .lock()
                 .map_err(|_| JailError::Protocol("the launcher lock is poisoned".into()))?;
-            let fds = [jail_end.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
-            sendmsg::<UnixAddr>(
-                control.as_raw_fd(),
-                &[IoSlice::new(&[FORK])],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            )
-            .context(|| "ask the launcher for a jail process".to_owned())?;
-            let (reply, mut fds) = recv_with_fds(&control, 4)?;
+            let fds = [jail_end.as_fd(), out_w.as_fd(), err_w.as_fd()];
+            send_fds(&control, &[FORK], &fds)?;
+            let (reply, mut fds) = recv_fds(&control, 4)?;
             match (reply.len(), fds.pop()) {
                 (4, Some(pidfd)) if fds.is_empty() => {
                     (u32::from_le_bytes(reply[..4].try_into().unwrap_or_default()), pidfd)
@@ -182,33 +176,6 @@ impl Drop for Launcher {
             let _ = process.wait();
         }
     }
-}
-
-/// Receives up to `max` bytes and any descriptors (close-on-exec) from `sock`.
-fn recv_with_fds(sock: &UnixStream, max: usize) -> Result<(Vec<u8>, Vec<OwnedFd>), JailError> {
-    let mut payload = vec![0u8; max];
-    let mut iov = [IoSliceMut::new(&mut payload)];
-    let mut space = nix::cmsg_space!([RawFd; 3]);
-    let msg = recvmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .context(|| "receive from the launcher socket".to_owned())?;
-    let mut fds = Vec::new();
-    for cmsg in msg.cmsgs().context(|| "truncated control data".to_owned())? {
-        if let ControlMessageOwned::ScmRights(received) = cmsg {
-            for fd in received {
-                // SAFETY: the kernel has just installed this descriptor for this message;
-                // nothing else knows its number.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    let bytes = msg.bytes;
-    payload.truncate(bytes);
-    Ok((payload, fds))
 }
 
 /// What the launcher process keeps for its forks (set once, before the interpreter starts).
@@ -350,7 +317,7 @@ pub(crate) fn serve() {
         crate::sys::exit_now(crate::sequence::SETUP_FAILED)
     };
     loop {
-        let (request, fds) = match recv_with_fds(&control, 1) {
+        let (request, fds) = match recv_fds(&control, 1) {
             Ok((request, fds)) if request == [FORK] && fds.len() == 3 => (request, fds),
             // The server went away (or spoke nonsense): the launcher ends; the jail processes
             // it made are the server's children, not its own.
@@ -363,15 +330,7 @@ pub(crate) fn serve() {
             Ok(crate::sys::Cloned::Caller { pid, pidfd }) => {
                 crate::python::after_fork_parent();
                 drop(fds);
-                let fds = [pidfd.as_raw_fd()];
-                let reply = pid.to_le_bytes();
-                let _ = sendmsg::<UnixAddr>(
-                    state.control,
-                    &[IoSlice::new(&reply)],
-                    &[ControlMessage::ScmRights(&fds)],
-                    MsgFlags::MSG_NOSIGNAL,
-                    None,
-                );
+                let _ = send_fds(&control, &pid.to_le_bytes(), &[pidfd.as_fd()]);
             }
             Ok(crate::sys::Cloned::Child) => {
                 jail_process(state, fds);

@@ -686,7 +686,7 @@ async fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<Prep
     if let Some(ahead) = manager.take_prepared(&best) {
         return Some(ahead);
     }
-    if let Some(forked) = forked_from_zygote(manager, spec).await {
+    if let Some(forked) = forked_from_zygote(manager, &best).await {
         return Some(forked);
     }
     let any = Template { kind: TemplateKind::Any, ..best.clone() };
@@ -696,15 +696,14 @@ async fn take_built_ahead(manager: &Manager, spec: &FunctionSpec) -> Option<Prep
 /// With no sandbox built ahead for a Python function whose runtime can start ahead, one built
 /// now around a copy of its interpreter's zygote: a fork instead of an interpreter start,
 /// which is what lets many environments start at once (`zygote.rs`).
-async fn forked_from_zygote(manager: &Manager, spec: &FunctionSpec) -> Option<PreparedSandbox> {
-    let template = Template::for_spec(spec);
+async fn forked_from_zygote(manager: &Manager, template: &Template) -> Option<PreparedSandbox> {
     let is_python = matches!(&template.kind, TemplateKind::Started(RuntimeKind::Python(_)));
     // `--prebuilt-sandboxes 0` means every runtime starts with its function, as before.
     let enabled = manager.inner.python_zygote && manager.inner.prebuilt > 0;
     if !enabled || !is_python || manager.inner.cgroups.is_none() {
         return None;
     }
-    let m = manager.clone();
+    let (m, template) = (manager.clone(), template.clone());
     match tokio::task::spawn_blocking(move || m.build_ahead(&template, true)).await {
         Ok(Ok(built)) => Some(built),
         Ok(Err(e)) => {

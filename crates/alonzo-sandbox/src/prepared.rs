@@ -146,28 +146,28 @@ impl Manager {
         std::fs::create_dir_all(&root_dir).map_err(|e| format!("sandbox root: {e}"))?;
         let cgroup =
             SandboxCgroup::create(parent, &id, &waiting_limits()).map_err(|e| e.to_string())?;
-        let mut spec = self.template_spec(template, &root_dir, attachment.jail);
+        let spec = self.template_spec(template, &root_dir, attachment.jail);
         let procs = cgroup.procs_files();
+        let build = |jail: Result<alonzo_jail::Prepared, _>, spec: &JailSpec| {
+            jail.and_then(|mut jail: alonzo_jail::Prepared| {
+                jail.build_ahead(spec)?;
+                Ok(jail)
+            })
+        };
         let forked = zygote.and_then(|(zygote, python)| {
-            if let Some(deferred) = &mut spec.deferred {
+            let mut forked_spec = spec.clone();
+            if let Some(deferred) = &mut forked_spec.deferred {
                 deferred.continue_program = true;
                 // A sandbox that waits in the pool copies its pages while it waits; one built
                 // for a start now takes the faults of what it writes only.
                 deferred.copy_shared_pages = !zygote_only;
             }
-            let forked = zygote.prepare(&procs).and_then(|mut jail| {
-                jail.build_ahead(&spec)?;
-                Ok(jail)
-            });
-            if let Err(e) = &forked {
-                tracing::warn!(error = %e, "the Python zygote failed; starting the interpreter");
-                self.inner.zygotes.failed(python);
-                if let Some(deferred) = &mut spec.deferred {
-                    deferred.continue_program = false;
-                    deferred.copy_shared_pages = false;
-                }
-            }
-            forked.ok()
+            build(zygote.prepare(&procs), &forked_spec)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "the Python zygote failed; starting the interpreter");
+                    self.inner.zygotes.failed(python);
+                })
+                .ok()
         });
         let built = match forked {
             Some(jail) => Ok(jail),
@@ -175,10 +175,7 @@ impl Manager {
                 tear_down(Some(cgroup), &root_dir);
                 return Err("no zygote".into());
             }
-            None => alonzo_jail::prepare(&self.inner.exe, &procs).and_then(|mut jail| {
-                jail.build_ahead(&spec)?;
-                Ok(jail)
-            }),
+            None => build(alonzo_jail::prepare(&self.inner.exe, &procs), &spec),
         };
         match built {
             Ok(jail) => Ok(PreparedSandbox {

@@ -24,10 +24,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// this many environments share them; replacing costs one interpreter start.
 const RECYCLE_AFTER: u32 = 256;
 
-/// The launchers, by interpreter.
+/// The launchers, by interpreter, and what each interpreter's launcher runs (kept once found:
+/// finding it asks the interpreter for its shared library; a failure is asked again).
 #[derive(Debug, Default)]
 pub(crate) struct Zygotes {
     by_python: Mutex<HashMap<PathBuf, Slot>>,
+    specs: Mutex<HashMap<PathBuf, PythonLauncher>>,
 }
 
 #[derive(Debug)]
@@ -58,8 +60,18 @@ impl Zygotes {
         }
         // Started under the lock: concurrent builders wait for this one launcher rather than
         // each starting their own.
-        let started = launcher_spec(files, python)
-            .and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
+        let cached = self.specs.lock().ok()?.get(python).cloned();
+        let spec = cached.map_or_else(
+            || {
+                let found = launcher_spec(files, python);
+                if let (Ok(spec), Ok(mut specs)) = (&found, self.specs.lock()) {
+                    specs.insert(python.to_owned(), spec.clone());
+                }
+                found
+            },
+            Ok,
+        );
+        let started = spec.and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
         match started {
             Ok(launcher) => {
                 tracing::info!(python = %python.display(), "Python zygote started");
