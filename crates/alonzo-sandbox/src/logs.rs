@@ -143,6 +143,8 @@ pub(crate) fn spawn(
     limits: LogLimits,
     platform: PlatformLog,
 ) -> std::io::Result<mpsc::UnboundedSender<LogCommand>> {
+    // A second descriptor of each pipe, read directly when an invocation ends (`drain`).
+    let direct = (Direct::of(&stdout)?, Direct::of(&stderr)?);
     let stdout = tokio::process::ChildStdout::from_std(stdout)?;
     let stderr = tokio::process::ChildStderr::from_std(stderr)?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -178,7 +180,7 @@ pub(crate) fn spawn(
             dropped: Dropped::default(),
             platform,
         };
-        run(sink, stdout, stderr, rx).await;
+        run(sink, stdout, stderr, direct, rx).await;
     });
     Ok(tx)
 }
@@ -286,6 +288,7 @@ async fn run(
     mut sink: Sink,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
+    (mut out_direct, mut err_direct): (Direct, Direct),
     mut commands: mpsc::UnboundedReceiver<LogCommand>,
 ) {
     let mut out = tokio::io::BufReader::with_capacity(READ_BUFFER, stdout);
@@ -293,23 +296,25 @@ async fn run(
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
     loop {
+        // Commands first: `BeginTail` and `START` are sent before the event reaches the
+        // runtime, so when both a command and output are waiting, the command came first
+        // (polled in random order, the invocation's first lines could miss its tail).
         tokio::select! {
-            n = read_line(&mut out, &mut out_buf), if out_open => {
-                out_open = emit(&mut sink, &mut out_buf, n);
-            }
-            n = read_line(&mut err, &mut err_buf), if err_open => {
-                err_open = emit(&mut sink, &mut err_buf, n);
-            }
+            biased;
             cmd = commands.recv() => match cmd {
                 None => break,
                 Some(LogCommand::Platform(line)) => sink.line(&line),
                 Some(LogCommand::BeginTail) => sink.tail = Some(Vec::new()),
                 Some(LogCommand::Finish { lines, reply }) => {
                     // The runtime wrote its output before answering, but the reactor may not
-                    // have seen the pipes become readable yet: a short sleep lets it poll.
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                    drain(&mut sink, &mut out, &mut out_buf).await;
-                    drain(&mut sink, &mut err, &mut err_buf).await;
+                    // have seen the pipes become readable yet: what it has not read is read
+                    // here straight from the pipes.
+                    if out_open {
+                        out_open = drain(&mut sink, &mut out, &mut out_buf, &mut out_direct).await;
+                    }
+                    if err_open {
+                        err_open = drain(&mut sink, &mut err, &mut err_buf, &mut err_direct).await;
+                    }
                     sink.report_dropped();
                     for line in &lines {
                         sink.line(line);
@@ -318,6 +323,12 @@ async fn run(
                     let _ = reply.send(sink.take_tail());
                 }
             },
+            n = read_line(&mut out, &mut out_buf), if out_open => {
+                out_open = emit(&mut sink, &mut out_buf, n);
+            }
+            n = read_line(&mut err, &mut err_buf), if err_open => {
+                err_open = emit(&mut sink, &mut err_buf, n);
+            }
         }
         if !sink.file.buffer().is_empty() && commands.is_empty() {
             let _ = sink.file.flush();
@@ -356,21 +367,51 @@ fn emit(sink: &mut Sink, buf: &mut Vec<u8>, read: std::io::Result<usize>) -> boo
     }
 }
 
-/// Consumes whatever output is already waiting in a pipe, without blocking for more.
+/// A pipe's second descriptor, sharing the non-blocking file description tokio reads from:
+/// a read on it never waits, and does not depend on the reactor having polled.
+struct Direct(std::fs::File);
+
+impl Direct {
+    fn of(pipe: &impl std::os::fd::AsFd) -> std::io::Result<Self> {
+        Ok(Self(std::fs::File::from(pipe.as_fd().try_clone_to_owned()?)))
+    }
+}
+
+/// Consumes whatever output is already waiting in a pipe, without blocking for more: first
+/// what the buffered reader holds or can read at once, then what is still in the pipe,
+/// read directly. Returns whether the pipe is still open.
 async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
     sink: &mut Sink,
     reader: &mut R,
     buf: &mut Vec<u8>,
-) {
+    direct: &mut Direct,
+) -> bool {
+    use std::io::Read;
     loop {
         let next = tokio::time::timeout(std::time::Duration::ZERO, read_line(reader, buf)).await;
         match next {
             Ok(read) => {
                 if !emit(sink, buf, read) {
-                    return;
+                    return false;
                 }
             }
-            Err(_) => return,
+            Err(_) => break,
+        }
+    }
+    let mut chunk = vec![0u8; READ_BUFFER];
+    loop {
+        let n = match direct.0.read(&mut chunk) {
+            Ok(0) => {
+                emit(sink, buf, Ok(0));
+                return false;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        };
+        for piece in chunk[..n].split_inclusive(|&b| b == b'\n') {
+            buf.extend_from_slice(piece);
+            emit(sink, buf, Ok(piece.len()));
         }
     }
 }
@@ -452,5 +493,85 @@ mod tests {
             assert_eq!(stream_name_of(&file).as_deref(), Some(name), "{file}");
         }
         assert_eq!(stream_file_name("2026/11/29/[$LATEST]ab"), "2026-11-29-[$LATEST]ab.log");
+    }
+
+    /// A shell that writes `out N` and `err N` to its two pipes for each line `N` it reads,
+    /// with a log task on its pipes.
+    fn echoing_runtime(
+        dir: &Path,
+    ) -> (std::process::Child, std::process::ChildStdin, mpsc::UnboundedSender<LogCommand>) {
+        use std::process::{Command, Stdio};
+        let stream = LogStream::create(dir, "/aws/lambda/t", "$LATEST").unwrap();
+        let mut child = Command::new("sh")
+            .args(["-c", "while read n; do echo out $n; echo err $n >&2; done"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let spec = crate::FunctionSpec::sample();
+        let logs =
+            spawn(&stream, stdout, stderr, LogLimits::default(), PlatformLog::new(&spec)).unwrap();
+        (child, stdin, logs)
+    }
+
+    /// One invocation: its tail, from `BeginTail` to `Finish`, once the runtime has written.
+    async fn invocation(
+        logs: &mpsc::UnboundedSender<LogCommand>,
+        stdin: &mut std::process::ChildStdin,
+        n: u32,
+    ) -> String {
+        use std::io::Write as _;
+        logs.send(LogCommand::BeginTail).unwrap();
+        logs.send(LogCommand::Platform(format!("START {n}"))).unwrap();
+        writeln!(stdin, "{n}").unwrap();
+        // Blocking this thread, the runtime's only one: the child writes, nobody reads.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (reply, tail) = oneshot::channel();
+        logs.send(LogCommand::Finish { lines: vec![format!("END {n}")], reply }).unwrap();
+        tail.await.unwrap()
+    }
+
+    fn assert_tail(tail: &str, n: u32) {
+        let mut lines: Vec<&str> = tail.lines().collect();
+        // Two pipes: the order between them is not defined.
+        if lines.len() == 4 {
+            lines[1..3].sort_unstable();
+        }
+        let expected =
+            [format!("START {n}"), format!("err {n}"), format!("out {n}"), format!("END {n}")];
+        assert_eq!(lines, expected, "invocation {n}: {tail:?}");
+    }
+
+    /// An invocation's output is in its tail, between its `START` and `END`, when the log
+    /// task runs only after the reactor has reported the output (it lags behind: commands
+    /// and output are both waiting when it looks).
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_is_in_the_tail_when_the_log_task_lags() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..8 {
+            // The task's first step opens the stream's file on a blocking thread; meanwhile
+            // the reactor reports both pipes readable.
+            let (mut child, mut stdin, logs) = echoing_runtime(dir.path());
+            assert_tail(&invocation(&logs, &mut stdin, n).await, n);
+            drop(stdin);
+            child.wait().unwrap();
+        }
+    }
+
+    /// An invocation's output is in its tail when the reactor has not reported it yet.
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_is_in_the_tail_before_the_reactor_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, mut stdin, logs) = echoing_runtime(dir.path());
+        for n in 0..4 {
+            // The log task is idle, its pipes registered with the reactor.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert_tail(&invocation(&logs, &mut stdin, n).await, n);
+        }
+        drop(stdin);
+        child.wait().unwrap();
     }
 }
