@@ -1,9 +1,9 @@
-"""Python zygotes (`--python-zygote on`, off by default): the runtime of a Python sandbox
-built ahead is a copy (fork) of an interpreter the platform initialised once, not a new
-interpreter (docs/sandbox.md). These tests check that such runtimes really are copies (the interpreter's
-shared library is mapped, which an executed `python3.11` does not do), that each copy is as
-confined and as separate from the others as any sandbox, and that a zygote that dies is
-replaced without failing an invocation."""
+"""Python zygotes (`--python-zygote`, on by default): the runtime of a Python sandbox built
+ahead is a copy (fork) of an interpreter the platform initialised once, not a new
+interpreter (docs/sandbox.md). These tests check that such runtimes really are copies (the
+launcher's extension module, loaded from a memfd, is mapped, which an executed `python3.11`
+does not have), that each copy is as confined and as separate from the others as any
+sandbox, and that a zygote that dies is replaced without failing an invocation."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from alonzo_helpers import create_function, invoke_ok, make_zip, poll_until, unique_name, wait_updated
 
+# What only a copy of the zygote has in its address space: the launcher's extension module.
+FORKED_MARK = "/memfd:_alonzo_launcher"
+
 PROBE = r'''
 import os, random, sys, time, uuid
+FORKED_MARK = "/memfd:_alonzo_launcher"
 
 def handler(event, context):
     marker = "/tmp/marker-" + uuid.uuid4().hex
@@ -24,8 +28,12 @@ def handler(event, context):
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
     time.sleep(event.get("sleep", 0))
     return {
-        "forked": "libpython" in open("/proc/self/maps").read(),
+        "forked": FORKED_MARK in open("/proc/self/maps").read(),
         "comm": open("/proc/self/comm").read().strip(),
+        "exe": os.readlink("/proc/self/exe"),
+        "environ_keys": sorted(e.split(b"=", 1)[0].decode()
+                               for e in open("/proc/self/environ", "rb").read().split(b"\0") if e),
+        "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
         "executable": sys.executable,
         "argv": sys.argv,
         "cmdline": open("/proc/self/cmdline", "rb").read().decode(),
@@ -100,7 +108,7 @@ def launcher_pids(server_pid: int) -> list[int]:
 
 
 def test_python_runtimes_are_forked_from_the_zygote_and_each_is_a_confined_sandbox(server_factory):
-    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
+    srv = server_factory()
     srv.start()
     client = srv.client()
     name = new_probe(client)
@@ -108,6 +116,11 @@ def test_python_runtimes_are_forked_from_the_zygote_and_each_is_a_confined_sandb
     for env in got:
         # What the function sees of its interpreter is what an executed one shows.
         assert env["comm"] == "python3.11" and env["executable"] == "/usr/bin/python3.11", env
+        assert env["exe"] == "/usr/bin/python3.11", env
+        assert not [k for k in env["environ_keys"] if "ZYGOTE" in k or "ALONZO" in k], env
+        # No descriptor of the launcher's (its socket, the namespace, the memfd) is left:
+        # stdio, the Runtime API connection, and the one os.listdir above holds.
+        assert env["fds"] == [0, 1, 2, 3, 4], env
         assert env["argv"] == ["/var/runtime/bootstrap.py"], env
         assert env["cmdline"] == "/usr/bin/python3.11\0-S\0/var/runtime/bootstrap.py\0", env
         assert not env["launcher_visible"], env
@@ -126,8 +139,8 @@ def test_python_runtimes_are_forked_from_the_zygote_and_each_is_a_confined_sandb
     assert len({env["urandom"] for env in got}) == 3, got
 
 
-def test_by_default_every_runtime_is_a_new_interpreter(server_factory):
-    srv = server_factory()
+def test_with_the_zygote_off_every_runtime_is_a_new_interpreter(server_factory):
+    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "off"})
     srv.start()
     client = srv.client()
     name = new_probe(client)
@@ -162,7 +175,7 @@ def test_a_forked_runtime_that_exits_is_reported_as_any_runtime_exit(server_fact
     code = (
         "import os, sys\n"
         "def handler(event, context):\n"
-        "    print('forked=%s' % ('libpython' in open('/proc/self/maps').read()), flush=True)\n"
+        "    print('forked=%s' % ('/memfd:_alonzo_launcher' in open('/proc/self/maps').read()), flush=True)\n"
         "    os._exit(3)\n"
     )
     create_function(client, name, make_zip([("app.py", code)]), Timeout=10)
@@ -204,7 +217,7 @@ def handler(event, context):
                     found.append((fields[5], needle.decode(errors="replace"),
                                   data[max(0, at - 40):at + len(needle) + 40].decode(errors="replace")))
     return {"found": found, "scanned": scanned,
-            "forked": "libpython" in open("/proc/self/maps").read()}
+            "forked": "/memfd:_alonzo_launcher" in open("/proc/self/maps").read()}
 '''
 
 
@@ -237,10 +250,10 @@ def test_a_forked_runtime_finds_no_host_path_in_its_memory(server_factory):
 
 def test_a_forked_runtime_is_indistinguishable_from_a_fresh_one(server_factory):
     """`test_invoke.py`'s comparison of a runtime started ahead with one started for its
-    function, on a server whose runtimes started ahead are copies of its zygote."""
+    function, on a server whose runtimes started ahead are copies of its zygote (the default)."""
     from test_invoke import test_prestarted_runtime_is_indistinguishable_from_a_fresh_one as compare
 
-    srv = server_factory(extra_env={"ALONZO_PYTHON_ZYGOTE": "on"})
+    srv = server_factory()
     srv.start()
     compare(srv.client(), "python3.11")
     assert launcher_pids(srv.proc.pid), "the comparison ran without a zygote"

@@ -50,11 +50,10 @@ def _await_assignment():
     NUL-terminated ``cwd`` then ``KEY=VALUE`` entries, then an empty entry. From here on the
     process is what a runtime started with that environment would be: ``os.environ``,
     ``sys.path`` (for ``PYTHONPATH``), the working directory, no extra descriptor."""
-    if "_alonzo_launcher" in sys.builtin_module_names:
-        _serve_as_launcher()
     fd = os.environ.get("_RUNTIME_ASSIGNMENT_FD")
     if not fd:
         return
+    _serve_if_launcher()
     fd = int(fd)
     data = b""
     while not data.endswith(b"\0\0"):
@@ -84,17 +83,36 @@ def _await_assignment():
     os.chdir(entries[0])
 
 
-def _serve_as_launcher():
-    """In the platform's launcher (an interpreter started once, which forks one copy per
-    sandbox built ahead), the built-in ``_alonzo_launcher`` module is there: it is removed
-    from sight and its ``serve()`` returns only in a copy that is a sandbox's runtime, confined
-    and waiting for its function as a runtime started in that sandbox would be."""
-    import _alonzo_launcher
+_LAUNCHER_FD = 5
+_LAUNCHER_MEMFD = "/memfd:_alonzo_launcher (deleted)"
 
-    del sys.modules["_alonzo_launcher"]
-    sys.builtin_module_names = tuple(
-        name for name in sys.builtin_module_names if name != "_alonzo_launcher")
-    _alonzo_launcher.serve()
+
+class _ExtensionSpec(object):
+    """What ``_imp.create_dynamic`` reads of a module spec (its name and file)."""
+
+    def __init__(self, name, origin):
+        self.name = name
+        self.origin = origin
+
+
+def _serve_if_launcher():
+    """In the platform's launcher (an interpreter started once, which forks one copy per
+    sandbox built ahead), descriptor 5 is a memfd holding the ``_alonzo_launcher`` extension
+    module. It is loaded from there and removed from sight; its ``serve()`` returns only in a
+    copy that is a sandbox's runtime, confined and waiting for its function as a runtime
+    started in that sandbox would be (descriptor 5 closed)."""
+    try:
+        os.fstat(_LAUNCHER_FD)
+    except OSError:
+        return
+    path = "/proc/self/fd/%d" % _LAUNCHER_FD
+    if os.readlink(path) != _LAUNCHER_MEMFD:
+        return
+    import _imp
+
+    launcher = _imp.create_dynamic(_ExtensionSpec("_alonzo_launcher", path))
+    sys.modules.pop("_alonzo_launcher", None)
+    launcher.serve()
 
 
 _RUNTIME_FILE = os.path.abspath(__file__)

@@ -1,20 +1,21 @@
-//! The launcher: a long-lived, single-threaded process (`exe __launcher`) holding a Python
-//! interpreter initialised up to the point where a runtime started ahead waits for its
-//! function, which forks jail processes on the server's request instead of the server
-//! executing `exe __jail` for each. The jail sequence then runs in the fork exactly as in
-//! an executed jail process, except at its very end: R does not execute the interpreter, it
-//! returns into the copy it already is. A Python sandbox built this way costs a fork instead
-//! of an interpreter start.
+//! The launcher: a long-lived, single-threaded process holding a Python interpreter
+//! initialised up to the point where a runtime started ahead waits for its function, which
+//! forks jail processes on the server's request instead of the server executing `exe __jail`
+//! for each. The jail sequence then runs in the fork exactly as in an executed jail process,
+//! except at its very end: R does not execute the interpreter, it returns into the copy it
+//! already is. A Python sandbox built this way costs a fork instead of an interpreter start.
 //!
 //! What the launcher does, in order:
 //!
-//! 1. Takes its control socket (its standard input, moved to fd 3), keeps a descriptor of the
-//!    host's mount namespace, and enters a private mount namespace whose `/var` is an empty
-//!    tmpfs holding only `/var/runtime`, the runtime files, read-only: the interpreter then
-//!    loads the runtime from the same paths as in a sandbox.
-//! 2. Runs the interpreter (`python.rs`) with the runtime's exact argv and environment. The
-//!    runtime's `_await_assignment` finds the built-in `_alonzo_launcher` module, removes it
-//!    from `sys.modules` and `sys.builtin_module_names`, and calls `serve()`.
+//! 1. Started as `exe` with `LAUNCHER_ENV` set, it takes its control socket (its standard
+//!    input) to fd 3, opens the host's mount namespace on fd 4, and puts this crate built as
+//!    a Python extension (`python.rs`, carried by the binary: [`set_python_extension`]) in a
+//!    memfd on fd 5. It enters a private mount namespace whose `/var` is an empty tmpfs
+//!    holding only `/var/runtime`, the runtime files, read-only: the interpreter then loads
+//!    the runtime from the same paths as in a sandbox.
+//! 2. It executes the interpreter with the runtime's exact argv and environment (the marker
+//!    removed). The runtime's `_await_assignment` finds the memfd on fd 5, loads the module
+//!    from it, removes it from `sys.modules`, and calls `serve()`.
 //! 3. `serve` records the interpreter's signal dispositions, says it is ready, and answers
 //!    requests: each carries a jail socket, a stdout and a stderr; the launcher forks a copy
 //!    (a child of the server, `CLONE_PARENT`) and sends back its pid and a pidfd.
@@ -25,7 +26,8 @@
 //! cgroup, user, mount, PID, IPC, UTS, network and cgroup namespace, with the same root,
 //! privilege drop and seccomp filter. The launcher holds nothing of any function: it only
 //! ever ran the runtime's own module, and requests carry no function data (that comes later,
-//! through the jail socket, to the sandbox alone).
+//! through the jail socket, to the sandbox alone). Its host paths never reach the
+//! interpreter's memory: they were read before the `execve`.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -54,7 +56,30 @@ pub const LAUNCHER_ENV: &str = "_RUNTIME_ZYGOTE";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct LauncherPaths {
     runtime_dir: PathBuf,
-    libpython: PathBuf,
+}
+
+/// The launcher's descriptors across its `execve` into the interpreter: the control socket,
+/// the host's mount namespace, and the memfd holding the extension module.
+const CONTROL_FD: RawFd = 3;
+const HOST_MOUNTS_FD: RawFd = 4;
+/// Also named in the runtime's `_await_assignment`.
+const EXTENSION_FD: RawFd = 5;
+/// The memfd's name, which the runtime checks (`/memfd:_alonzo_launcher (deleted)`).
+const EXTENSION_NAME: &std::ffi::CStr = c"_alonzo_launcher";
+
+/// This crate built as a Python extension module, as the binary carries it.
+static PYTHON_EXTENSION: OnceLock<&'static [u8]> = OnceLock::new();
+
+/// Gives this crate the bytes of its own build as a Python extension module (a shared library
+/// exporting `PyInit__alonzo_launcher`): the binary calls it first in `main`, before
+/// [`crate::main_if_jail`]. Without it there is no launcher ([`Launcher::start`] fails).
+pub fn set_python_extension(library: &'static [u8]) {
+    let _ = PYTHON_EXTENSION.set(library);
+}
+
+/// Whether this binary carries the extension module a launcher needs.
+pub fn python_extension_available() -> bool {
+    PYTHON_EXTENSION.get().is_some_and(|library| !library.is_empty())
 }
 
 /// The byte a launcher sends once its interpreter waits in `serve`.
@@ -65,8 +90,6 @@ const FORK: u8 = b'J';
 /// What a Python launcher holds ready: the interpreter started as a runtime started ahead is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonLauncher {
-    /// The interpreter's shared library (`LIBDIR/INSTSONAME` of its `sysconfig`).
-    pub libpython: PathBuf,
     /// The host directory seen at `/var/runtime` (the runtime's bootstrap and module).
     pub runtime_dir: PathBuf,
     /// The runtime's argv, e.g. `/usr/bin/python3.11 -S /var/runtime/bootstrap.py`.
@@ -88,6 +111,11 @@ impl Launcher {
     /// interpreter is ready; a library that does not load or an interpreter that fails to
     /// start is an error here, and the caller starts sandboxes the usual way.
     pub fn start(exe: &Path, python: &PythonLauncher) -> Result<Launcher, JailError> {
+        if !python_extension_available() {
+            return Err(JailError::InvalidSpec(
+                "this build carries no Python extension for a launcher".into(),
+            ));
+        }
         let (server_end, launcher_end) =
             UnixStream::pair().context(|| "create the launcher socket".to_owned())?;
         let Some((program, args)) = python.argv.split_first() else {
@@ -107,10 +135,7 @@ impl Launcher {
             .spawn()
             .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
         drop(command);
-        let paths = serde_json::to_vec(&LauncherPaths {
-            runtime_dir: python.runtime_dir.clone(),
-            libpython: python.libpython.clone(),
-        })
+        let paths = serde_json::to_vec(&LauncherPaths { runtime_dir: python.runtime_dir.clone() })
         .map_err(|e| JailError::Protocol(format!("encode the launcher's paths: {e}")))?;
         let mut message = (paths.len() as u32).to_le_bytes().to_vec();
         message.extend_from_slice(&paths);
@@ -178,16 +203,15 @@ impl Drop for Launcher {
     }
 }
 
-/// What the launcher process keeps for its forks (set once, before the interpreter starts).
+/// What the launcher's interpreter keeps for its forks (its descriptors after the `execve`).
 struct State {
-    /// The control socket's number (fd 3). Not an owner: R returns through `serve`'s frame
-    /// with fd 3 being its assignment pipe.
+    /// The control socket (fd 3). Not an owner: R returns through `serve`'s frame with fd 3
+    /// being its assignment pipe.
     control: RawFd,
     /// The host's mount namespace, which each jail process goes back to.
     host_mounts: OwnedFd,
 }
 
-static STATE: OnceLock<State> = OnceLock::new();
 /// The interpreter's signal dispositions when it called `serve`, which R restores.
 static INTERPRETER_SIGNALS: OnceLock<Vec<Option<libc::sigaction>>> = OnceLock::new();
 
@@ -227,35 +251,58 @@ pub(crate) fn main_and_exit() -> ! {
 fn launch() -> Result<i32, JailError> {
     // Executed with the runtime's own argv (see `Launcher::start`).
     let argv: Vec<String> = std::env::args().collect();
+    let Some(program) = argv.first() else {
+        return Err(JailError::Protocol("the launcher has no argv".into()));
+    };
     // The marker must not reach the interpreter's (and so the function's) environment.
     std::env::remove_var(LAUNCHER_ENV);
-    crate::sys::SingleThreaded::check()
-        .context(|| "check the launcher is single-threaded".into())?;
+    let library = PYTHON_EXTENSION
+        .get()
+        .filter(|library| !library.is_empty())
+        .ok_or_else(|| JailError::Protocol("this build carries no Python extension".into()))?;
     let mut control = crate::sequence::take_spec_socket()?;
     let paths: LauncherPaths = {
         let mut len = [0u8; 4];
         control.read_exact(&mut len).context(|| "read the launcher's paths".to_owned())?;
         let mut json = vec![0u8; (u32::from_le_bytes(len) as usize).min(1 << 16)];
         control.read_exact(&mut json).context(|| "read the launcher's paths".to_owned())?;
-        let paths = serde_json::from_slice(&json)
-            .map_err(|e| JailError::Protocol(format!("decode the launcher's paths: {e}")));
-        crate::scrub::bytes(json);
-        paths?
+        serde_json::from_slice(&json)
+            .map_err(|e| JailError::Protocol(format!("decode the launcher's paths: {e}")))?
     };
-    let (mut runtime_dir, libpython) = (paths.runtime_dir, paths.libpython);
     // SAFETY: this fresh process owns only stdio and the control socket on fd 3.
     unsafe { crate::sys::close_fds_from(4) }
         .context(|| "close inherited descriptors".to_owned())?;
     let host_mounts = std::fs::File::open("/proc/self/ns/mnt")
         .context(|| "open the host's mount namespace".to_owned())?;
-    runtime_view(&runtime_dir)?;
-    // Every copy is a function's runtime: none may find the data directory's path.
-    crate::scrub::path(&mut runtime_dir);
-    let control = std::os::fd::IntoRawFd::into_raw_fd(control);
-    if STATE.set(State { control, host_mounts: OwnedFd::from(host_mounts) }).is_err() {
-        return Err(JailError::Protocol("the launcher started twice".into()));
+    let extension = crate::sys::memfd_with(EXTENSION_NAME, library)
+        .context(|| "put the extension in a memfd".to_owned())?;
+    runtime_view(&paths.runtime_dir)?;
+    // The descriptors the interpreter's `serve` finds, open across the execve. Each is at its
+    // place already (the lowest free numbers after close_fds_from(4)) or moved there.
+    let placed = [
+        (OwnedFd::from(control), CONTROL_FD),
+        (OwnedFd::from(host_mounts), HOST_MOUNTS_FD),
+        (extension, EXTENSION_FD),
+    ];
+    for (fd, target) in placed {
+        crate::sys::place_at(fd, target).context(|| format!("place the launcher's fd {target}"))?;
     }
-    crate::python::run_main(&libpython, &argv)
+    let error = Command::new(program).arg0(program).args(&argv[1..]).exec();
+    Err(JailError::Start { exe: program.clone(), source: error })
+}
+
+/// The descriptors `launch` left for the interpreter, checked: a socket on fd 3 and a mount
+/// namespace on fd 4 (fd 5, the extension, is already mapped).
+fn inherited_state() -> Option<State> {
+    let target = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+    let is = |fd, kind: &str| target(fd).is_some_and(|t| t.to_string_lossy().starts_with(kind));
+    if !is(CONTROL_FD, "socket:[") || !is(HOST_MOUNTS_FD, "mnt:[") {
+        return None;
+    }
+    // SAFETY: fd 4 is the namespace descriptor launch() placed there for this process, which
+    // nothing else here owns (checked above to be what it should).
+    let host_mounts = unsafe { OwnedFd::from_raw_fd(HOST_MOUNTS_FD) };
+    Some(State { control: CONTROL_FD, host_mounts })
 }
 
 /// Step 1: a private mount namespace where `/var` is an empty tmpfs with the runtime files,
@@ -301,10 +348,12 @@ fn runtime_view(runtime_dir: &Path) -> Result<(), JailError> {
 /// Steps 3 and 4: the request loop. Returns only in R of a sandbox whose program continues
 /// the interpreter; the launcher itself exits when the server closes the socket.
 pub(crate) fn serve() {
-    let Some(state) = STATE.get() else {
+    let Some(state) = inherited_state() else {
         eprintln!("alonzo-launcher: serve() outside a launcher");
         crate::sys::exit_now(crate::sequence::SETUP_FAILED)
     };
+    // Never dropped: in R, which returns from here, fd 4 is closed already.
+    let state = &*std::mem::ManuallyDrop::new(state);
     let _ = INTERPRETER_SIGNALS.set(crate::sys::save_dispositions());
     // SAFETY: fd 3 is the control socket for as long as this process is the launcher; the
     // stream is forgotten below, never dropped, so it never closes it.
@@ -361,7 +410,7 @@ fn jail_process(state: &State, fds: Vec<OwnedFd>) {
         }
         drop(fds);
         // SAFETY: everything above 2 is the launcher's (the control socket, the namespace
-        // descriptor in STATE, which is never dropped) and is not used in this process.
+        // descriptor in `State`, which is never dropped) and is not used in this process.
         unsafe { crate::sys::close_fds_from(3) }
             .context(|| "close the launcher's descriptors".to_owned())
     })();

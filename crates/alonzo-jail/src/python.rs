@@ -1,15 +1,16 @@
-//! The Python interpreter a launcher holds: the interpreter's own shared library, loaded with
-//! `dlopen`, started by `Py_BytesMain` with exactly the arguments a runtime process is
-//! executed with (so configuration, `sys.argv`, `sys.executable`, `sys.flags` and `sys.path`
-//! are what that process would have), plus one built-in module, `_alonzo_launcher`, whose
-//! `serve()` the runtime calls where a runtime started ahead waits for its function.
+//! The Python extension module a launcher's interpreter loads, `_alonzo_launcher`: this crate
+//! built as a shared library (the `alonzo` binary carries it and a launcher hands it to its
+//! interpreter as a memfd), whose `serve()` the runtime calls where a runtime started ahead
+//! waits for its function. The interpreter is the runtime's own executable, run with exactly
+//! the arguments and environment a runtime process is executed with, so a copy runs the same
+//! interpreter at the same speed, with the same `sys.argv`, `sys.executable` and `sys.path`.
 //!
-//! Only the stable C API is used (`Py_BytesMain`, `PyImport_AppendInittab`,
-//! `PyModule_Create2`, `PyLong_FromLong` and the `PyOS_*Fork*` hooks), declared here rather
-//! than compiled against headers, so that the binary builds without Python installed.
+//! Only the stable C API is used (`PyModule_Create2`, `PyLong_FromLong` and the `PyOS_*Fork*`
+//! hooks), found in the interpreter with `dlsym` when the module is imported rather than
+//! compiled against headers or linked: the binary builds without Python installed, and the
+//! same code linked into the binary never refers to a Python symbol.
 
-use std::ffi::{c_char, c_int, c_long, c_void, CString};
-use std::path::Path;
+use std::ffi::{c_char, c_int, c_long, c_void};
 use std::ptr::{addr_of_mut, null_mut};
 use std::sync::OnceLock;
 
@@ -94,11 +95,60 @@ static mut MODULE: ModuleDef = ModuleDef {
     free: null_mut(),
 };
 
-unsafe extern "C" fn init_module() -> *mut PyObject {
-    let api = API.get().expect("the Python API is loaded before the interpreter starts");
+/// The module's initialisation, called by the interpreter when it imports the extension
+/// (`_imp.create_dynamic`, from the runtime's `_await_assignment`, in a launcher only).
+///
+/// # Safety
+///
+/// Only the interpreter calls it, with its lock held, in a process whose executable exports
+/// the C API.
+#[no_mangle]
+pub unsafe extern "C" fn PyInit__alonzo_launcher() -> *mut PyObject {
+    let Ok(api) = load_api() else {
+        return null_mut();
+    };
+    let api = API.get_or_init(|| api);
     // SAFETY: called by the interpreter (with its lock held) when the module is imported;
     // MODULE lives for the whole process and is only read by Python.
     unsafe { (api.module_create2)(addr_of_mut!(MODULE), PYTHON_API_VERSION) }
+}
+
+/// The C API functions this module calls, from the interpreter already running.
+fn load_api() -> Result<Api, JailError> {
+    let symbol = |name: &std::ffi::CStr| {
+        // SAFETY: RTLD_DEFAULT searches the process's global scope; the name is
+        // NUL-terminated.
+        let ptr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if ptr.is_null() {
+            let name = name.to_string_lossy();
+            Err(JailError::Protocol(format!("python launcher: the interpreter has no {name}")))
+        } else {
+            Ok(ptr)
+        }
+    };
+    // SAFETY: each symbol is the C API function of that name, whose signature is part of
+    // CPython's stable ABI.
+    unsafe {
+        Ok(Api {
+            before_fork: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
+                c"PyOS_BeforeFork",
+            )?),
+            after_fork_parent: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
+                c"PyOS_AfterFork_Parent",
+            )?),
+            after_fork_child: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
+                c"PyOS_AfterFork_Child",
+            )?),
+            long_from_long: std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(c_long) -> *mut PyObject,
+            >(symbol(c"PyLong_FromLong")?),
+            module_create2: std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(*mut ModuleDef, c_int) -> *mut PyObject,
+            >(symbol(c"PyModule_Create2")?),
+        })
+    }
 }
 
 /// `_alonzo_launcher.serve()`: the launcher's request loop. It returns only in a sandbox's
@@ -132,86 +182,3 @@ pub(crate) fn after_fork_parent() {
     }
 }
 
-/// Loads `libpython` and runs `Py_BytesMain(argv)`; returns its exit status (in the launcher
-/// only if the interpreter never reached `serve`, in a sandbox when its runtime ends).
-pub(crate) fn run_main(libpython: &Path, argv: &[String]) -> Result<i32, JailError> {
-    let fail = |what: String| JailError::Protocol(format!("python launcher: {what}"));
-    let path = CString::new(libpython.as_os_str().as_encoded_bytes())
-        .map_err(|_| fail("the library path contains NUL".into()))?;
-    // SAFETY: dlopen runs the library's initialisers; libpython's only set up its own
-    // state. RTLD_GLOBAL makes its symbols visible to the extension modules it loads later,
-    // which expect them from the executable.
-    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-    if handle.is_null() {
-        return Err(fail(format!("cannot load {}", libpython.display())));
-    }
-    let symbol = |name: &std::ffi::CStr| {
-        // SAFETY: the handle is valid and the name NUL-terminated.
-        let ptr = unsafe { libc::dlsym(handle, name.as_ptr()) };
-        if ptr.is_null() {
-            Err(fail(format!("{} has no {}", libpython.display(), name.to_string_lossy())))
-        } else {
-            Ok(ptr)
-        }
-    };
-    // SAFETY: each symbol is the C API function of that name, whose signature is part of
-    // CPython's stable ABI.
-    let api = unsafe {
-        Api {
-            before_fork: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
-                c"PyOS_BeforeFork",
-            )?),
-            after_fork_parent: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
-                c"PyOS_AfterFork_Parent",
-            )?),
-            after_fork_child: std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(symbol(
-                c"PyOS_AfterFork_Child",
-            )?),
-            long_from_long: std::mem::transmute::<
-                *mut c_void,
-                unsafe extern "C" fn(c_long) -> *mut PyObject,
-            >(symbol(c"PyLong_FromLong")?),
-            module_create2: std::mem::transmute::<
-                *mut c_void,
-                unsafe extern "C" fn(*mut ModuleDef, c_int) -> *mut PyObject,
-            >(symbol(c"PyModule_Create2")?),
-        }
-    };
-    // SAFETY: as above, stable-ABI signatures.
-    let (append_inittab, bytes_main) = unsafe {
-        (
-            std::mem::transmute::<
-                *mut c_void,
-                unsafe extern "C" fn(
-                    *const c_char,
-                    Option<unsafe extern "C" fn() -> *mut PyObject>,
-                ) -> c_int,
-            >(symbol(c"PyImport_AppendInittab")?),
-            std::mem::transmute::<
-                *mut c_void,
-                unsafe extern "C" fn(c_int, *mut *mut c_char) -> c_int,
-            >(symbol(c"Py_BytesMain")?),
-        )
-    };
-    let _ = API.set(api);
-    // SAFETY: called before the interpreter is initialised, as the API requires; the name is
-    // a literal.
-    if unsafe { append_inittab(c"_alonzo_launcher".as_ptr(), Some(init_module)) } != 0 {
-        return Err(fail("cannot register the launcher module".into()));
-    }
-    let args = argv
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| fail("an argument contains NUL".into()))?;
-    // Py_BytesMain keeps pointers into argv for sys.orig_argv: the strings must outlive it,
-    // and so they do (they are never freed: the process ends in this call or its copies).
-    let mut pointers: Vec<*mut c_char> =
-        args.into_iter().map(CString::into_raw).chain(std::iter::once(null_mut())).collect();
-    let argc = c_int::try_from(argv.len()).map_err(|_| fail("too many arguments".into()))?;
-    let pointers_ptr = pointers.as_mut_ptr();
-    std::mem::forget(pointers);
-    // SAFETY: argv is a NULL-terminated array of argc NUL-terminated strings that stay
-    // allocated for the rest of the process.
-    Ok(unsafe { bytes_main(argc, pointers_ptr) })
-}

@@ -248,17 +248,39 @@ pub(crate) fn attach_at(mount: BorrowedFd<'_>, target: &CStr) -> nix::Result<()>
 /// Makes `fd` descriptor 3 of this process, without close-on-exec (a `dup2`, or clearing the
 /// flag if it already is 3). Whatever was at 3 is closed.
 pub(crate) fn place_at_fd3(fd: OwnedFd) -> nix::Result<()> {
-    const FD3: std::os::fd::RawFd = 3;
-    if fd.as_raw_fd() == FD3 {
+    place_at(fd, 3)
+}
+
+/// Makes `fd` descriptor `target` of this process, without close-on-exec (a `dup2`, or
+/// clearing the flag if it already is `target`). Whatever was at `target` is closed: the
+/// caller owns it or nothing is there.
+pub(crate) fn place_at(fd: OwnedFd, target: std::os::fd::RawFd) -> nix::Result<()> {
+    if fd.as_raw_fd() == target {
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
         // The descriptor must stay open for the program.
         std::mem::forget(fd);
     } else {
         // SAFETY: dup2 only touches the descriptor table; fd is open (we own it) and whatever
-        // is at 3 is either ours to drop (G's inherited copies) or nothing.
-        Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), FD3) })?;
+        // is at target is the caller's to replace (see above).
+        Errno::result(unsafe { libc::dup2(fd.as_raw_fd(), target) })?;
     }
     Ok(())
+}
+
+/// A sealed memfd named `name` holding `bytes` (close-on-exec).
+pub(crate) fn memfd_with(name: &CStr, bytes: &[u8]) -> nix::Result<OwnedFd> {
+    use std::io::Write;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new descriptor
+    // or -1.
+    let res = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    // SAFETY: a non-negative result is a new descriptor that nothing else owns.
+    let fd = unsafe { owned_fd(libc::c_long::from(res)) }?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS on a memfd we own, with an int argument.
+    Errno::result(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(OwnedFd::from(file))
 }
 
 /// What [`clone_into_parent`] returns in each process.

@@ -24,12 +24,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// this many environments share them; replacing costs one interpreter start.
 const RECYCLE_AFTER: u32 = 256;
 
-/// The launchers, by interpreter, and what each interpreter's launcher runs (kept once found:
-/// finding it asks the interpreter for its shared library; a failure is asked again).
+/// The launchers, by interpreter.
 #[derive(Debug, Default)]
 pub(crate) struct Zygotes {
     by_python: Mutex<HashMap<PathBuf, Slot>>,
-    specs: Mutex<HashMap<PathBuf, PythonLauncher>>,
 }
 
 #[derive(Debug)]
@@ -60,18 +58,7 @@ impl Zygotes {
         }
         // Started under the lock: concurrent builders wait for this one launcher rather than
         // each starting their own.
-        let cached = self.specs.lock().ok()?.get(python).cloned();
-        let spec = cached.map_or_else(
-            || {
-                let found = launcher_spec(files, python);
-                if let (Ok(spec), Ok(mut specs)) = (&found, self.specs.lock()) {
-                    specs.insert(python.to_owned(), spec.clone());
-                }
-                found
-            },
-            Ok,
-        );
-        let started = spec.and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
+        let started = launcher_spec(files, python).and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
         match started {
             Ok(launcher) => {
                 tracing::info!(python = %python.display(), "Python zygote started");
@@ -96,34 +83,12 @@ impl Zygotes {
     }
 }
 
-/// What the launcher of `python` runs: the runtime's argv and starting environment, with the
-/// interpreter's shared library.
+/// What the launcher of `python` runs: the runtime's argv and starting environment.
 fn launcher_spec(files: &RuntimeFiles, python: &Path) -> Result<PythonLauncher, String> {
     let kind = RuntimeKind::Python(python.to_owned());
     Ok(PythonLauncher {
-        libpython: libpython(python)?,
         runtime_dir: files.python_dir().to_owned(),
         argv: rootfs::runtime_argv(&kind).ok_or("no runtime argv")?,
         env: rootfs::started_environment(&kind),
     })
-}
-
-/// The shared library of `python` (its `sysconfig`'s `LIBDIR/INSTSONAME`), which must exist:
-/// interpreters built without one (and hosts without Debian's `libpython3.X` package) have
-/// no zygote.
-fn libpython(python: &Path) -> Result<PathBuf, String> {
-    const SCRIPT: &str = "import sysconfig as s\n\
-        print((s.get_config_var('LIBDIR') or '') + '/' + (s.get_config_var('INSTSONAME') or ''))";
-    let out = std::process::Command::new(python)
-        .args(["-I", "-S", "-c", SCRIPT])
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if out.status.success() && path.is_absolute() && path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("{} has no shared library ({})", python.display(), path.display()))
-    }
 }

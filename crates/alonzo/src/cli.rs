@@ -231,10 +231,9 @@ pub(crate) struct ServeArgs {
     pub(crate) compile_python: String,
     /// Fork the runtime of each Python sandbox from a zygote, an interpreter of that runtime
     /// initialised once, instead of starting a new interpreter per sandbox: `on` or `off`.
-    /// Starts many environments about twice as fast with less memory, but runs Python code
-    /// on the interpreter's shared library (`libpython3.X`, which it needs), which Debian
-    /// builds position-independent: about a fifth slower (see docs/sandbox.md).
-    #[arg(long, env = "ALONZO_PYTHON_ZYGOTE", default_value = "off", value_parser = ["on", "off"])]
+    /// Starts many environments about twice as fast, with less memory each (see
+    /// docs/sandbox.md).
+    #[arg(long, env = "ALONZO_PYTHON_ZYGOTE", default_value = "on", value_parser = ["on", "off"])]
     pub(crate) python_zygote: String,
     /// Sandboxes built ahead for cold starts, per kind in demand (any runtime; a Python or
     /// Node.js runtime started ahead) and network; 0 starts every sandbox from scratch.

@@ -21,6 +21,11 @@ mod upload;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The Python launchers' extension module (build.rs): the jail crate built as a library.
+    alonzo_jail::set_python_extension(include_bytes!(concat!(
+        env!("OUT_DIR"),
+        "/alonzo_launcher.so"
+    )));
     // The sandbox jail is this same executable re-executed; it must take over before any
     // thread or runtime exists.
     alonzo_jail::main_if_jail();
