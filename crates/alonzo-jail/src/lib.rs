@@ -17,8 +17,10 @@
 //!
 //! - `seccomp` holds the system-call filter compiled from `seccomp/<arch>.json` at build time,
 //!   installed right before the program is executed.
-//! - `launcher` is the Python zygote (`--python-zygote on`): a process holding an initialised
-//!   interpreter (`python.rs`) that forks jail processes on request, whose R continues that
+//! - `launcher` is the Python zygote (`--python-zygote`): the interpreter's own executable,
+//!   run up to where a runtime started ahead waits, with this crate loaded into it as an
+//!   extension module (`python.rs`; the binary carries the crate built as a shared library,
+//!   [`set_python_extension`]), which forks jail processes on request, whose R continues that
 //!   interpreter instead of executing one; `process` is the server's handle on a jail process
 //!   of either origin, and `scrub` overwrites the host details such a copy would inherit.
 //!
