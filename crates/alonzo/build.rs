@@ -33,7 +33,8 @@ fn main() {
     }
     let status = cargo.status().expect("run cargo for the Python extension");
     assert!(status.success(), "building alonzo-jail as a Python extension failed: {status}");
-    let built = target_dir.join(if release { "release" } else { "debug" }).join("libalonzo_jail.so");
+    let built =
+        target_dir.join(if release { "release" } else { "debug" }).join("libalonzo_jail.so");
     std::fs::copy(&built, out_dir.join("alonzo_launcher.so"))
         .unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     for path in ["../alonzo-jail/src", "../alonzo-jail/Cargo.toml", "../alonzo-jail/build.rs"] {

@@ -136,7 +136,7 @@ impl Launcher {
             .map_err(|source| JailError::Start { exe: exe.display().to_string(), source })?;
         drop(command);
         let paths = serde_json::to_vec(&LauncherPaths { runtime_dir: python.runtime_dir.clone() })
-        .map_err(|e| JailError::Protocol(format!("encode the launcher's paths: {e}")))?;
+            .map_err(|e| JailError::Protocol(format!("encode the launcher's paths: {e}")))?;
         let mut message = (paths.len() as u32).to_le_bytes().to_vec();
         message.extend_from_slice(&paths);
         // A launcher that died at once shows in the wait for READY below.

@@ -181,4 +181,3 @@ pub(crate) fn after_fork_parent() {
         unsafe { (api.after_fork_parent)() }
     }
 }
-

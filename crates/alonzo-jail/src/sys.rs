@@ -272,7 +272,8 @@ pub(crate) fn memfd_with(name: &CStr, bytes: &[u8]) -> nix::Result<OwnedFd> {
     use std::io::Write;
     // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new descriptor
     // or -1.
-    let res = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    let res =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     // SAFETY: a non-negative result is a new descriptor that nothing else owns.
     let fd = unsafe { owned_fd(libc::c_long::from(res)) }?;
     let mut file = std::fs::File::from(fd);

@@ -58,7 +58,8 @@ impl Zygotes {
         }
         // Started under the lock: concurrent builders wait for this one launcher rather than
         // each starting their own.
-        let started = launcher_spec(files, python).and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
+        let started = launcher_spec(files, python)
+            .and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
         match started {
             Ok(launcher) => {
                 tracing::info!(python = %python.display(), "Python zygote started");
