@@ -107,9 +107,9 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    /// Starts `exe __launcher` for `python` and waits (at most `SPAWN_TIMEOUT`) until its
-    /// interpreter is ready; a library that does not load or an interpreter that fails to
-    /// start is an error here, and the caller starts sandboxes the usual way.
+    /// Starts `exe` as the launcher of `python` and waits (at most `SPAWN_TIMEOUT`) until its
+    /// interpreter is ready; an interpreter that fails to start or to load the extension is
+    /// an error here, and the caller starts sandboxes the usual way.
     pub fn start(exe: &Path, python: &PythonLauncher) -> Result<Launcher, JailError> {
         if !python_extension_available() {
             return Err(JailError::InvalidSpec(
@@ -236,19 +236,16 @@ pub(crate) fn restore_interpreter_signals() -> Result<(), JailError> {
     .context(|| "clear the signal mask".to_owned())
 }
 
-/// The launcher process's `main` (with `LAUNCHER_ENV` set); never returns.
+/// The launcher process's `main` (with `LAUNCHER_ENV` set): it becomes the interpreter, or
+/// exits if it cannot.
 pub(crate) fn main_and_exit() -> ! {
-    let code = match launch() {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("alonzo-launcher: {err}");
-            crate::sequence::SETUP_FAILED
-        }
-    };
-    crate::sys::exit_now(code)
+    let Err(err) = launch();
+    eprintln!("alonzo-launcher: {err}");
+    crate::sys::exit_now(crate::sequence::SETUP_FAILED)
 }
 
-fn launch() -> Result<i32, JailError> {
+/// Steps 1 and 2, up to the `execve` of the interpreter (which only returns on failure).
+fn launch() -> Result<std::convert::Infallible, JailError> {
     // Executed with the runtime's own argv (see `Launcher::start`).
     let argv: Vec<String> = std::env::args().collect();
     let Some(program) = argv.first() else {
