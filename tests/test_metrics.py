@@ -244,9 +244,13 @@ def test_event_source_mapping_and_destination_counters(srv, client):
     create_function(client, name, make_zip([("app.py", BATCH_APP)]))
     client.create_event_source_mapping(FunctionName=name, EventSourceArn=arn, BatchSize=10, MaximumBatchingWindowInSeconds=1,
                                        FunctionResponseTypes=["ReportBatchItemFailures"])
+    # Each batch's invocation is counted when its report is written, after the runtime asks
+    # for its next event: off the poller's path, so possibly after the batch was counted.
     fam = poll_until(
-        lambda: (f := scrape(srv)) and value(f, "alonzo_event_source_records", "alonzo_event_source_records_total", function=name) == 3 and f,
-        timeout=30, what="the mapping's batches")
+        lambda: (f := scrape(srv)) and value(f, "alonzo_event_source_records", "alonzo_event_source_records_total", function=name) == 3
+        and total(f, "alonzo_invocations", "alonzo_invocations_total", function=name)
+        >= value(f, "alonzo_event_source_batches", "alonzo_event_source_batches_total", function=name, event_source=arn) and f,
+        timeout=30, what="the mapping's batches and their invocations")
     batches = value(fam, "alonzo_event_source_batches", "alonzo_event_source_batches_total", function=name, event_source=arn)
     assert 1 <= batches <= 3
     # One invocation per batch, and only the reported record failed.
@@ -272,9 +276,12 @@ def test_event_source_mapping_and_destination_counters(srv, client):
     client.put_function_event_invoke_config(FunctionName=failing, MaximumRetryAttempts=0,
                                             DestinationConfig={"OnFailure": {"Destination": missing}})
     client.invoke(FunctionName=failing, InvocationType="Event", Payload=json.dumps({"fail": True}).encode())
+    # The invocation is counted when its report is written, after the runtime asks for its
+    # next event: off the caller's path, so possibly after the failure was handled.
     fam = poll_until(
         lambda: (f := scrape(srv)) and value(f, "alonzo_destination_delivery_failures", "alonzo_destination_delivery_failures_total",
-                                             function=failing, destination="sqs") >= 1 and f,
-        timeout=30, what="a failed delivery")
+                                             function=failing, destination="sqs") >= 1
+        and value(f, "alonzo_invocations", "alonzo_invocations_total", function=failing, outcome="error") >= 1 and f,
+        timeout=30, what="a failed delivery and its invocation counted")
     assert value(fam, "alonzo_async_events_dropped", "alonzo_async_events_dropped_total", function=failing, reason="RetriesExhausted") == 1
     assert value(fam, "alonzo_invocations", "alonzo_invocations_total", function=failing, outcome="error") == 1
