@@ -30,7 +30,7 @@
 //! interpreter's memory: they were read before the `execve`.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -77,9 +77,9 @@ pub fn set_python_extension(library: &'static [u8]) {
     let _ = PYTHON_EXTENSION.set(library);
 }
 
-/// Whether this binary carries the extension module a launcher needs.
-pub fn python_extension_available() -> bool {
-    PYTHON_EXTENSION.get().is_some_and(|library| !library.is_empty())
+/// The extension module a launcher needs, if this binary carries one.
+fn python_extension() -> Option<&'static [u8]> {
+    PYTHON_EXTENSION.get().copied().filter(|library| !library.is_empty())
 }
 
 /// The byte a launcher sends once its interpreter waits in `serve`.
@@ -111,7 +111,7 @@ impl Launcher {
     /// interpreter is ready; an interpreter that fails to start or to load the extension is
     /// an error here, and the caller starts sandboxes the usual way.
     pub fn start(exe: &Path, python: &PythonLauncher) -> Result<Launcher, JailError> {
-        if !python_extension_available() {
+        if python_extension().is_none() {
             return Err(JailError::InvalidSpec(
                 "this build carries no Python extension for a launcher".into(),
             ));
@@ -203,15 +203,6 @@ impl Drop for Launcher {
     }
 }
 
-/// What the launcher's interpreter keeps for its forks (its descriptors after the `execve`).
-struct State {
-    /// The control socket (fd 3). Not an owner: R returns through `serve`'s frame with fd 3
-    /// being its assignment pipe.
-    control: RawFd,
-    /// The host's mount namespace, which each jail process goes back to.
-    host_mounts: OwnedFd,
-}
-
 /// The interpreter's signal dispositions when it called `serve`, which R restores.
 static INTERPRETER_SIGNALS: OnceLock<Vec<Option<libc::sigaction>>> = OnceLock::new();
 
@@ -253,9 +244,7 @@ fn launch() -> Result<std::convert::Infallible, JailError> {
     };
     // The marker must not reach the interpreter's (and so the function's) environment.
     std::env::remove_var(LAUNCHER_ENV);
-    let library = PYTHON_EXTENSION
-        .get()
-        .filter(|library| !library.is_empty())
+    let library = python_extension()
         .ok_or_else(|| JailError::Protocol("this build carries no Python extension".into()))?;
     let mut control = crate::sequence::take_spec_socket()?;
     let paths: LauncherPaths = {
@@ -288,18 +277,14 @@ fn launch() -> Result<std::convert::Infallible, JailError> {
     Err(JailError::Start { exe: program.clone(), source: error })
 }
 
-/// The descriptors `launch` left for the interpreter, checked: a socket on fd 3 and a mount
-/// namespace on fd 4 (fd 5, the extension, is already mapped).
-fn inherited_state() -> Option<State> {
+/// Whether the descriptors `launch` left for the interpreter are there: a socket on fd 3 (the
+/// control socket) and a mount namespace on fd 4 (the host's). Neither is owned by anything
+/// in Rust: R returns through `serve`'s frame with fd 3 being its assignment pipe and fd 4
+/// closed.
+fn inherited_descriptors() -> bool {
     let target = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
     let is = |fd, kind: &str| target(fd).is_some_and(|t| t.to_string_lossy().starts_with(kind));
-    if !is(CONTROL_FD, "socket:[") || !is(HOST_MOUNTS_FD, "mnt:[") {
-        return None;
-    }
-    // SAFETY: fd 4 is the namespace descriptor launch() placed there for this process, which
-    // nothing else here owns (checked above to be what it should).
-    let host_mounts = unsafe { OwnedFd::from_raw_fd(HOST_MOUNTS_FD) };
-    Some(State { control: CONTROL_FD, host_mounts })
+    is(CONTROL_FD, "socket:[") && is(HOST_MOUNTS_FD, "mnt:[")
 }
 
 /// Step 1: a private mount namespace where `/var` is an empty tmpfs with the runtime files,
@@ -345,17 +330,15 @@ fn runtime_view(runtime_dir: &Path) -> Result<(), JailError> {
 /// Steps 3 and 4: the request loop. Returns only in R of a sandbox whose program continues
 /// the interpreter; the launcher itself exits when the server closes the socket.
 pub(crate) fn serve() {
-    let Some(state) = inherited_state() else {
+    if !inherited_descriptors() {
         eprintln!("alonzo-launcher: serve() outside a launcher");
         crate::sys::exit_now(crate::sequence::SETUP_FAILED)
-    };
-    // Never dropped: in R, which returns from here, fd 4 is closed already.
-    let state = &*std::mem::ManuallyDrop::new(state);
+    }
     let _ = INTERPRETER_SIGNALS.set(crate::sys::save_dispositions());
     // SAFETY: fd 3 is the control socket for as long as this process is the launcher; the
     // stream is forgotten below, never dropped, so it never closes it.
-    let control = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(state.control) });
-    if nix::sys::socket::send(state.control, &[READY], MsgFlags::MSG_NOSIGNAL).is_err() {
+    let control = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(CONTROL_FD) });
+    if nix::sys::socket::send(CONTROL_FD, &[READY], MsgFlags::MSG_NOSIGNAL).is_err() {
         crate::sys::exit_now(0);
     }
     let Ok(single) = crate::sys::SingleThreaded::check() else {
@@ -379,14 +362,14 @@ pub(crate) fn serve() {
                 let _ = send_fds(&control, &pid.to_le_bytes(), &[pidfd.as_fd()]);
             }
             Ok(crate::sys::Cloned::Child) => {
-                jail_process(state, fds);
+                jail_process(fds);
                 return;
             }
             Err(e) => {
                 crate::python::after_fork_parent();
                 eprintln!("alonzo-launcher: fork a jail process: {e}");
                 // A one-byte reply (a pid takes four) tells the server this request failed.
-                let _ = nix::sys::socket::send(state.control, b"E", MsgFlags::MSG_NOSIGNAL);
+                let _ = nix::sys::socket::send(CONTROL_FD, b"E", MsgFlags::MSG_NOSIGNAL);
             }
         }
     }
@@ -395,9 +378,12 @@ pub(crate) fn serve() {
 /// Step 4, in the copy: back to the host's mount namespace, the request's descriptors as
 /// 0, 1 and 2, nothing else, then the jail sequence. Returns only in R continuing the
 /// interpreter.
-fn jail_process(state: &State, fds: Vec<OwnedFd>) {
+fn jail_process(fds: Vec<OwnedFd>) {
     let set_up = (|| -> Result<(), JailError> {
-        nix::sched::setns(state.host_mounts.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)
+        // SAFETY: fd 4 is the host's mount namespace (checked in serve) and stays open until
+        // the close below.
+        let host_mounts = unsafe { BorrowedFd::borrow_raw(HOST_MOUNTS_FD) };
+        nix::sched::setns(host_mounts, nix::sched::CloneFlags::CLONE_NEWNS)
             .context(|| "enter the host's mount namespace".to_owned())?;
         for (target, fd) in fds.iter().enumerate() {
             // SAFETY: dup2 only touches the descriptor table; the source is open (we own it)
@@ -407,7 +393,7 @@ fn jail_process(state: &State, fds: Vec<OwnedFd>) {
         }
         drop(fds);
         // SAFETY: everything above 2 is the launcher's (the control socket, the namespace
-        // descriptor in `State`, which is never dropped) and is not used in this process.
+        // descriptor, neither owned in Rust) and is not used in this process.
         unsafe { crate::sys::close_fds_from(3) }
             .context(|| "close the launcher's descriptors".to_owned())
     })();

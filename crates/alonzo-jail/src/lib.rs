@@ -53,9 +53,7 @@ mod userns;
 
 // The façade the other crates use: the spawn API at the crate root, cgroups under `cgroup`.
 pub use crate::error::JailError;
-pub use crate::launcher::{
-    python_extension_available, set_python_extension, Launcher, PythonLauncher,
-};
+pub use crate::launcher::{set_python_extension, Launcher, PythonLauncher};
 pub use crate::net::JailNetwork;
 pub use crate::process::JailProcess;
 pub use crate::spawn::{

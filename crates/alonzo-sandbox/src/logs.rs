@@ -398,7 +398,9 @@ async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
             Err(_) => break,
         }
     }
-    let mut chunk = vec![0u8; READ_BUFFER];
+    // Usually nothing is left (the read says EAGAIN at once): a small stack buffer, not a
+    // heap allocation per invocation.
+    let mut chunk = [0u8; 8192];
     loop {
         let n = match direct.0.read(&mut chunk) {
             Ok(0) => {
