@@ -14,6 +14,14 @@ pub(crate) fn busy_share(sample: Duration) -> Option<f64> {
     (total > 0).then(|| busy1.saturating_sub(busy0) as f64 / total as f64)
 }
 
+/// CPU time all cores have spent busy since boot, in ms (every process and kernel thread:
+/// the cost of a phase whose work is spread over many processes).
+pub(crate) fn busy_cpu_ms() -> Option<f64> {
+    let (busy, _) = cpu_times()?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(busy as f64 * 1000.0 / ticks as f64)
+}
+
 /// `(busy, total)` jiffies of the aggregate `cpu` line; idle and iowait are not busy.
 fn cpu_times() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

@@ -8,7 +8,10 @@
 //!
 //! Environment: `ALONZO_BIN` (server binary, default `target/release/alonzo`),
 //! `ALONZO_BENCH_SERVER_LOG` (the server's `RUST_LOG`, default `warn`), and
-//! `ALONZO_BENCH_PHASES` (a comma-separated subset of the phases; see `want`).
+//! `ALONZO_BENCH_PHASES` (a comma-separated subset of the phases; see `want`); for the
+//! scale-out phase `ALONZO_BENCH_SCALE_N` (parallel calls), `ALONZO_BENCH_SCALE_BASELINE=0`
+//! (skip the `--python-zygote off` burst) and `ALONZO_BENCH_SCALE_ARGS` (more `serve`
+//! arguments for its servers, e.g. `--network-mode none`).
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
 //! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
 
@@ -350,10 +353,17 @@ fn measure(
         // (`--python-zygote on`, docs/performance.md), for the ratio.
         let limit = n.max(1000).to_string();
         let burst = |zygote: &str| -> anyhow::Result<scale::ScaleOut> {
-            let server = Server::start_with(
-                bin,
-                &["--python-zygote", zygote, "--concurrency-limit", &limit, "--scale-rate", &limit],
-            )?;
+            let extra = std::env::var("ALONZO_BENCH_SCALE_ARGS").unwrap_or_default();
+            let mut args = vec![
+                "--python-zygote",
+                zygote,
+                "--concurrency-limit",
+                &limit,
+                "--scale-rate",
+                &limit,
+            ];
+            args.extend(extra.split_whitespace());
+            let server = Server::start_with(bin, &args)?;
             let out = multi.block_on(async {
                 let sleeper = fixtures::zip_one("index.py", scale::SOURCE.as_bytes(), 0o644)?;
                 Conn::open(server.addr)
@@ -367,8 +377,11 @@ fn measure(
             std::thread::sleep(Duration::from_secs(3));
             out
         };
-        r.scale = Some(burst("off")?);
-        eprintln!("bench: scale-out again with --python-zygote on");
+        // `ALONZO_BENCH_SCALE_BASELINE=0` skips the `off` burst (for profiling the default).
+        if std::env::var("ALONZO_BENCH_SCALE_BASELINE").as_deref() != Ok("0") {
+            r.scale = Some(burst("off")?);
+            eprintln!("bench: scale-out again with --python-zygote on");
+        }
         r.scale_zygote = Some(burst("on")?);
     }
 

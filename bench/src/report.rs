@@ -435,23 +435,37 @@ impl Results {
             );
             let _ = writeln!(
                 s,
-                "  all {} environments running after {} ms (median call waited {} ms for its environment); {} failed",
+                "  all {} environments running after {} ms (median call waited {} ms for its environment; machine CPU {:.1} ms per environment); {} failed",
                 sc.n,
                 f3(sc.scale_ms),
                 f3(sc.median_ms),
+                sc.cpu_ms_per_env,
                 sc.errors
             );
             if let Some(z) = &self.scale_zygote {
                 let _ = writeln!(
                     s,
-                    "  with --python-zygote on: all running after {} ms (median {} ms), {:.2}x (median {:.2}x); {} failed",
+                    "  with --python-zygote on: all running after {} ms (median {} ms; CPU {:.1} ms per environment), {:.2}x (median {:.2}x, CPU {:.2}x); {} failed",
                     f3(z.scale_ms),
                     f3(z.median_ms),
+                    z.cpu_ms_per_env,
                     z.scale_ms / sc.scale_ms,
                     z.median_ms / sc.median_ms,
+                    z.cpu_ms_per_env / sc.cpu_ms_per_env,
                     z.errors
                 );
             }
+        } else if let Some(z) = &self.scale_zygote {
+            let _ = writeln!(
+                s,
+                "\nSCALE-OUT  {} parallel calls of a python3.11 function sleeping {} s, none warm (no --python-zygote off baseline)\n  with --python-zygote on: all running after {} ms (median {} ms; machine CPU {:.1} ms per environment); {} failed",
+                z.n,
+                crate::scale::SLEEP.as_secs(),
+                f3(z.scale_ms),
+                f3(z.median_ms),
+                z.cpu_ms_per_env,
+                z.errors
+            );
         }
 
         if let Some(d) = &self.density {
@@ -575,8 +589,8 @@ impl Results {
                 "nodejs": { "back_to_back": self.cold_node.to_json(Kind::Node), "after_idle": self.cold_node_idle.to_json(Kind::Node) },
                 "from_scratch": { "python": self.cold_python_scratch.to_json(Kind::Python), "rust": self.cold_rust_scratch.to_json(Kind::Rust), "nodejs": self.cold_node_scratch.to_json(Kind::Node) },
                 "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
-                "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
-                "scale_out_zygote": self.scale_zygote.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms) })),
+                "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms), "cpu_ms_per_env": round3(s.cpu_ms_per_env) })),
+                "scale_out_zygote": self.scale_zygote.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms), "cpu_ms_per_env": round3(s.cpu_ms_per_env) })),
             },
             "keep_alive": self.keep_alive.as_ref().map(crate::keepalive::KeepAlive::to_json),
             "packages": self.packages.as_ref().map(crate::packages::Packages::to_json),

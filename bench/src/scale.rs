@@ -33,6 +33,9 @@ pub(crate) struct ScaleOut {
     pub(crate) scale_ms: f64,
     /// Median call minus the sleep, ms.
     pub(crate) median_ms: f64,
+    /// CPU time the whole machine spent busy during the burst, per call, ms: what one new
+    /// environment costs, less noisy than the burst's length.
+    pub(crate) cpu_ms_per_env: f64,
 }
 
 /// Runs `n` calls of `name` at once.
@@ -43,6 +46,7 @@ pub(crate) async fn run(addr: SocketAddr, name: &str, n: usize) -> anyhow::Resul
     }
     let body = Bytes::from(json!({ "sleep": SLEEP.as_secs_f64() }).to_string());
     let path = format!("/2015-03-31/functions/{name}/invocations");
+    let cpu_before = crate::machine::busy_cpu_ms();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for mut conn in conns {
@@ -67,6 +71,9 @@ pub(crate) async fn run(addr: SocketAddr, name: &str, n: usize) -> anyhow::Resul
                 out.first_error.get_or_insert_with(|| format!("{e:#}"));
             }
         }
+    }
+    if let (Some(before), Some(after)) = (cpu_before, crate::machine::busy_cpu_ms()) {
+        out.cpu_ms_per_env = (after - before) / n as f64;
     }
     times.sort_by(f64::total_cmp);
     out.scale_ms = times.last().copied().unwrap_or(f64::NAN);

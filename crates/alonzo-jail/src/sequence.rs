@@ -260,7 +260,7 @@ pub(crate) fn fork_continuing_program(
     let confined = (|| -> Result<(), JailError> {
         crate::launcher::restore_interpreter_signals()?;
         if spec.deferred.as_ref().is_some_and(|d| d.copy_shared_pages) {
-            crate::sys::copy_shared_pages();
+            crate::sys::copy_shared_pages(std::os::fd::AsFd::as_fd(&assignment));
         }
         exec::drop_privileges(spec)?;
         exec::continue_program(spec, assignment)

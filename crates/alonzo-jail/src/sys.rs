@@ -413,10 +413,16 @@ pub(crate) fn restore_dispositions(saved: &[Option<libc::sigaction>]) -> nix::Re
 
 /// Gives this process its own copy of every page of its private writable mappings now
 /// (`MADV_POPULATE_WRITE`; Linux 5.14), instead of at each first write: a copy of the
-/// launcher then pays its copy-on-write faults before its function arrives. Best effort: a
-/// mapping the kernel refuses is left as it is.
-pub(crate) fn copy_shared_pages() {
+/// launcher then pays its copy-on-write faults before its function arrives. Stops as soon as
+/// `until` is readable (the assignment came, or its writer went away): from then on the
+/// copying would delay the function, and the pages it writes are copied at their first write
+/// as in any fork. A burst of cold starts, whose sandboxes are assigned as soon as they are
+/// built, so copies only what it writes. Best effort: a mapping the kernel refuses is left as
+/// it is.
+pub(crate) fn copy_shared_pages(until: BorrowedFd<'_>) {
     const MADV_POPULATE_WRITE: libc::c_int = 23;
+    /// Pages copied between two looks at `until`.
+    const CHUNK: usize = 256 * 1024;
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
     for line in maps.lines() {
         let mut fields = line.split_whitespace();
@@ -430,8 +436,26 @@ pub(crate) fn copy_shared_pages() {
         else {
             continue;
         };
-        // SAFETY: MADV_POPULATE_WRITE only faults in (and so copies) pages of a mapping of
-        // this process, with the same effect as writing to them; it changes no contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, MADV_POPULATE_WRITE) };
+        let mut at = start;
+        while at < end {
+            if readable_now(until) {
+                return;
+            }
+            let len = CHUNK.min(end - at);
+            // SAFETY: MADV_POPULATE_WRITE only faults in (and so copies) pages of a mapping
+            // of this process, with the same effect as writing to them; it changes no
+            // contents.
+            unsafe { libc::madvise(at as *mut libc::c_void, len, MADV_POPULATE_WRITE) };
+            at += len;
+        }
     }
+}
+
+/// Whether reading `fd` would not block now (data, end of file or an error is waiting).
+fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd, owned by this frame, for a descriptor the borrow keeps open; a zero
+    // timeout never blocks.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready != 0
 }

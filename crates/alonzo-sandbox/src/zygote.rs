@@ -58,11 +58,16 @@ impl Zygotes {
         }
         // Started under the lock: concurrent builders wait for this one launcher rather than
         // each starting their own.
+        let began = Instant::now();
         let started = launcher_spec(files, python)
             .and_then(|spec| Launcher::start(exe, &spec).map_err(|e| e.to_string()));
         match started {
             Ok(launcher) => {
-                tracing::info!(python = %python.display(), "Python zygote started");
+                tracing::info!(
+                    python = %python.display(),
+                    ms = began.elapsed().as_millis() as u64,
+                    "Python zygote started"
+                );
                 let launcher = Arc::new(launcher);
                 map.insert(python.to_owned(), Slot::Running(Arc::clone(&launcher), 1));
                 Some(launcher)
