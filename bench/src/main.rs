@@ -11,7 +11,8 @@
 //! `ALONZO_BENCH_PHASES` (a comma-separated subset of the phases; see `want`); for the
 //! scale-out phase `ALONZO_BENCH_SCALE_N` (parallel calls), `ALONZO_BENCH_SCALE_BASELINE=0`
 //! (skip the `--python-zygote off` burst) and `ALONZO_BENCH_SCALE_ARGS` (more `serve`
-//! arguments for its servers, e.g. `--network-mode none`).
+//! arguments for its servers, e.g. `--network-mode none`); `ALONZO_BENCH_KEEP_LOGS` (a
+//! directory to copy each server's log into when it stops).
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
 //! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
 
@@ -66,8 +67,8 @@ const PY_ASYNC: &str = "bench-python-async";
 const NODE_COLD: &str = "bench-node-cold";
 const PY_SCALE: &str = "bench-python-scale";
 const PY_DENSE: &str = "bench-python-dense";
-/// Idle environments of the density phase (`ALONZO_BENCH_DENSITY_N`; the goal is 2000).
-const DENSITY_N_DEFAULT: usize = 200;
+/// Idle environments of the density phase (`ALONZO_BENCH_DENSITY_N`): the goal, 2000.
+const DENSITY_N_DEFAULT: usize = 2000;
 /// Environments the density phase starts at once.
 const DENSITY_WAVE: usize = 200;
 /// Parallel calls of the scale-out phase (`ALONZO_BENCH_SCALE_N`; the goal is stated

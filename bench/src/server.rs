@@ -176,6 +176,17 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        // `ALONZO_BENCH_KEEP_LOGS=<dir>`: the server's log outlives its data directory, for
+        // finding why a request failed.
+        if let Some(dir) = std::env::var_os("ALONZO_BENCH_KEEP_LOGS") {
+            let dir = PathBuf::from(dir);
+            let kept = dir.join(format!("server-{}.log", self.child.id()));
+            if let Err(e) =
+                std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&self.log_path, &kept))
+            {
+                eprintln!("bench: keeping the server's log in {}: {e}", kept.display());
+            }
+        }
     }
 }
 

@@ -55,18 +55,25 @@ mod userns;
 pub use crate::error::JailError;
 pub use crate::launcher::{set_python_extension, Launcher, PythonLauncher};
 pub use crate::net::JailNetwork;
-pub use crate::process::JailProcess;
+pub use crate::process::{ExitWatch, JailProcess};
 pub use crate::spawn::{
     exit_code, main_if_jail, prepare, spawn, Assignment, Bind, Deferred, Jail, JailSpec, Prepared,
     Program,
 };
 
+/// Reads what `fd` has now into `buf` with one `read(2)`: on a non-blocking descriptor,
+/// `WouldBlock` when nothing is waiting. For reading a pipe an async runtime owns without a
+/// second descriptor (and so without waiting for its reactor to report it readable).
+pub fn read_now(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    nix::unistd::read(fd, buf).map_err(std::io::Error::from)
+}
+
 /// Raises the calling process's open-file limit (soft and hard) to `wanted`, or as close to
 /// it as the kernel allows (`fs.nr_open`; raising the hard limit needs `CAP_SYS_RESOURCE`,
 /// without it the soft limit goes up to the hard one). Returns the limit in force. The
-/// server holds a few descriptors per execution environment (its Runtime API connection,
-/// output pipes, the sandbox's jail socket and cgroup), so thousands of environments need
-/// more than the usual 1,024 or 20,000.
+/// server holds 7 descriptors per execution environment (its Runtime API listener and
+/// connection, two output pipes, the jail process's pidfd, the log file and the cgroup's
+/// memory-peak file), so thousands of environments need more than the usual 1,024.
 pub fn raise_open_file_limit(wanted: u64) -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 0 };

@@ -3,7 +3,7 @@
 //! (`launcher.rs`), known by its pid and a pidfd. Both are waited for, killed and watched the
 //! same way.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdout, ExitStatus};
 
@@ -19,19 +19,16 @@ pub struct JailProcess {
 
 #[derive(Debug)]
 enum Kind {
-    Spawned(std::process::Child),
+    /// Started with `posix_spawn`; its pidfd once [`JailProcess::into_exit_watch`] opened it.
+    Spawned(std::process::Child, Option<OwnedFd>),
     /// A child of this process created by the launcher; `status` once reaped.
-    Launched {
-        pid: u32,
-        pidfd: OwnedFd,
-        status: Option<ExitStatus>,
-    },
+    Launched { pid: u32, pidfd: OwnedFd, status: Option<ExitStatus> },
 }
 
 impl From<std::process::Child> for JailProcess {
     fn from(mut child: std::process::Child) -> Self {
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        JailProcess { kind: Kind::Spawned(child), stdout, stderr }
+        JailProcess { kind: Kind::Spawned(child, None), stdout, stderr }
     }
 }
 
@@ -52,7 +49,7 @@ impl JailProcess {
     /// The process id.
     pub fn id(&self) -> u32 {
         match &self.kind {
-            Kind::Spawned(child) => child.id(),
+            Kind::Spawned(child, _) => child.id(),
             Kind::Launched { pid, .. } => *pid,
         }
     }
@@ -60,7 +57,7 @@ impl JailProcess {
     /// Sends SIGKILL (nothing if it was already reaped).
     pub fn kill(&mut self) -> std::io::Result<()> {
         match &mut self.kind {
-            Kind::Spawned(child) => child.kill(),
+            Kind::Spawned(child, _) => child.kill(),
             Kind::Launched { status: Some(_), .. } => Ok(()),
             Kind::Launched { pidfd, .. } => {
                 crate::sys::pidfd_kill(pidfd.as_fd(), libc::SIGKILL).map_err(std::io::Error::from)
@@ -71,7 +68,7 @@ impl JailProcess {
     /// Waits for the process to exit and reaps it.
     pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
         match &mut self.kind {
-            Kind::Spawned(child) => child.wait(),
+            Kind::Spawned(child, _) => child.wait(),
             Kind::Launched { status: Some(status), .. } => Ok(*status),
             Kind::Launched { pidfd, status, .. } => {
                 let raw = crate::sys::wait_pidfd(pidfd.as_fd(), false)?
@@ -84,7 +81,7 @@ impl JailProcess {
     /// The exit status if the process has exited (reaping it), `None` while it runs.
     pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
         match &mut self.kind {
-            Kind::Spawned(child) => child.try_wait(),
+            Kind::Spawned(child, _) => child.try_wait(),
             Kind::Launched { status: Some(status), .. } => Ok(Some(*status)),
             Kind::Launched { pidfd, status, .. } => {
                 Ok(crate::sys::wait_pidfd(pidfd.as_fd(), true)?
@@ -93,17 +90,48 @@ impl JailProcess {
         }
     }
 
-    /// A descriptor that becomes readable when the process exits (a pidfd; Linux 5.3), so
-    /// that an async runtime can wait for thousands of sandboxes without a thread each. The
-    /// process is still reaped with [`JailProcess::wait`] afterwards.
-    pub fn exit_fd(&self) -> std::io::Result<OwnedFd> {
-        match &self.kind {
-            Kind::Spawned(child) => {
-                let pid = libc::pid_t::try_from(child.id())
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-                crate::sys::pidfd_open(pid).map_err(std::io::Error::from)
-            }
-            Kind::Launched { pidfd, .. } => pidfd.try_clone(),
-        }
+    /// This handle as one an async runtime can register to learn when the process exits (its
+    /// pidfd, Linux 5.3, becomes readable), so that thousands of sandboxes are watched
+    /// without a thread each. It uses the process's own pidfd (opened now for a process
+    /// started with `posix_spawn`): one descriptor per process, which matters with thousands
+    /// of them. The process is still reaped with [`JailProcess::wait`] afterwards.
+    pub fn into_exit_watch(mut self) -> Result<ExitWatch, (std::io::Error, JailProcess)> {
+        let fd = match &mut self.kind {
+            Kind::Spawned(child, pidfd) => match pidfd {
+                Some(fd) => fd.as_raw_fd(),
+                None => {
+                    let opened = libc::pid_t::try_from(child.id())
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+                        .and_then(|pid| crate::sys::pidfd_open(pid).map_err(Into::into));
+                    match opened {
+                        Ok(fd) => pidfd.insert(fd).as_raw_fd(),
+                        Err(e) => return Err((e, self)),
+                    }
+                }
+            },
+            Kind::Launched { pidfd, .. } => pidfd.as_raw_fd(),
+        };
+        Ok(ExitWatch { process: self, fd })
+    }
+}
+
+/// A [`JailProcess`] whose descriptor ([`AsRawFd`]) is its pidfd, readable once it exited.
+#[derive(Debug)]
+pub struct ExitWatch {
+    process: JailProcess,
+    /// The pidfd `process` owns, open for as long as `process` is.
+    fd: RawFd,
+}
+
+impl ExitWatch {
+    /// The process back, to reap it.
+    pub fn into_process(self) -> JailProcess {
+        self.process
+    }
+}
+
+impl AsRawFd for ExitWatch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
     }
 }

@@ -878,22 +878,27 @@ fn watch_exit(
     // A pidfd in the reactor, not a blocking thread per environment: the blocking pool (512
     // threads) would otherwise cap the server at about 500 environments and then starve
     // everything else that needs it.
-    // `with_interest` is deprecated for descriptor types whose `as_raw_fd` could change; an
-    // `OwnedFd` owned by the `AsyncFd` cannot (its replacement is `unsafe` for that contract,
-    // and this crate has no `unsafe`).
+    // `try_with_interest` is deprecated for descriptor types whose `as_raw_fd` could change
+    // or close early; an `ExitWatch`'s is its process's pidfd, which it owns, unchanged (the
+    // replacement is `unsafe` for that contract, and this crate has no `unsafe`).
     #[allow(deprecated)]
-    let registered = child
-        .exit_fd()
-        .and_then(|fd| tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE));
+    let registered = child.into_exit_watch().and_then(|watch| {
+        tokio::io::unix::AsyncFd::try_with_interest(watch, tokio::io::Interest::READABLE).map_err(
+            |refused| {
+                let (watch, e) = refused.into_parts();
+                (e, watch.into_process())
+            },
+        )
+    });
     match registered {
         Ok(exited) => {
             tokio::spawn(async move {
                 let _ = exited.readable().await;
                 // The process has exited: `wait` only collects its status.
-                reap(child);
+                reap(exited.into_inner().into_process());
             });
         }
-        Err(e) => {
+        Err((e, child)) => {
             tracing::debug!(error = %e, "no pidfd; waiting for the jail process on a thread");
             tokio::task::spawn_blocking(move || reap(child));
         }

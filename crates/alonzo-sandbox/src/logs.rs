@@ -143,8 +143,6 @@ pub(crate) fn spawn(
     limits: LogLimits,
     platform: PlatformLog,
 ) -> std::io::Result<mpsc::UnboundedSender<LogCommand>> {
-    // A second descriptor of each pipe, read directly when an invocation ends (`drain`).
-    let direct = (Direct::of(&stdout)?, Direct::of(&stderr)?);
     let stdout = tokio::process::ChildStdout::from_std(stdout)?;
     let stderr = tokio::process::ChildStderr::from_std(stderr)?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -180,7 +178,7 @@ pub(crate) fn spawn(
             dropped: Dropped::default(),
             platform,
         };
-        run(sink, stdout, stderr, direct, rx).await;
+        run(sink, stdout, stderr, rx).await;
     });
     Ok(tx)
 }
@@ -288,7 +286,6 @@ async fn run(
     mut sink: Sink,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
-    (mut out_direct, mut err_direct): (Direct, Direct),
     mut commands: mpsc::UnboundedReceiver<LogCommand>,
 ) {
     let mut out = tokio::io::BufReader::with_capacity(READ_BUFFER, stdout);
@@ -310,10 +307,10 @@ async fn run(
                     // have seen the pipes become readable yet: what it has not read is read
                     // here straight from the pipes.
                     if out_open {
-                        out_open = drain(&mut sink, &mut out, &mut out_buf, &mut out_direct).await;
+                        out_open = drain(&mut sink, &mut out, &mut out_buf).await;
                     }
                     if err_open {
-                        err_open = drain(&mut sink, &mut err, &mut err_buf, &mut err_direct).await;
+                        err_open = drain(&mut sink, &mut err, &mut err_buf).await;
                     }
                     sink.report_dropped();
                     for line in &lines {
@@ -367,26 +364,15 @@ fn emit(sink: &mut Sink, buf: &mut Vec<u8>, read: std::io::Result<usize>) -> boo
     }
 }
 
-/// A pipe's second descriptor, sharing the non-blocking file description tokio reads from:
-/// a read on it never waits, and does not depend on the reactor having polled.
-struct Direct(std::fs::File);
-
-impl Direct {
-    fn of(pipe: &impl std::os::fd::AsFd) -> std::io::Result<Self> {
-        Ok(Self(std::fs::File::from(pipe.as_fd().try_clone_to_owned()?)))
-    }
-}
-
 /// Consumes whatever output is already waiting in a pipe, without blocking for more: first
-/// what the buffered reader holds or can read at once, then what is still in the pipe,
-/// read directly. Returns whether the pipe is still open.
-async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
+/// what the buffered reader holds or can read at once, then what is still in the pipe, read
+/// directly from the reader's own (non-blocking) descriptor, which does not depend on the
+/// reactor having polled it. Returns whether the pipe is still open.
+async fn drain<P: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin>(
     sink: &mut Sink,
-    reader: &mut R,
+    reader: &mut tokio::io::BufReader<P>,
     buf: &mut Vec<u8>,
-    direct: &mut Direct,
 ) -> bool {
-    use std::io::Read;
     loop {
         let next = tokio::time::timeout(std::time::Duration::ZERO, read_line(reader, buf)).await;
         match next {
@@ -402,7 +388,7 @@ async fn drain<R: tokio::io::AsyncBufRead + Unpin>(
     // heap allocation per invocation.
     let mut chunk = [0u8; 8192];
     loop {
-        let n = match direct.0.read(&mut chunk) {
+        let n = match alonzo_jail::read_now(reader.get_ref().as_fd(), &mut chunk) {
             Ok(0) => {
                 emit(sink, buf, Ok(0));
                 return false;
