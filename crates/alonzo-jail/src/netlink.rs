@@ -59,8 +59,8 @@ impl Netlink {
         Ok(Self { socket, seq: 0 })
     }
 
-    /// Creates the veth pair `host_name` (here, up) and `peer_name` (down, directly in the
-    /// network namespace of process `peer_pid`).
+    /// Creates the veth pair `host_name` (here) and `peer_name` (directly in the network
+    /// namespace of process `peer_pid`), both down.
     pub(crate) fn create_veth(
         &mut self,
         host_name: &str,
@@ -77,7 +77,7 @@ impl Netlink {
         let mut info = Vec::new();
         attr(&mut info, IFLA_INFO_KIND, b"veth");
         attr(&mut info, IFLA_INFO_DATA | NLA_F_NESTED, &data);
-        let mut body = ifinfomsg(0, IFF_UP);
+        let mut body = ifinfomsg(0, 0);
         attr(&mut body, IFLA_IFNAME, &c_string(host_name));
         attr(&mut body, IFLA_LINKINFO | NLA_F_NESTED, &info);
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &body)
