@@ -17,6 +17,17 @@ const NOISY_BACKGROUND: f64 = 0.15;
 const TARGET_PLATFORM_MS: f64 = 3.0;
 /// Target: the whole cold start of the Python no-op (client send → response), ms.
 const TARGET_PYTHON_COLD_MS: f64 = 15.0;
+/// Target: warm invoke p50 as a multiple of the loopback floor's p50.
+const TARGET_WARM_OVER_FLOOR: f64 = 2.0;
+/// Target: from none to this many Python environments running at once...
+const TARGET_SCALE_N: usize = 1000;
+/// ...within this many ms.
+const TARGET_SCALE_MS: f64 = 3000.0;
+/// Target: idle Python environments held at once...
+const TARGET_DENSITY_N: usize = 2000;
+/// ...with the warm p50 at most this multiple of the one measured before them ("without
+/// degrading invoke latency").
+const DENSITY_WARM_SLOWDOWN_MAX: f64 = 1.5;
 
 /// Every figure of one run.
 #[derive(Debug, Default)]
@@ -499,6 +510,15 @@ impl Results {
             f3(warm),
             verdict(warm, TARGET_WARM_P50_MS)
         );
+        let over_floor = warm / self.floor_p50();
+        let _ = writeln!(
+            s,
+            "  {:<56} < {:>4} x   {:>9} x   {}",
+            "warm invoke p50, python3.11 no-op, over the floor's p50",
+            TARGET_WARM_OVER_FLOOR,
+            f3(over_floor),
+            verdict(over_floor, TARGET_WARM_OVER_FLOOR)
+        );
         for (label, c) in
             [("back to back", &self.cold_python), (idle.as_str(), &self.cold_python_idle)]
         {
@@ -527,6 +547,52 @@ impl Results {
                 verdict(p90, TARGET_PLATFORM_MS)
             );
         }
+
+        let scale = self.scale_zygote.as_ref().filter(|z| z.errors == 0);
+        let (value, result) = match scale {
+            Some(z) if z.n >= TARGET_SCALE_N => {
+                (f3(z.scale_ms), verdict(z.scale_ms, TARGET_SCALE_MS))
+            }
+            Some(z) => (f3(z.scale_ms), "NOT MEASURED at 1000 (ALONZO_BENCH_SCALE_N)"),
+            None => ("-".to_owned(), "NO DATA"),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<56} < {:>4} ms  {:>9} ms  {}{}",
+            format!("scale-out to {TARGET_SCALE_N} python3.11 environments (zygotes on)"),
+            TARGET_SCALE_MS,
+            value,
+            result,
+            scale.map_or(String::new(), |z| format!("  ({} environments)", z.n))
+        );
+        let density = self.density.as_ref().map(|d| {
+            let slowdown = d.warm.percentile(50.0) / self.warm_python.percentile(50.0);
+            let held = if d.errors == 0 && d.warm.errors == 0 { d.n } else { 0 };
+            let met = if slowdown.is_finite() {
+                let ok = held >= TARGET_DENSITY_N && slowdown <= DENSITY_WARM_SLOWDOWN_MAX;
+                if ok {
+                    "met"
+                } else {
+                    "NOT MET"
+                }
+            } else {
+                "NO DATA"
+            };
+            (held, slowdown, met)
+        });
+        let _ = writeln!(
+            s,
+            "  {:<56} >= {:>4}     {:>9}     {}",
+            format!("idle python3.11 environments, warm p50 <= {DENSITY_WARM_SLOWDOWN_MAX}x"),
+            TARGET_DENSITY_N,
+            density.map_or("-".to_owned(), |(held, _, _)| held.to_string()),
+            match density {
+                None => "NO DATA".to_owned(),
+                Some((_, slowdown, met)) => {
+                    format!("{met}  (warm p50 {}x the one before)", f3(slowdown))
+                }
+            }
+        );
 
         let errors = self.error_list();
         if errors.is_empty() {
