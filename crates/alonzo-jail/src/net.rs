@@ -114,8 +114,9 @@ pub(crate) fn listen_and_hand_over(port: u16, channel: &UnixStream) -> Result<()
     crate::fdpass::send_fd(channel, listener.as_fd())
 }
 
-/// G: turns IPv6 off on `eth0`, addresses it, brings it up and routes through the host end. Runs in the sandbox's
-/// network namespace, as root of the user namespace that owns it, once J attached the pair.
+/// G: turns IPv6 off on `eth0`, addresses it, brings it up and routes through the host end.
+/// Runs in the sandbox's network namespace, as root of the user namespace that owns it, once
+/// J attached the pair.
 pub(crate) fn configure_eth0(net: &JailNetwork) -> Result<(), JailError> {
     let mut netlink = Netlink::open()?;
     let index = nix::net::if_::if_nametoindex("eth0").context(|| "find eth0".to_owned())?;

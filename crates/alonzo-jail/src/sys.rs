@@ -414,11 +414,10 @@ pub(crate) fn restore_dispositions(saved: &[Option<libc::sigaction>]) -> nix::Re
 /// Gives this process its own copy of every page of its private writable mappings now
 /// (`MADV_POPULATE_WRITE`; Linux 5.14), instead of at each first write: a copy of the
 /// launcher then pays its copy-on-write faults before its function arrives. Stops as soon as
-/// `until` is readable (the assignment came, or its writer went away): from then on the
-/// copying would delay the function, and the pages it writes are copied at their first write
-/// as in any fork. A burst of cold starts, whose sandboxes are assigned as soon as they are
-/// built, so copies only what it writes. Best effort: a mapping the kernel refuses is left as
-/// it is.
+/// `until` is readable (the assignment came, or its writer went away): from then on copying
+/// would only delay the function, whose writes copy their pages as in any fork. So a sandbox
+/// assigned right after it was built copies only what it writes. Best effort: a mapping the
+/// kernel refuses is left as it is.
 pub(crate) fn copy_shared_pages(until: BorrowedFd<'_>) {
     const MADV_POPULATE_WRITE: libc::c_int = 23;
     /// Pages copied between two looks at `until`.
