@@ -437,46 +437,45 @@ impl Results {
             );
         }
 
-        if let Some(sc) = &self.scale {
+        if let Some(first) = self.scale.as_ref().or(self.scale_zygote.as_ref()) {
             let _ = writeln!(
                 s,
                 "\nSCALE-OUT  {} parallel calls of a python3.11 function sleeping {} s, none warm",
-                sc.n,
+                first.n,
                 crate::scale::SLEEP.as_secs()
             );
-            let _ = writeln!(
-                s,
-                "  all {} environments running after {} ms (median call waited {} ms for its environment; machine CPU {:.1} ms per environment); {} failed",
-                sc.n,
-                f3(sc.scale_ms),
-                f3(sc.median_ms),
-                sc.cpu_ms_per_env,
-                sc.errors
-            );
-            if let Some(z) = &self.scale_zygote {
+            if let Some(sc) = &self.scale {
                 let _ = writeln!(
                     s,
-                    "  with --python-zygote on: all running after {} ms (median {} ms; CPU {:.1} ms per environment), {:.2}x (median {:.2}x, CPU {:.2}x); {} failed",
+                    "  all {} environments running after {} ms (median call waited {} ms for its environment; machine CPU {:.1} ms per environment); {} failed",
+                    sc.n,
+                    f3(sc.scale_ms),
+                    f3(sc.median_ms),
+                    sc.cpu_ms_per_env,
+                    sc.errors
+                );
+            }
+            if let Some(z) = &self.scale_zygote {
+                let ratios = self.scale.as_ref().map_or_else(
+                    || " (no --python-zygote off baseline)".to_owned(),
+                    |sc| {
+                        format!(
+                            ", {:.2}x (median {:.2}x, CPU {:.2}x)",
+                            z.scale_ms / sc.scale_ms,
+                            z.median_ms / sc.median_ms,
+                            z.cpu_ms_per_env / sc.cpu_ms_per_env
+                        )
+                    },
+                );
+                let _ = writeln!(
+                    s,
+                    "  with --python-zygote on: all running after {} ms (median {} ms; CPU {:.1} ms per environment){ratios}; {} failed",
                     f3(z.scale_ms),
                     f3(z.median_ms),
                     z.cpu_ms_per_env,
-                    z.scale_ms / sc.scale_ms,
-                    z.median_ms / sc.median_ms,
-                    z.cpu_ms_per_env / sc.cpu_ms_per_env,
                     z.errors
                 );
             }
-        } else if let Some(z) = &self.scale_zygote {
-            let _ = writeln!(
-                s,
-                "\nSCALE-OUT  {} parallel calls of a python3.11 function sleeping {} s, none warm (no --python-zygote off baseline)\n  with --python-zygote on: all running after {} ms (median {} ms; machine CPU {:.1} ms per environment); {} failed",
-                z.n,
-                crate::scale::SLEEP.as_secs(),
-                f3(z.scale_ms),
-                f3(z.median_ms),
-                z.cpu_ms_per_env,
-                z.errors
-            );
         }
 
         if let Some(d) = &self.density {

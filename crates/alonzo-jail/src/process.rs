@@ -96,22 +96,24 @@ impl JailProcess {
     /// started with `posix_spawn`): one descriptor per process, which matters with thousands
     /// of them. The process is still reaped with [`JailProcess::wait`] afterwards.
     pub fn into_exit_watch(mut self) -> Result<ExitWatch, (std::io::Error, JailProcess)> {
-        let fd = match &mut self.kind {
-            Kind::Spawned(child, pidfd) => match pidfd {
-                Some(fd) => fd.as_raw_fd(),
-                None => {
-                    let opened = libc::pid_t::try_from(child.id())
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-                        .and_then(|pid| crate::sys::pidfd_open(pid).map_err(Into::into));
-                    match opened {
-                        Ok(fd) => pidfd.insert(fd).as_raw_fd(),
-                        Err(e) => return Err((e, self)),
-                    }
-                }
-            },
-            Kind::Launched { pidfd, .. } => pidfd.as_raw_fd(),
+        match self.pidfd() {
+            Ok(fd) => Ok(ExitWatch { process: self, fd }),
+            Err(e) => Err((e, self)),
+        }
+    }
+
+    /// The process's pidfd, opened the first time for a process started with `posix_spawn`.
+    fn pidfd(&mut self) -> std::io::Result<RawFd> {
+        let (child, slot) = match &mut self.kind {
+            Kind::Launched { pidfd, .. } => return Ok(pidfd.as_raw_fd()),
+            Kind::Spawned(child, slot) => (child, slot),
         };
-        Ok(ExitWatch { process: self, fd })
+        if let Some(fd) = slot {
+            return Ok(fd.as_raw_fd());
+        }
+        let pid = libc::pid_t::try_from(child.id())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(slot.insert(crate::sys::pidfd_open(pid)?).as_raw_fd())
     }
 }
 
