@@ -1,5 +1,5 @@
-//! Waiting for children and forwarding signals to them: J waits for C, C for G, and G (pid 1
-//! of the sandbox) reaps every process until the program exits. Each of them forwards
+//! Waiting for children and forwarding signals to them: J waits for G, and G (pid 1 of the
+//! sandbox) reaps every process until the program exits. Each of them forwards
 //! SIGTERM and SIGINT to its child, so a SIGTERM sent to the jail process reaches the program.
 //!
 //! Signals are blocked from the start of the jail process until a stage knows its child's
@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 
 use crate::error::{Context, JailError};
 
-/// The signals passed down the chain J → C → G → program.
+/// The signals passed down the chain J → G → program.
 const FORWARDED: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 
 /// The pid this process forwards signals to; 0 while it has none. Each forked process has its

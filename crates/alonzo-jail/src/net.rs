@@ -3,10 +3,11 @@
 //! stays in the host's namespace and whose other end is the sandbox's `eth0`.
 //!
 //! The work is split between stages of the jail sequence. J, root in the host's network
-//! namespace, creates the pair once C has unshared its namespaces (the peer is created directly
-//! in C's namespace) and addresses the host end, while C hands the Runtime API listener over
-//! and G builds the filesystem; G, root of the user namespace that owns the new network
-//! namespace, then addresses `eth0` and routes through the host end before the program starts.
+//! namespace, creates the pair as soon as it has created G in its new namespaces (the peer is
+//! created directly in G's network namespace) and addresses the host end, while G hands the
+//! Runtime API listener over and builds the filesystem; G, root of the user namespace that
+//! owns the new network namespace, then addresses `eth0` and routes through the host end
+//! before the program starts.
 //! What the sandbox may reach through it is decided by the server's firewall table
 //! (`firewall.rs`).
 
@@ -104,8 +105,8 @@ fn disable_ipv6(name: &str) -> Result<(), JailError> {
     }
 }
 
-/// C: brings `lo` up, binds 127.0.0.1:`port` and sends the listener over `channel`. Runs in C,
-/// after it unshared the network namespace; the listener keeps belonging to that namespace
+/// G: brings `lo` up, binds 127.0.0.1:`port` and sends the listener over `channel`. Runs in
+/// G's new network namespace; the listener keeps belonging to that namespace
 /// when the server uses it from its own threads.
 pub(crate) fn listen_and_hand_over(port: u16, channel: &UnixStream) -> Result<(), JailError> {
     crate::sys::loopback_up().context(|| "bring the loopback interface up".to_owned())?;

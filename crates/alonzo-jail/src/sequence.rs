@@ -1,15 +1,15 @@
 //! The jail sequence: what `exe __jail` does, top to bottom, in one function.
 //!
-//! Four processes take part, each forked from the previous one and each continuing down the
-//! same function:
+//! Three processes take part, each created from the previous one and each continuing down
+//! the same function:
 //!
 //! - J, the jail process the server started (or a launcher forked for it, `launcher.rs`; the
 //!   server holds it as `Jail::child` either way). Root on the host; it reads the spec, joins
-//!   the cgroups, maps the user namespace's ids, then waits.
-//! - C, root of a new user namespace; it creates the other namespaces and the Runtime API
-//!   listener, then waits.
-//! - G, pid 1 of the new PID namespace; it builds the filesystem and pivots into it, then acts
-//!   as a minimal init.
+//!   the cgroups, creates G, maps G's user namespace's ids and attaches its veth pair, then
+//!   waits.
+//! - G, created by J in all the sandbox's new namespaces at once, root of its user namespace
+//!   and pid 1 of its PID namespace; it creates the Runtime API listener, builds the
+//!   filesystem and pivots into it, then acts as a minimal init.
 //! - R, which drops every privilege and execs the program (or, in a launcher's copy with
 //!   `continue_program`, returns into the launcher's interpreter instead).
 //!
@@ -125,77 +125,76 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
         None => (None, None),
     };
 
-    // 3. Fork C, which unshares a user namespace and a network namespace owned by it; J, root
-    //    on the host, writes C's uid and gid maps (an unprivileged process could only map
-    //    itself) and, if the sandbox has an external interface, creates the veth pair with one
-    //    end in C's network namespace (only J, in the host's namespace, can); then C becomes
-    //    root inside.
-    let (mut j_sync, mut c_sync) =
+    // 3. Clone G into new namespaces: a user namespace, and the network, mount, PID, IPC, UTS
+    //    and cgroup namespaces it owns (the kernel creates the user namespace first). G is pid 1
+    //    of the new PID namespace, and its cgroup namespace is rooted at the cgroups joined in
+    //    step 2. J, root on the host, writes G's uid and gid maps (an unprivileged process
+    //    could only map itself) and, if the sandbox has an external interface, creates the
+    //    veth pair with one end in G's network namespace (only J, in the host's namespace,
+    //    can); then G becomes root inside.
+    let (mut j_sync, mut g_sync) =
         UnixStream::pair().context(|| "create the sync socket".to_owned())?;
-    let j_pid = nix::unistd::getpid();
-    if let ForkResult::Parent { child } = fork(&single).context(|| "fork C".to_owned())? {
-        drop((c_sync, host_paths, g_assign));
+    let namespaces = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWCGROUP;
+    if let ForkResult::Parent { child } = crate::sys::clone_into_namespaces(&single, namespaces)
+        .context(|| "create G in new namespaces".to_owned())?
+    {
+        drop((g_sync, host_paths, g_assign));
         init::forward_to(child)?;
         let mut outcome = userns::map_child(&mut j_sync, child, spec.uid_base);
-        // The veth pair is attached while C and G build the rest of the sandbox (G waits for
-        // it only before starting the program), so its cost mostly overlaps theirs.
+        // The veth pair is attached while G builds the rest of the sandbox (G waits for it
+        // only before starting the program), so its cost mostly overlaps G's.
         if let (Ok(()), Some(network)) = (&outcome, &spec.network) {
             outcome = net::attach_host_side(network, child, &mut j_sync);
         }
-        drop(j_sync);
         // A sandbox built ahead then waits here for its assignment (assign.rs).
         if let (Ok(()), Some(mut to_g), Some(deferred)) = (&outcome, j_assign, &spec.deferred) {
             outcome = crate::assign::relay(&mut channel, &mut to_g, deferred);
         }
         if let Err(err) = outcome {
-            // C cannot go on unmapped, unconnected or unassigned; make sure it does not
+            // G cannot go on unmapped, unconnected or unassigned; make sure it does not
             // linger, and report its own message if it failed first.
             let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
             let _ = init::wait_for(child);
             return Err(err);
         }
         drop(channel);
-        // 8 (J). J lives as long as the sandbox and exits with the program's status.
-        return init::wait_for(child).map(Outcome::Exit);
+        // 8 (J). J lives as long as the sandbox and exits with the program's status. It keeps
+        //    its end of the sync socket open until then: G, which cannot see J's pid, learns
+        //    from that end whether J is still alive (die_with_jail).
+        let status = init::wait_for(child);
+        drop(j_sync);
+        return status.map(Outcome::Exit);
     }
     drop((j_sync, j_assign));
-    userns::enter_mapped(&mut c_sync)?;
-    // Kept (for G) only if J still has a veth pair to attach.
-    let mut attached = spec.network.clone().map(|network| (network, c_sync));
-    // The server's handle is J: if J dies, C must die too (set after setresuid, which clears it).
-    die_with_parent(Some(j_pid))?;
+    userns::become_root(&mut g_sync)?;
+    // The server's handle is J: if J dies, G (and with pid 1, the whole sandbox) must die too.
+    // Set after setresuid, which clears it.
+    die_with_jail(&g_sync)?;
+    // Kept only if J still has a veth pair to attach.
+    let mut attached = spec.network.clone().map(|network| (network, g_sync));
+    // The program runs under a different uid and cannot ptrace G anyway; not dumpable also
+    // hides G's /proc entries (memory maps, environment) from it.
+    nix::sys::prctl::set_dumpable(false).context(|| "make G non-dumpable".to_owned())?;
 
-    // 4. Create the remaining namespaces, owned by the new user namespace. Mounts become
-    //    private so nothing we mount propagates to the host. The loopback interface and the
-    //    Runtime API listener are created here, in the network namespace of step 3, and the
-    //    listener goes to the server, which can accept on it from its own namespace.
-    let namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWCGROUP;
-    nix::sched::unshare(namespaces).context(|| "unshare the namespaces".to_owned())?;
+    // 4. Mounts become private so nothing we mount propagates to the host. The loopback
+    //    interface and the Runtime API listener are created here, in the network namespace of
+    //    step 3, and the listener goes to the server, which can accept on it from its own
+    //    namespace.
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
         .context(|| "make all mounts private".to_owned())?;
     net::listen_and_hand_over(spec.runtime_api_port, &channel)?;
     drop(channel);
 
-    // 5. Fork G, pid 1 of the new PID namespace (unshare only moves children into it). G
-    //    builds the filesystem: a tmpfs root, binds, /proc of the new PID namespace, /tmp,
+    // 5. G builds the filesystem: a tmpfs root, binds, /proc of the new PID namespace, /tmp,
     //    /dev; then pivots into it, so the host's filesystem is no longer reachable, seals /
     //    read-only, and sets the hostname in the new UTS namespace.
-    if let ForkResult::Parent { child } = fork(&single).context(|| "fork G".to_owned())? {
-        drop((host_paths, attached, g_assign));
-        init::forward_to(child)?;
-        // 8 (C). C exits with G's status.
-        return init::wait_for(child).map(Outcome::Exit);
-    }
-    // pid 1's parent is outside its namespace, so getppid() says 0 and the race check is moot.
-    die_with_parent(None)?;
-    // The program runs under a different uid and cannot ptrace G anyway; not dumpable also
-    // hides G's /proc entries (memory maps, environment) from it.
-    nix::sys::prctl::set_dumpable(false).context(|| "make G non-dumpable".to_owned())?;
     mounts::build_root(&spec, &host_paths)?;
     // R closes every descriptor above 2; none may still have an owner then.
     drop(host_paths);
@@ -354,15 +353,15 @@ fn join_cgroups(procs_files: &[PathBuf]) -> Result<(), JailError> {
     Ok(())
 }
 
-/// Asks for SIGKILL when the parent dies; with `parent`, also checks that it has not died
-/// already (in which case we were re-parented and the signal will never come).
-fn die_with_parent(parent: Option<Pid>) -> Result<(), JailError> {
+/// G: asks for SIGKILL when J, its parent, dies, and checks that J has not died already (in
+/// which case the signal will never come). J is outside G's PID namespace (`getppid` says 0),
+/// so the check is that J's end of the sync socket, which J keeps open as long as it lives,
+/// is not closed.
+fn die_with_jail(sync: &UnixStream) -> Result<(), JailError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .context(|| "set the parent-death signal".to_owned())?;
-    match parent {
-        Some(parent) if nix::unistd::getppid() != parent => {
-            Err(JailError::Protocol("the jail process died during set-up".to_owned()))
-        }
-        _ => Ok(()),
+    if crate::sys::peer_closed(std::os::fd::AsFd::as_fd(sync)) {
+        return Err(JailError::Protocol("the jail process died during set-up".to_owned()));
     }
+    Ok(())
 }

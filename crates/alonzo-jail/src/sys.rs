@@ -1,4 +1,4 @@
-//! The raw system calls that `nix` does not wrap safely: fork, closing fd ranges, signal
+//! The raw system calls that `nix` does not wrap safely: fork and clone, closing fd ranges, signal
 //! dispositions, the loopback ioctl, `mount_setattr` and the fd-based mount API. Each `unsafe`
 //! block of the jail sequence lives here behind a function whose contract callers can see;
 //! file-descriptor passing has its own in `fdpass.rs` and the spawn hook in `spawn.rs`.
@@ -15,7 +15,7 @@ use nix::unistd::ForkResult;
 ///
 /// It is created once at the start of the jail process; every process forked from a
 /// single-threaded process is single-threaded too, and the jail sequence never starts a
-/// thread, so the proof stays valid in C, G and R.
+/// thread, so the proof stays valid in G and R.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SingleThreaded(());
 
@@ -326,6 +326,40 @@ pub(crate) fn clone_into_parent(_proof: &SingleThreaded) -> nix::Result<Cloned> 
     Ok(Cloned::Caller { pid: pid as libc::pid_t, pidfd })
 }
 
+/// Creates a new process that is a copy of this one (as `fork` would), started in the new
+/// `namespaces` (`CLONE_NEW*` flags) instead of the caller's: with `CLONE_NEWUSER` among them,
+/// the kernel creates the user namespace first and the others owned by it, as one `unshare`
+/// of the same flags would, and with `CLONE_NEWPID` the child is pid 1 of the new PID
+/// namespace. The jail process creates G this way, without an intermediate process to
+/// unshare them.
+///
+/// As with [`clone_into_parent`], glibc's cached thread id in the new process is the caller's;
+/// the same reasoning applies.
+pub(crate) fn clone_into_namespaces(
+    _proof: &SingleThreaded,
+    namespaces: nix::sched::CloneFlags,
+) -> nix::Result<ForkResult> {
+    let flags = namespaces.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack behaves as fork: the child gets a
+    // copy of the address space and continues here with return value 0. `SingleThreaded`
+    // proves no other thread holds a lock the copy could inherit. The pointer arguments are
+    // null: no CLONE_*TID or CLONE_PIDFD flag is passed that would use them.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0usize,
+        )
+    };
+    match Errno::result(res)? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent { child: nix::unistd::Pid::from_raw(pid as libc::pid_t) }),
+    }
+}
+
 /// Waits (or with `nohang`, checks) for the exit of the child that `pidfd` refers to and
 /// reaps it (`waitid(P_PIDFD)`; Linux 5.4). `None`: still running (only with `nohang`).
 pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, nohang: bool) -> nix::Result<Option<i32>> {
@@ -448,6 +482,36 @@ pub(crate) fn copy_shared_pages(until: BorrowedFd<'_>) {
             at += len;
         }
     }
+}
+
+/// The size of a memory page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// Discards the pages of `[start, start + len)` (`MADV_DONTNEED`): they read as zeroes from
+/// then on. Best effort: a part of the range that is not mapped is left as it is.
+///
+/// # Safety
+///
+/// The range must hold nothing that is still in use: no live object, no live frame of any
+/// call (it is meant for the stack below the deepest live frame), and `start` must be
+/// page-aligned.
+pub(crate) unsafe fn discard_unused_stack(start: usize, len: usize) {
+    // SAFETY: the caller guarantees nothing in the range is in use; MADV_DONTNEED on private
+    // anonymous memory (the stack) only replaces its pages with zero pages.
+    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Whether the peer of the socket `fd` has closed its end (`POLLHUP` or `POLLRDHUP` now).
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one pollfd, owned by this frame, for a descriptor the borrow keeps open; a zero
+    // timeout never blocks.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready != 0 && poll.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
 }
 
 /// Whether reading `fd` would not block now (data, end of file or an error is waiting).

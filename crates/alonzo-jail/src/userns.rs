@@ -1,16 +1,15 @@
-//! The user-namespace handshake (the runc/youki pattern): the child unshares a user namespace,
-//! and the parent, which is root in the initial namespace, writes the child's uid and gid maps.
-//! An unprivileged process could only map its own id; the privileged parent can map a whole
-//! range, and needs no `setgroups=deny`.
+//! The user-namespace handshake (the runc/youki pattern): the child is created in a new user
+//! namespace, and the parent, which is root in the initial namespace, writes the child's uid
+//! and gid maps. An unprivileged process could only map its own id; the privileged parent can
+//! map a whole range, and needs no `setgroups=deny`.
 //!
-//! The network namespace is created in the same `unshare` as the user namespace (and is owned
-//! by it), so that the parent can attach the sandbox's veth pair to it as soon as the maps are
-//! written, while the child goes on building the sandbox.
+//! The child's other namespaces are created with it (`sys::clone_into_namespaces`) and owned
+//! by its user namespace, so the parent can attach the sandbox's veth pair to its network
+//! namespace as soon as the maps are written, while the child goes on building the sandbox.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::error::{Context, JailError};
@@ -22,10 +21,9 @@ pub(crate) fn id_map(base: u32) -> String {
     format!("0 {base} {ID_RANGE}\n")
 }
 
-/// Parent side (J): waits until `child` has unshared its user and network namespaces, writes
-/// its maps and tells it to go on. Fails if the child died first.
+/// Parent side (J): writes the maps of `child`, created in a new user namespace, and tells it
+/// to go on. Fails if the child died first.
 pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<(), JailError> {
-    wait_byte(sync, "wait for the child's user namespace")?;
     let map = id_map(base);
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{child}/{file}");
@@ -34,13 +32,9 @@ pub(crate) fn map_child(sync: &mut UnixStream, child: Pid, base: u32) -> Result<
     sync.write_all(b"m").context(|| "tell the child its ids are mapped".to_owned())
 }
 
-/// Child side (C): enters a new user namespace and a new network namespace it owns, waits for
-/// the parent to map it, and becomes root (uid and gid 0) inside it, which is `base` on the
-/// host.
-pub(crate) fn enter_mapped(sync: &mut UnixStream) -> Result<(), JailError> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
-        .context(|| "unshare the user and network namespaces".to_owned())?;
-    sync.write_all(b"u").context(|| "tell the parent the user namespace exists".to_owned())?;
+/// Child side (G), created in a new user namespace: waits for the parent to map it, and
+/// becomes root (uid and gid 0) inside it, which is `base` on the host.
+pub(crate) fn become_root(sync: &mut UnixStream) -> Result<(), JailError> {
     wait_byte(sync, "wait for the id maps")?;
     let root_gid = Gid::from_raw(0);
     let root_uid = Uid::from_raw(0);
