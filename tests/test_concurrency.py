@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import threading
 import time
@@ -305,3 +306,58 @@ def test_alonzo_top_shows_live_concurrency(client, srv):
         client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
     finally:
         client.delete_function_concurrency(FunctionName=name)
+
+
+def _open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _settled_descriptors(pid: int) -> int:
+    """The server's descriptor count once it has stayed the same for a second (pool refills
+    and closing connections finished)."""
+    last, since = _open_descriptors(pid), time.monotonic()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _open_descriptors(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 1.0:
+            return now
+    raise AssertionError(f"the server's descriptor count did not settle (last {last})")
+
+
+def test_idle_environments_hold_few_descriptors(server_factory):
+    """The server holds 7 descriptors per environment (docs/performance.md, "Density"): the
+    Runtime API listener and connection, two output pipes, the jail process's pidfd, the log
+    stream's file and the cgroup's memory-peak file. At 10, 2,000 idle environments ran out of
+    a 20,000 hard limit; this keeps the count from creeping back."""
+    srv = server_factory()
+    srv.start()
+    admin = srv.client()
+    name = create_function(admin, zip_bytes=make_zip([("app.py", APP)]), Handler="app.handler", Timeout=30)["FunctionName"]
+    admin.invoke(FunctionName=name, Payload=b"{}")
+    pid = srv.proc.pid
+    before = _settled_descriptors(pid)
+
+    n = 16
+    clients = [srv.client() for _ in range(n)]
+
+    def call(c):
+        out = c.invoke(FunctionName=name, Payload=json.dumps({"sleep": 1.5}).encode())
+        assert "FunctionError" not in out, out
+        return json.loads(out["Payload"].read())["pid"]
+
+    with ThreadPoolExecutor(n) as pool:
+        pids = list(pool.map(call, clients))
+    for c in clients:
+        c.close()
+    # n calls at once, each in an environment of its own, all now idle and warm: the one from
+    # the first call and n - 1 new ones. (Pids can repeat across PID namespaces, so count the
+    # environments through the server instead.)
+    assert len(pids) == n
+    after = _settled_descriptors(pid)
+    per_env = (after - before) / (n - 1)
+    assert per_env <= 7.5, f"{before} -> {after} descriptors for {n - 1} new environments"
+    # And the environments really are there: each one's Runtime API listener is a socket.
+    assert after - before >= 5 * (n - 1), f"{before} -> {after}"

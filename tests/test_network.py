@@ -157,6 +157,8 @@ def handler(event, context):
         "gateway": gateway(),
         "env": {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")},
         "resolv": open("/etc/resolv.conf").read(),
+        "if_inet6": [line.split()[-1] for line in open("/proc/net/if_inet6")],
+        "eth0_disable_ipv6": open("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").read().strip(),
         "results": [probe(p) for p in event.get("probes", [])],
     }
 '''
@@ -279,6 +281,27 @@ def test_outbound_by_ip_and_by_dns_name(plain_server, internet):
     assert out["address"].startswith("10.2"), out
     assert out["env"]["AWS_ENDPOINT_URL"] is None  # function-to-platform calls are off
     assert "dns internet.test 1" in internet["log"].read_text()
+
+
+def test_sandbox_interfaces_have_no_ipv6(plain_server, internet):
+    """Sandboxes have no IPv6 route, so IPv6 is off on both ends of each veth pair
+    (docs/network.md): the function's `eth0` has no IPv6 address (its loopback keeps ::1), and
+    no host end of the server's pairs has one either."""
+    client = plain_server.client()
+    name = create_function(client, zip_bytes=probe_zip(), Timeout=30)["FunctionName"]
+    out = run_probes(client, name, http(f"http://{INTERNET}/"))
+    assert out["results"][0]["ok"], out
+    assert out["if_inet6"] == ["lo"], out
+    assert out["eth0_disable_ipv6"] == "1", out
+    # The environment stays warm, so its host end is still there.
+    links = sh("ip", "-o", "link", "show").stdout
+    host_ends = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+                 if line.split(":")[1].strip().startswith("az")]
+    assert host_ends, links
+    for ifname in host_ends:
+        assert sh("ip", "-6", "-o", "addr", "show", "dev", ifname).stdout.strip() == "", ifname
+        disabled = Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
+        assert disabled.read_text().strip() == "1", ifname
 
 
 def test_none_network_and_operator_default_none(vpc_server, tmp_path_factory, internet):
