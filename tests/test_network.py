@@ -151,6 +151,13 @@ def probe(p):
     except Exception as e:
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
+def eth0_disable_ipv6():
+    # A sandbox without a network (mode none) has no eth0.
+    try:
+        return open("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").read().strip()
+    except FileNotFoundError:
+        return None
+
 def handler(event, context):
     return {
         "address": address(),
@@ -158,7 +165,7 @@ def handler(event, context):
         "env": {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")},
         "resolv": open("/etc/resolv.conf").read(),
         "if_inet6": [line.split()[-1] for line in open("/proc/net/if_inet6")],
-        "eth0_disable_ipv6": open("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").read().strip(),
+        "eth0_disable_ipv6": eth0_disable_ipv6(),
         "results": [probe(p) for p in event.get("probes", [])],
     }
 '''
