@@ -291,9 +291,9 @@ def test_outbound_by_ip_and_by_dns_name(plain_server, internet):
 
 
 def test_sandbox_interfaces_have_no_ipv6(plain_server, internet):
-    """Sandboxes have no IPv6 route, so IPv6 is off on both ends of each veth pair
-    (docs/network.md): the function's `eth0` has no IPv6 address (its loopback keeps ::1), and
-    no host end of the server's pairs has one either."""
+    """Sandboxes have no IPv6 route, so neither end of a veth pair has an IPv6 address
+    (docs/network.md): the function's `eth0` has IPv6 off (its loopback keeps ::1), and the
+    host ends of the server's pairs generate no address."""
     client = plain_server.client()
     name = create_function(client, zip_bytes=probe_zip(), Timeout=30)["FunctionName"]
     out = run_probes(client, name, http(f"http://{INTERNET}/"))
@@ -307,8 +307,9 @@ def test_sandbox_interfaces_have_no_ipv6(plain_server, internet):
     assert host_ends, links
     for ifname in host_ends:
         assert sh("ip", "-6", "-o", "addr", "show", "dev", ifname).stdout.strip() == "", ifname
-        disabled = Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
-        assert disabled.read_text().strip() == "1", ifname
+        # IN6_ADDR_GEN_MODE_NONE: no link-local address when it comes up.
+        mode = Path(f"/proc/sys/net/ipv6/conf/{ifname}/addr_gen_mode")
+        assert mode.read_text().strip() == "1", ifname
 
 
 def test_none_network_and_operator_default_none(vpc_server, tmp_path_factory, internet):

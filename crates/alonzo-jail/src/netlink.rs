@@ -1,8 +1,9 @@
 //! The few rtnetlink requests the jail needs (create a veth pair with one end in another
-//! network namespace, delete a link, add an IPv4 address, add a default route), each sent on a
+//! network namespace, delete a link, bring a link up, keep IPv6 addresses off a link, add an
+//! IPv4 address, add a default route), each sent on a
 //! `NETLINK_ROUTE` socket of the calling process's network namespace and acknowledged.
 //!
-//! Why not a crate: the four messages are short and fixed, `netlink-packet-route` would bring
+//! Why not a crate: the messages are short and fixed, `netlink-packet-route` would bring
 //! its own dependency tree (and API churn) into the one crate that must stay small and
 //! auditable, and everything here is safe Rust over `nix` sockets.
 
@@ -29,6 +30,9 @@ const NLA_F_NESTED: u16 = 0x8000;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_PID: u16 = 19;
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -94,6 +98,22 @@ impl Netlink {
     pub(crate) fn set_up(&mut self, index: u32) -> nix::Result<()> {
         let index = i32::try_from(index).map_err(|_| nix::errno::Errno::EINVAL)?;
         self.request(RTM_NEWLINK, 0, &ifinfomsg(index, IFF_UP))
+    }
+
+    /// Sets the IPv6 address generation mode of the link with index `index` to none, so that
+    /// it gets no link-local address (nor its routes, duplicate address detection and
+    /// reports) when it comes up. Unlike writing its `disable_ipv6`, which retries while
+    /// another process holds the kernel's rtnl lock, a request waits for the lock.
+    pub(crate) fn set_no_ipv6_addresses(&mut self, index: u32) -> nix::Result<()> {
+        let index = i32::try_from(index).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let mut inet6 = Vec::new();
+        attr(&mut inet6, IFLA_INET6_ADDR_GEN_MODE, &[IN6_ADDR_GEN_MODE_NONE]);
+        let mut af_spec = Vec::new();
+        let af_inet6 = u16::try_from(libc::AF_INET6).map_err(|_| nix::errno::Errno::EINVAL)?;
+        attr(&mut af_spec, af_inet6 | NLA_F_NESTED, &inet6);
+        let mut body = ifinfomsg(index, 0);
+        attr(&mut body, IFLA_AF_SPEC | NLA_F_NESTED, &af_spec);
+        self.request(RTM_NEWLINK, 0, &body)
     }
 
     /// Adds `addr/prefix_len` to the link with index `index`.

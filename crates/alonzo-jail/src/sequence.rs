@@ -176,6 +176,9 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
     // The server's handle is J: if J dies, G (and with pid 1, the whole sandbox) must die too.
     // Set after setresuid, which clears it.
     die_with_jail(&g_sync)?;
+    if spec.network.is_some() {
+        net::prepare_namespace(&mut g_sync)?;
+    }
     // Kept only if J still has a veth pair to attach.
     let mut attached = spec.network.clone().map(|network| (network, g_sync));
     // The program runs under a different uid and cannot ptrace G anyway; not dumpable also
