@@ -172,6 +172,15 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(|source| CgroupError::io("write", path, source))
 }
 
+/// Writes `value` unless the file already holds it (or cannot be read): for files whose
+/// every write costs the kernel more than a read.
+pub(crate) fn write_if_changed(path: &Path, value: &str) -> Result<(), CgroupError> {
+    match std::fs::read_to_string(path) {
+        Ok(current) if current.trim() == value => Ok(()),
+        _ => write(path, value),
+    }
+}
+
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::io("read", path, source))
 }

@@ -11,8 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{
-    check_name, keyed_value, limit_or, read, rmdir_patiently, write, CgroupError, CgroupLimits,
-    CgroupParent, Dirs, CPU_PERIOD_US,
+    check_name, keyed_value, limit_or, read, rmdir_patiently, write, write_if_changed, CgroupError,
+    CgroupLimits, CgroupParent, Dirs, CPU_PERIOD_US,
 };
 
 /// How long `kill_all` waits for the processes to be gone.
@@ -148,7 +148,9 @@ impl SandboxCgroup {
                     write(&memsw, &bytes)?;
                 }
                 write(&memory.join("memory.swappiness"), "0")?;
-                write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                // A new cgroup has the kernel's default period, which is ours: every write
+                // of a CPU bandwidth file walks every CPU cgroup of the machine.
+                write_if_changed(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
                 write(&cpu.join("cpu.cfs_quota_us"), &limit_or(limits.cpu_quota_us, "-1"))?;
                 write(&pids.join("pids.max"), &limit_or(limits.pids_max, "max"))
             }
@@ -170,8 +172,10 @@ impl SandboxCgroup {
     /// Sets the CPU quota per `CPU_PERIOD_US` (0: no limit) with an equal burst allowance
     /// (v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst`, Linux 5.14, skipped where absent): quota
     /// a sandbox left unused in one period may be spent in the next, so a short burst after
-    /// an idle spell is not throttled. The kernel refuses a burst above the quota, so the
-    /// burst is cleared first.
+    /// an idle spell is not throttled. The kernel refuses a burst above the quota, so a
+    /// burst that must come down is lowered first. Each write walks every CPU cgroup of the
+    /// machine (`tg_set_cfs_bandwidth`), so only what changes is written: a new sandbox's
+    /// burst is 0, and takes two writes.
     pub fn set_cpu_quota(&self, quota_us: u64) -> Result<(), CgroupError> {
         let (quota_file, quota, burst_file) = match &self.dirs {
             Dirs::V1 { cpu, .. } => (
@@ -185,14 +189,27 @@ impl SandboxCgroup {
                 dir.join("cpu.max.burst"),
             ),
         };
-        let burst = burst_file.exists().then_some(burst_file);
-        if let Some(file) = &burst {
-            write(file, "0")?;
-        }
-        write(&quota_file, &quota)?;
-        match &burst {
-            Some(file) if quota_us > 0 => write(file, &quota_us.to_string()),
-            _ => Ok(()),
+        // The burst this ends with: equal to the quota, none without a quota.
+        let target = quota_us;
+        // Where the kernel has no burst file, there is no burst to keep below the quota.
+        let current = match read(&burst_file) {
+            Ok(text) => text.trim().parse::<u64>().ok(),
+            Err(_) if !burst_file.exists() => return write(&quota_file, &quota),
+            Err(e) => return Err(e),
+        };
+        match current {
+            Some(current) if current <= target => {
+                write(&quota_file, &quota)?;
+                if current != target {
+                    write(&burst_file, &target.to_string())?;
+                }
+                Ok(())
+            }
+            // Above the new quota (or unreadable): lowered first, within the old quota.
+            _ => {
+                write(&burst_file, &target.to_string())?;
+                write(&quota_file, &quota)
+            }
         }
     }
 
@@ -391,6 +408,8 @@ mod tests {
         std::fs::write(fs.path().join("cpu.max.burst"), "0").unwrap();
         sandbox.set_cpu_quota(7_235).unwrap();
         check_files(fs.path(), &[("cpu.max", "7235 100000"), ("cpu.max.burst", "7235")]);
+        sandbox.set_cpu_quota(5_000).unwrap();
+        check_files(fs.path(), &[("cpu.max", "5000 100000"), ("cpu.max.burst", "5000")]);
         sandbox.set_cpu_quota(0).unwrap();
         check_files(fs.path(), &[("cpu.max", "max 100000"), ("cpu.max.burst", "0")]);
     }
