@@ -346,18 +346,15 @@ def test_idle_environments_hold_few_descriptors(server_factory):
     def call(c):
         out = c.invoke(FunctionName=name, Payload=json.dumps({"sleep": 1.5}).encode())
         assert "FunctionError" not in out, out
-        return json.loads(out["Payload"].read())["pid"]
 
     with ThreadPoolExecutor(n) as pool:
-        pids = list(pool.map(call, clients))
+        list(pool.map(call, clients))  # list(): a failed call raises here
     for c in clients:
         c.close()
     # n calls at once, each in an environment of its own, all now idle and warm: the one from
-    # the first call and n - 1 new ones. (Pids can repeat across PID namespaces, so count the
-    # environments through the server instead.)
-    assert len(pids) == n
+    # the first call and n - 1 new ones.
     after = _settled_descriptors(pid)
     per_env = (after - before) / (n - 1)
     assert per_env <= 7.5, f"{before} -> {after} descriptors for {n - 1} new environments"
-    # And the environments really are there: each one's Runtime API listener is a socket.
+    # And the environments really are there: each holds at least five descriptors.
     assert after - before >= 5 * (n - 1), f"{before} -> {after}"

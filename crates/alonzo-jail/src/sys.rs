@@ -299,25 +299,10 @@ pub(crate) enum Cloned {
 /// The copy does not go through glibc's `fork`, so glibc's cached thread id in the new process
 /// is the caller's; the jail code that runs there uses neither `pthread` mutexes that record
 /// an owner nor anything else that reads it, and every process it forks goes through `fork`.
-pub(crate) fn clone_into_parent(_proof: &SingleThreaded) -> nix::Result<Cloned> {
+pub(crate) fn clone_into_parent(proof: &SingleThreaded) -> nix::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
-    let flags =
-        (libc::CLONE_PARENT | libc::CLONE_PIDFD) as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: clone without CLONE_VM and with a null stack behaves as fork: the child gets a
-    // copy of the address space and continues here with return value 0. `SingleThreaded`
-    // proves no other thread holds a lock the copy could inherit. With CLONE_PIDFD the kernel
-    // writes the new pidfd to `pidfd` (the parent_tid argument) before returning.
-    let res = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags,
-            std::ptr::null_mut::<libc::c_void>(),
-            &mut pidfd as *mut libc::c_int,
-            std::ptr::null_mut::<libc::c_int>(),
-            0usize,
-        )
-    };
-    let pid = Errno::result(res)?;
+    // With CLONE_PIDFD the kernel writes the new pidfd to `pidfd` before returning.
+    let pid = clone_as_fork(proof, libc::CLONE_PARENT | libc::CLONE_PIDFD, &mut pidfd)?;
     if pid == 0 {
         return Ok(Cloned::Child);
     }
@@ -336,28 +321,41 @@ pub(crate) fn clone_into_parent(_proof: &SingleThreaded) -> nix::Result<Cloned> 
 /// As with [`clone_into_parent`], glibc's cached thread id in the new process is the caller's;
 /// the same reasoning applies.
 pub(crate) fn clone_into_namespaces(
-    _proof: &SingleThreaded,
+    proof: &SingleThreaded,
     namespaces: nix::sched::CloneFlags,
 ) -> nix::Result<ForkResult> {
-    let flags = namespaces.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    let mut unused: libc::c_int = -1;
+    match clone_as_fork(proof, namespaces.bits(), &mut unused)? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent { child: nix::unistd::Pid::from_raw(pid) }),
+    }
+}
+
+/// `clone(2)` with `flags` (plus `SIGCHLD`), no new stack and no `CLONE_VM`: a fork that can
+/// also take `CLONE_PARENT`, `CLONE_PIDFD` (the pidfd is written to `pidfd`) and `CLONE_NEW*`.
+/// Returns 0 in the new process and its pid in the caller.
+fn clone_as_fork(
+    _proof: &SingleThreaded,
+    flags: libc::c_int,
+    pidfd: &mut libc::c_int,
+) -> nix::Result<libc::pid_t> {
+    let flags = flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: clone without CLONE_VM and with a null stack behaves as fork: the child gets a
     // copy of the address space and continues here with return value 0. `SingleThreaded`
-    // proves no other thread holds a lock the copy could inherit. The pointer arguments are
-    // null: no CLONE_*TID or CLONE_PIDFD flag is passed that would use them.
+    // proves no other thread holds a lock the copy could inherit. The parent_tid argument is
+    // `pidfd`, a valid int the kernel writes only with CLONE_PIDFD; no CLONE_*TID flag is
+    // accepted by the callers, so the child_tid argument stays unused.
     let res = unsafe {
         libc::syscall(
             libc::SYS_clone,
             flags,
             std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
+            pidfd as *mut libc::c_int,
             std::ptr::null_mut::<libc::c_int>(),
             0usize,
         )
     };
-    match Errno::result(res)? {
-        0 => Ok(ForkResult::Child),
-        pid => Ok(ForkResult::Parent { child: nix::unistd::Pid::from_raw(pid as libc::pid_t) }),
-    }
+    Errno::result(res).map(|pid| pid as libc::pid_t)
 }
 
 /// Waits (or with `nohang`, checks) for the exit of the child that `pidfd` refers to and
@@ -507,18 +505,24 @@ pub(crate) unsafe fn discard_unused_stack(start: usize, len: usize) {
 
 /// Whether the peer of the socket `fd` has closed its end (`POLLHUP` or `POLLRDHUP` now).
 pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
-    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-    // SAFETY: one pollfd, owned by this frame, for a descriptor the borrow keeps open; a zero
-    // timeout never blocks.
-    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    ready != 0 && poll.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
+    poll_now(fd, libc::POLLRDHUP) & (libc::POLLHUP | libc::POLLRDHUP) != 0
 }
 
 /// Whether reading `fd` would not block now (data, end of file or an error is waiting).
 fn readable_now(fd: BorrowedFd<'_>) -> bool {
-    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    poll_now(fd, libc::POLLIN) != 0
+}
+
+/// The events of `fd` now (`poll` with a zero timeout): those of `events` that are ready,
+/// and `POLLHUP`/`POLLERR`, which are always reported; 0 when none is.
+fn poll_now(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::c_short {
+    let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
     // SAFETY: one pollfd, owned by this frame, for a descriptor the borrow keeps open; a zero
     // timeout never blocks.
     let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    ready != 0
+    if ready > 0 {
+        poll.revents
+    } else {
+        0
+    }
 }

@@ -189,8 +189,7 @@ impl SandboxCgroup {
                 dir.join("cpu.max.burst"),
             ),
         };
-        // The burst this ends with: equal to the quota, none without a quota.
-        let target = quota_us;
+        // The burst ends equal to the quota (none without a quota).
         // Where the kernel has no burst file, there is no burst to keep below the quota.
         let current = match read(&burst_file) {
             Ok(text) => text.trim().parse::<u64>().ok(),
@@ -198,16 +197,16 @@ impl SandboxCgroup {
             Err(e) => return Err(e),
         };
         match current {
-            Some(current) if current <= target => {
+            Some(current) if current <= quota_us => {
                 write(&quota_file, &quota)?;
-                if current != target {
-                    write(&burst_file, &target.to_string())?;
+                if current != quota_us {
+                    write(&burst_file, &quota_us.to_string())?;
                 }
                 Ok(())
             }
             // Above the new quota (or unreadable): lowered first, within the old quota.
             _ => {
-                write(&burst_file, &target.to_string())?;
+                write(&burst_file, &quota_us.to_string())?;
                 write(&quota_file, &quota)
             }
         }
