@@ -27,6 +27,9 @@ const MAX_LINE: usize = 256 * 1024;
 const TAIL_BYTES: usize = 4096;
 /// Pipe read buffer: large, so that a flood is read (and dropped) in few system calls.
 const READ_BUFFER: usize = 64 * 1024;
+/// How long what an invocation has logged so far may wait in the buffer before it is
+/// written to the stream file, at most; its `END`/`REPORT` lines write it at once.
+const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Bounds on function logs, set by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +295,13 @@ async fn run(
     let mut err = tokio::io::BufReader::with_capacity(READ_BUFFER, stderr);
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
+    // Between an invocation's `BeginTail` and its `Finish`, lines are written to the file
+    // by the deadline `flush_by` or with the invocation's last lines, whichever comes
+    // first: a warm invocation then costs one write to the file, not two (its `START` line
+    // used to be written alone, on the invocation's path, while its response was waiting
+    // to be read). Outside invocations every line is written at once.
+    let mut running = false;
+    let mut flush_by: Option<tokio::time::Instant> = None;
     loop {
         // Commands first: `BeginTail` and `START` are sent before the event reaches the
         // runtime, so when both a command and output are waiting, the command came first
@@ -301,7 +311,10 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 None => break,
                 Some(LogCommand::Platform(line)) => sink.line(&line),
-                Some(LogCommand::BeginTail) => sink.tail = Some(Vec::new()),
+                Some(LogCommand::BeginTail) => {
+                    sink.tail = Some(Vec::new());
+                    running = true;
+                }
                 Some(LogCommand::Finish { lines, reply }) => {
                     // The runtime wrote its output before answering, but the reactor may not
                     // have seen the pipes become readable yet: what it has not read is read
@@ -317,6 +330,7 @@ async fn run(
                         sink.line(line);
                     }
                     let _ = sink.file.flush();
+                    (running, flush_by) = (false, None);
                     let _ = reply.send(sink.take_tail());
                 }
             },
@@ -326,9 +340,19 @@ async fn run(
             n = read_line(&mut err, &mut err_buf), if err_open => {
                 err_open = emit(&mut sink, &mut err_buf, n);
             }
+            () = tokio::time::sleep_until(flush_by.unwrap_or_else(tokio::time::Instant::now)),
+                if flush_by.is_some() =>
+            {
+                let _ = sink.file.flush();
+                flush_by = None;
+            }
         }
         if !sink.file.buffer().is_empty() && commands.is_empty() {
-            let _ = sink.file.flush();
+            if running {
+                flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
+            } else {
+                let _ = sink.file.flush();
+            }
         }
     }
     let _ = sink.file.flush();
@@ -547,6 +571,45 @@ mod tests {
             drop(stdin);
             child.wait().unwrap();
         }
+    }
+
+    /// What an invocation logs reaches the stream's file while the invocation still runs
+    /// (within `FLUSH_DELAY`), not only with its last lines.
+    #[tokio::test(flavor = "current_thread")]
+    async fn output_reaches_the_file_while_the_invocation_runs() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, mut stdin, logs) = echoing_runtime(dir.path());
+        logs.send(LogCommand::BeginTail).unwrap();
+        logs.send(LogCommand::Platform("START 7".into())).unwrap();
+        writeln!(stdin, "7").unwrap();
+        let group = dir.path().join(group_dir_name("/aws/lambda/t"));
+        let read = || {
+            std::fs::read_dir(&group)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                        .collect::<String>()
+                })
+                .unwrap_or_default()
+        };
+        let began = std::time::Instant::now();
+        while !(read().contains("START 7") && read().contains("out 7") && read().contains("err 7"))
+        {
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(5),
+                "the running invocation's lines never reached the file: {:?}",
+                read()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (reply, tail) = oneshot::channel();
+        logs.send(LogCommand::Finish { lines: vec!["END 7".into()], reply }).unwrap();
+        assert_tail(&tail.await.unwrap(), 7);
+        assert!(read().contains("END 7"), "{:?}", read());
+        drop(stdin);
+        child.wait().unwrap();
     }
 
     /// An invocation's output is in its tail when the reactor has not reported it yet.

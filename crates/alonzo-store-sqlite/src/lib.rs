@@ -876,12 +876,16 @@ impl MetaStore for SqliteStore {
             .collect::<Result<_, StoreError>>()?;
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
-            for (id, function, started, doc) in &rows {
-                tx.execute(
-                    "INSERT INTO invocations (request_id, function, started_ms, record) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, function, started, doc],
-                )
-                .map_err(backend)?;
+            {
+                // Prepared once per connection, not parsed again for every record.
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO invocations (request_id, function, started_ms, record) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(backend)?;
+                for (id, function, started, doc) in &rows {
+                    insert.execute(params![id, function, started, doc]).map_err(backend)?;
+                }
             }
             tx.commit().map_err(backend)
         })
