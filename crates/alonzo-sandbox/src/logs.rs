@@ -27,9 +27,6 @@ const MAX_LINE: usize = 256 * 1024;
 const TAIL_BYTES: usize = 4096;
 /// Pipe read buffer: large, so that a flood is read (and dropped) in few system calls.
 const READ_BUFFER: usize = 64 * 1024;
-/// How long what an invocation has logged so far may wait in the buffer before it is
-/// written to the stream file, at most; its `END`/`REPORT` lines write it at once.
-const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Bounds on function logs, set by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,13 +292,13 @@ async fn run(
     let mut err = tokio::io::BufReader::with_capacity(READ_BUFFER, stderr);
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
-    // Between an invocation's `BeginTail` and its `Finish`, lines are written to the file
-    // by the deadline `flush_by` or with the invocation's last lines, whichever comes
-    // first: a warm invocation then costs one write to the file, not two (its `START` line
-    // used to be written alone, on the invocation's path, while its response was waiting
-    // to be read). Outside invocations every line is written at once.
+    // Between an invocation's `BeginTail` and its `Finish`, platform lines (its `START`) wait
+    // in the buffer for the function's first output or the invocation's last lines: a warm
+    // invocation then costs one write to the file, not two, and none between its event and
+    // its response (the `START` line used to be written alone there). The function's output
+    // is written as soon as it is read, as are all lines outside invocations.
     let mut running = false;
-    let mut flush_by: Option<tokio::time::Instant> = None;
+    let mut output_waiting = false;
     loop {
         // Commands first: `BeginTail` and `START` are sent before the event reaches the
         // runtime, so when both a command and output are waiting, the command came first
@@ -330,29 +327,22 @@ async fn run(
                         sink.line(line);
                     }
                     let _ = sink.file.flush();
-                    (running, flush_by) = (false, None);
+                    running = false;
                     let _ = reply.send(sink.take_tail());
                 }
             },
             n = read_line(&mut out, &mut out_buf), if out_open => {
                 out_open = emit(&mut sink, &mut out_buf, n);
+                output_waiting = true;
             }
             n = read_line(&mut err, &mut err_buf), if err_open => {
                 err_open = emit(&mut sink, &mut err_buf, n);
-            }
-            () = tokio::time::sleep_until(flush_by.unwrap_or_else(tokio::time::Instant::now)),
-                if flush_by.is_some() =>
-            {
-                let _ = sink.file.flush();
-                flush_by = None;
+                output_waiting = true;
             }
         }
-        if !sink.file.buffer().is_empty() && commands.is_empty() {
-            if running {
-                flush_by.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
-            } else {
-                let _ = sink.file.flush();
-            }
+        if !sink.file.buffer().is_empty() && commands.is_empty() && (output_waiting || !running) {
+            let _ = sink.file.flush();
+            output_waiting = false;
         }
     }
     let _ = sink.file.flush();
@@ -573,8 +563,8 @@ mod tests {
         }
     }
 
-    /// What an invocation logs reaches the stream's file while the invocation still runs
-    /// (within `FLUSH_DELAY`), not only with its last lines.
+    /// What an invocation logs reaches the stream's file (with its `START` line) while the
+    /// invocation still runs, not only with its last lines.
     #[tokio::test(flavor = "current_thread")]
     async fn output_reaches_the_file_while_the_invocation_runs() {
         use std::io::Write as _;
