@@ -292,12 +292,12 @@ async fn run(
     let mut err = tokio::io::BufReader::with_capacity(READ_BUFFER, stderr);
     let (mut out_buf, mut err_buf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
-    // Between an invocation's `BeginTail` and its `Finish`, platform lines (its `START`) wait
-    // in the buffer for the function's first output or the invocation's last lines: a warm
-    // invocation then costs one write to the file, not two, and none between its event and
-    // its response (the `START` line used to be written alone there). The function's output
-    // is written as soon as it is read, as are all lines outside invocations.
-    let mut running = false;
+    // Between an invocation's `BeginTail` and its `Finish` (while it has a tail), platform
+    // lines (its `START`) wait in the buffer for the function's first output or the
+    // invocation's last lines: a warm invocation then costs one write to the file, not two,
+    // and none between its event and its response (the `START` line used to be written alone
+    // there). The function's output is written as soon as it is read, as are all lines
+    // outside invocations.
     let mut output_waiting = false;
     loop {
         // Commands first: `BeginTail` and `START` are sent before the event reaches the
@@ -308,10 +308,7 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 None => break,
                 Some(LogCommand::Platform(line)) => sink.line(&line),
-                Some(LogCommand::BeginTail) => {
-                    sink.tail = Some(Vec::new());
-                    running = true;
-                }
+                Some(LogCommand::BeginTail) => sink.tail = Some(Vec::new()),
                 Some(LogCommand::Finish { lines, reply }) => {
                     // The runtime wrote its output before answering, but the reactor may not
                     // have seen the pipes become readable yet: what it has not read is read
@@ -327,7 +324,6 @@ async fn run(
                         sink.line(line);
                     }
                     let _ = sink.file.flush();
-                    running = false;
                     let _ = reply.send(sink.take_tail());
                 }
             },
@@ -340,7 +336,10 @@ async fn run(
                 output_waiting = true;
             }
         }
-        if !sink.file.buffer().is_empty() && commands.is_empty() && (output_waiting || !running) {
+        if !sink.file.buffer().is_empty()
+            && commands.is_empty()
+            && (output_waiting || sink.tail.is_none())
+        {
             let _ = sink.file.flush();
             output_waiting = false;
         }
@@ -585,19 +584,22 @@ mod tests {
                 .unwrap_or_default()
         };
         let began = std::time::Instant::now();
-        while !(read().contains("START 7") && read().contains("out 7") && read().contains("err 7"))
-        {
+        loop {
+            let text = read();
+            if ["START 7", "out 7", "err 7"].iter().all(|line| text.contains(line)) {
+                break;
+            }
             assert!(
                 began.elapsed() < std::time::Duration::from_secs(5),
-                "the running invocation's lines never reached the file: {:?}",
-                read()
+                "the running invocation's lines never reached the file: {text:?}"
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let (reply, tail) = oneshot::channel();
         logs.send(LogCommand::Finish { lines: vec!["END 7".into()], reply }).unwrap();
         assert_tail(&tail.await.unwrap(), 7);
-        assert!(read().contains("END 7"), "{:?}", read());
+        let text = read();
+        assert!(text.contains("END 7"), "{text:?}");
         drop(stdin);
         child.wait().unwrap();
     }
