@@ -12,8 +12,6 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
-use nix::unistd::Pid;
-
 use crate::error::{Context, JailError};
 use crate::sequence::Outcome;
 use crate::spawn::{decode_frame, encode_frame, Assignment, Deferred, Frame, JailSpec, ASSIGNED};
@@ -70,7 +68,7 @@ pub(crate) fn complete(
                 }
             }
         } else {
-            crate::sequence::fork_program(single, spec, Some(read_end))?
+            crate::exec::start_program(single, spec, Some(read_end))?
         };
         crate::init::forward_to(program)?;
         let assignment = take(&mut from_j, deferred)?;
@@ -82,21 +80,14 @@ pub(crate) fn complete(
         drop(from_j);
         return crate::init::reap_until(program).map(Outcome::Exit);
     }
-    // R is forked and unprivileged before the assignment comes; it waits for its program.
-    let (program_rx, program_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .context(|| "create the program pipe".to_owned())?;
-    let (child, program_tx): (Pid, OwnedFd) =
-        crate::sequence::fork_waiting_program(single, spec, program_rx, program_tx)?;
+    // R is started and unprivileged before the assignment comes; it waits for its program.
+    let (child, waiting) = crate::exec::start_waiting_program(single, spec)?;
     crate::init::forward_to(child)?;
     let assignment = take(&mut from_j, deferred)?;
     let Some(program) = assignment.program else {
         return Err(JailError::Protocol("the assignment has no program".to_owned()));
     };
-    let json = serde_json::to_vec(&program)
-        .map_err(|e| JailError::Protocol(format!("encode the program: {e}")))?;
-    let mut pipe = std::fs::File::from(program_tx);
-    pipe.write_all(&json).context(|| "hand the program to R".to_owned())?;
-    drop(pipe);
+    waiting.hand_over(&program)?;
     from_j.write_all(&[ASSIGNED]).context(|| "acknowledge the assignment".to_owned())?;
     drop(from_j);
     crate::init::reap_until(child).map(Outcome::Exit)

@@ -42,15 +42,6 @@ pub enum JailError {
         #[source]
         source: nix::Error,
     },
-    /// A seccomp filter could not be installed.
-    #[error("install the seccomp filter {filter}")]
-    Seccomp {
-        /// Which filter of the policy (or "guard").
-        filter: String,
-        /// Why the kernel refused it.
-        #[source]
-        source: seccompiler::Error,
-    },
     /// An I/O operation failed during a named step.
     #[error("{step}: {source}")]
     Io {

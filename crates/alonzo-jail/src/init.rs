@@ -58,15 +58,6 @@ pub(crate) fn forward_to(child: Pid) -> Result<(), JailError> {
         .context(|| "unblock SIGTERM/SIGINT".to_owned())
 }
 
-/// Gives the program default signal handling and an empty mask: undoes the forwarding set-up,
-/// the SIGPIPE=ignore that the Rust runtime installed in the jail process, and any signal the
-/// server itself was started with ignored (an ignored signal stays ignored across exec).
-pub(crate) fn reset_for_exec() -> Result<(), JailError> {
-    crate::sys::default_dispositions().context(|| "reset signal dispositions".to_owned())?;
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .context(|| "clear the signal mask".to_owned())
-}
-
 /// Waits for `child` and returns its exit code (128 + signal if a signal ended it).
 pub(crate) fn wait_for(child: Pid) -> Result<i32, JailError> {
     loop {

@@ -27,17 +27,41 @@ include!(concat!(env!("OUT_DIR"), "/seccomp_policy.rs"));
 /// `no_new_privs` (set by `exec::drop_privileges`) and must run after every set-up call the
 /// policy blocks.
 pub(crate) fn install() -> Result<(), JailError> {
-    let guard = guard()?;
-    if POLICY.is_empty() {
-        return Err(JailError::InvalidSpec(format!(
-            "no seccomp policy was compiled for this architecture: write {POLICY_FILE}"
-        )));
+    Filters::prepare()?.install().map_err(|(filter, source)| JailError::Sys {
+        step: format!("install the seccomp filter {filter}"),
+        source,
+    })
+}
+
+/// The guard and the policy's filters, ready to install without allocating: R installs them
+/// while it shares G's memory (`exec::Plan`).
+pub(crate) struct Filters {
+    guard: Vec<seccompiler::sock_filter>,
+}
+
+impl Filters {
+    /// Builds the guard; fails if no policy was compiled for this architecture.
+    pub(crate) fn prepare() -> Result<Self, JailError> {
+        if POLICY.is_empty() {
+            return Err(JailError::InvalidSpec(format!(
+                "no seccomp policy was compiled for this architecture: write {POLICY_FILE}"
+            )));
+        }
+        Ok(Filters { guard: guard()? })
     }
-    for (name, program) in POLICY.iter().copied().chain([("guard", guard.as_slice())]) {
-        seccompiler::apply_filter(program)
-            .map_err(|source| JailError::Seccomp { filter: name.to_owned(), source })?;
+
+    /// Installs every filter on the calling thread (see [`install`]). On failure, the name of
+    /// the filter the kernel refused and why. Allocates nothing.
+    pub(crate) fn install(&self) -> Result<(), (&'static str, nix::errno::Errno)> {
+        for (name, program) in POLICY.iter().copied().chain([("guard", self.guard.as_slice())]) {
+            // seccompiler sets no_new_privs (already set) and calls seccomp(2); on failure
+            // errno is that call's.
+            if seccompiler::apply_filter(program).is_err() {
+                return Err((name, nix::errno::Errno::last()));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The x86_64 guard program (see the module documentation).

@@ -220,31 +220,9 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
     if let (Some(deferred), Some(from_j)) = (&spec.deferred, g_assign) {
         return crate::assign::complete(&single, &spec, deferred, from_j);
     }
-    let child = fork_program(&single, &spec, None)?;
+    let child = exec::start_program(&single, &spec, None)?;
     init::forward_to(child)?;
     init::reap_until(child).map(Outcome::Exit)
-}
-
-/// 7. Forks R, which restores default signal handling, drops every privilege, installs the
-///    seccomp filter (in exec_program, right before execve, so every set-up call above is
-///    still allowed) and execs the program, with `assignment` (a program started ahead) on
-///    fd 3. Returns R's pid in G.
-pub(crate) fn fork_program(
-    single: &SingleThreaded,
-    spec: &crate::spawn::JailSpec,
-    assignment: Option<OwnedFd>,
-) -> Result<Pid, JailError> {
-    if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
-        return Ok(child);
-    }
-    let failed = (|| -> Result<std::convert::Infallible, JailError> {
-        init::reset_for_exec()?;
-        exec::drop_privileges(spec)?;
-        exec::exec_program(spec, assignment, false)
-    })();
-    let Err(err) = failed;
-    eprintln!("alonzo-jail: {err}");
-    crate::sys::exit_now(SETUP_FAILED)
 }
 
 /// 7, continuing the launcher's interpreter: forks R, which restores the interpreter's own
@@ -277,52 +255,6 @@ pub(crate) fn fork_continuing_program(
             crate::sys::exit_now(SETUP_FAILED)
         }
     }
-}
-
-/// 7, ahead of the program: forks R before a sandbox built ahead is assigned. R restores
-///    default signal handling, drops every privilege and installs the seccomp filter at once,
-///    then waits on `program_rx` for its program (`argv`, `env`, `cwd` as JSON, up to end of
-///    file) and execs it. The assignment then only attaches
-///    the mounts and writes the program, instead of also forking and dropping privileges.
-///    R never sees anything of the function before the mounts are attached: G writes only
-///    after them. If G goes away without writing, R reads end of file and exits.
-pub(crate) fn fork_waiting_program(
-    single: &SingleThreaded,
-    spec: &crate::spawn::JailSpec,
-    program_rx: OwnedFd,
-    program_tx: OwnedFd,
-) -> Result<(Pid, OwnedFd), JailError> {
-    if let ForkResult::Parent { child } = fork(single).context(|| "fork R".to_owned())? {
-        drop(program_rx);
-        return Ok((child, program_tx));
-    }
-    drop(program_tx);
-    let failed = (|| -> Result<std::convert::Infallible, JailError> {
-        init::reset_for_exec()?;
-        exec::drop_privileges(spec)?;
-        // The filter goes on now too (compiling it is the slowest step left): what R does
-        // from here (read, open /dev/null, dup2, close_range, chdir, execve) it allows.
-        crate::seccomp::install()?;
-        let mut json = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(program_rx), &mut json)
-            .context(|| "read the program".to_owned())?;
-        if json.is_empty() {
-            // The sandbox was discarded before its assignment.
-            crate::sys::exit_now(SETUP_FAILED)
-        }
-        let program: crate::spawn::Program = serde_json::from_slice(&json)
-            .map_err(|e| JailError::Protocol(format!("decode the program: {e}")))?;
-        let spec = crate::spawn::JailSpec {
-            argv: program.argv,
-            env: program.env,
-            cwd: program.cwd,
-            ..spec.clone()
-        };
-        exec::exec_program(&spec, None, true)
-    })();
-    let Err(err) = failed;
-    eprintln!("alonzo-jail: {err}");
-    crate::sys::exit_now(SETUP_FAILED)
 }
 
 /// Adopts the socket `spawn` passed as standard input, checking that it is one: moves it to

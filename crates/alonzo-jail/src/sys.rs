@@ -526,3 +526,125 @@ fn poll_now(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::c_short {
         0
     }
 }
+
+/// The stack of a process started by [`clone_sharing_memory`]: its own pages in the caller's
+/// address space, with an inaccessible guard page below them.
+const SHARED_STACK_LEN: usize = 128 * 1024;
+
+/// Starts a process that runs `body(arg)` in this process's memory, on a stack of its own
+/// (`clone` with `CLONE_VM` and `SIGCHLD`), and returns its pid. It has its own descriptor
+/// table, signal handlers, credentials, limits and working directory (copies of the caller's),
+/// so what it changes there is its own; its memory is the caller's until it executes a
+/// program, whose `execve` then only drops its reference to that memory: there is no address
+/// space to copy at the start and none to tear down at the exec, as there is for a fork.
+///
+/// With `until_exec` (`CLONE_VFORK`), the caller is suspended until the new process has
+/// executed its program or exited, and the stack is freed before this returns. Without it,
+/// both run at once and the stack is never freed (the caller cannot tell when the new process
+/// is done with it; 128 KiB of address space of which it touches a few pages).
+///
+/// # Safety
+///
+/// - `body` must end its process with `execve` or `_exit`; it must not return or unwind.
+/// - Until then it must not allocate, take a lock or use anything of the caller's that is
+///   changed at the same time without synchronisation: the caller's allocator and locks do
+///   not know about it. It shares the caller's thread-local storage, so a failing call of
+///   either may change the other's `errno`; the body must only read `errno` right after its
+///   own call fails, and end its process when one does.
+/// - `arg` must stay valid until the new process executes its program or exits.
+/// - The caller must not fork while the new process shares its memory.
+pub(crate) unsafe fn clone_sharing_memory(
+    _proof: &SingleThreaded,
+    body: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+    until_exec: bool,
+) -> nix::Result<nix::unistd::Pid> {
+    let page = page_size();
+    let len = SHARED_STACK_LEN + page;
+    // SAFETY: a new private anonymous mapping at an address of the kernel's choosing touches
+    // nothing that exists.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: the lowest page of the mapping just created; nothing uses it.
+    Errno::result(unsafe { libc::mprotect(base, page, libc::PROT_NONE) })?;
+    // SAFETY: `base + len` is the end of the mapping, where a downward-growing stack starts.
+    let top = unsafe { base.cast::<u8>().add(len) }.cast::<libc::c_void>();
+    let mut flags = libc::CLONE_VM | libc::SIGCHLD;
+    if until_exec {
+        flags |= libc::CLONE_VFORK;
+    }
+    // SAFETY: glibc's clone runs `body(arg)` on the new stack in the new process and ends the
+    // process with its return value; the caller guarantees what `body` may do in the memory
+    // both share (see above). Without CLONE_SETTLS or CLONE_*TID, glibc touches no thread
+    // state of the caller's.
+    let pid = unsafe { libc::clone(body, top, flags, arg) };
+    let result = Errno::result(pid).map(nix::unistd::Pid::from_raw);
+    if until_exec || result.is_err() {
+        // SAFETY: the new process has executed its program or exited (CLONE_VFORK), or was
+        // never created, so nothing runs on this stack any more.
+        unsafe { libc::munmap(base, len) };
+    }
+    result
+}
+
+/// A `NULL`-terminated array of C strings, as `execve` takes its arguments and environment,
+/// built ahead so that executing allocates nothing.
+pub(crate) struct CStrings {
+    strings: Vec<std::ffi::CString>,
+    pointers: Vec<*const libc::c_char>,
+}
+
+impl CStrings {
+    /// The strings, in order; `None` if one contains a NUL byte.
+    pub(crate) fn new<I: IntoIterator<Item = String>>(items: I) -> Option<Self> {
+        let strings =
+            items.into_iter().map(std::ffi::CString::new).collect::<Result<Vec<_>, _>>().ok()?;
+        // The pointers stay valid when `strings` moves: each CString's bytes live on the heap.
+        let pointers =
+            strings.iter().map(|s| s.as_ptr()).chain([std::ptr::null()]).collect::<Vec<_>>();
+        Some(CStrings { strings, pointers })
+    }
+
+    /// The first string (the program, for an argument list).
+    pub(crate) fn first(&self) -> Option<&CStr> {
+        self.strings.first().map(|s| s.as_c_str())
+    }
+}
+
+/// `execve(2)` of `path` with `argv` and `env`, which allocates nothing (`nix`'s builds its
+/// pointer arrays). Returns only on failure.
+pub(crate) fn execve(path: &CStr, argv: &CStrings, env: &CStrings) -> Errno {
+    // SAFETY: `path` is NUL-terminated and both arrays are NULL-terminated arrays of
+    // NUL-terminated strings that `argv` and `env` keep alive for the call.
+    unsafe { libc::execve(path.as_ptr(), argv.pointers.as_ptr(), env.pointers.as_ptr()) };
+    Errno::last()
+}
+
+/// Sets this process's supplementary groups to none and its real, effective and saved ids to
+/// `uid` and `gid`, with the raw system calls: they change the calling task only, where
+/// glibc's wrappers change every thread of a process glibc believes to be multithreaded.
+pub(crate) fn become_ids(uid: libc::uid_t, gid: libc::gid_t) -> Result<(), (&'static str, Errno)> {
+    // SAFETY: setgroups with a count of 0 reads no memory.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+    })
+    .map_err(|e| ("drop supplementary groups", e))?;
+    // SAFETY: setresgid takes integers only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })
+        .map_err(|e| ("set the gid", e))?;
+    // SAFETY: setresuid takes integers only.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
+        .map_err(|e| ("set the uid", e))?;
+    Ok(())
+}
