@@ -1,7 +1,7 @@
 //! Completing a sandbox that was built ahead of its function (`Prepared::build_ahead`): J
 //! relays the server's `Assignment` to G with a detached mount tree per bind, and G attaches
-//! them at the mount points it left empty, resizes `/tmp`, and hands the program to R (forked
-//! and unprivileged ahead, waiting for it; see `sequence::fork_waiting_program`) or, when the
+//! them at the mount points it left empty, resizes `/tmp`, and hands the program to R (started
+//! and unprivileged ahead, waiting for it; see `exec::start_waiting_program`) or, when the
 //! program started ahead too, writes it the assignment's message on its descriptor 3.
 //!
 //! Everything of the sandbox but the function's own binds, `/tmp` size and program was

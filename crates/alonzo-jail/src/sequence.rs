@@ -10,8 +10,9 @@
 //! - G, created by J in all the sandbox's new namespaces at once, root of its user namespace
 //!   and pid 1 of its PID namespace; it creates the Runtime API listener, builds the
 //!   filesystem and pivots into it, then acts as a minimal init.
-//! - R, which drops every privilege and execs the program (or, in a launcher's copy with
-//!   `continue_program`, returns into the launcher's interpreter instead).
+//! - R, which drops every privilege and execs the program (`exec.rs`; until then it runs in
+//!   G's memory), or, in a launcher's copy with `continue_program`, is a fork of G that
+//!   returns into the launcher's interpreter instead.
 //!
 //! Each waiting stage exits with its child's status, so the program's status reaches the
 //! server; each stage dies when its parent dies, so killing J kills the sandbox. A set-up
@@ -214,7 +215,7 @@ pub(crate) fn run() -> Result<Outcome, JailError> {
         net::configure_eth0(&network)?;
     }
 
-    // 6. G becomes a tiny init: fork R, reap every process until R exits, exit with R's
+    // 6. G becomes a tiny init: start R, reap every process until R exits, exit with R's
     //    status. When pid 1 exits, the kernel kills everything left in the namespace. A
     //    sandbox built ahead first waits for its assignment (assign.rs).
     if let (Some(deferred), Some(from_j)) = (&spec.deferred, g_assign) {
