@@ -130,6 +130,8 @@ fn run() -> anyhow::Result<Results> {
     };
     // Figures taken while the server was dying are not figures.
     server.ensure_running()?;
+    // With every environment the phases left (the density phase's thousands among them).
+    results.stop = Some(server.stop());
     drop(server);
     results.background = (background_before, machine::busy_share(BACKGROUND_SAMPLE));
 

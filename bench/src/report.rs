@@ -42,6 +42,9 @@ pub(crate) struct Results {
     /// The same floor latency measured again after every other phase: how steady the
     /// machine was.
     pub(crate) floor_latency_end: Samples,
+    /// How long the main server took to exit after SIGTERM at the end, with every environment
+    /// the phases left (`Some(None)`: not within the bench's timeout, so SIGKILLed).
+    pub(crate) stop: Option<Option<std::time::Duration>>,
     pub(crate) floor_c1: Option<Throughput>,
     pub(crate) floor_cn: Option<Throughput>,
     pub(crate) warm_python: Samples,
@@ -490,6 +493,22 @@ impl Results {
                 f3(d.warm.percentile(99.0)),
                 f3(self.warm_python.percentile(50.0)),
             );
+            match self.stop {
+                Some(Some(took)) => {
+                    let _ = writeln!(
+                        s,
+                        "  the server stopped {} ms after SIGTERM with them and every other environment",
+                        took.as_millis()
+                    );
+                }
+                Some(None) => {
+                    let _ = writeln!(
+                        s,
+                        "  the server did NOT stop within the bench's timeout after SIGTERM with them"
+                    );
+                }
+                None => {}
+            }
         }
 
         if let Some(k) = &self.keep_alive {
@@ -653,7 +672,7 @@ impl Results {
                 "rust": { "back_to_back": self.cold_rust.to_json(Kind::Rust), "after_idle": self.cold_rust_idle.to_json(Kind::Rust) },
                 "nodejs": { "back_to_back": self.cold_node.to_json(Kind::Node), "after_idle": self.cold_node_idle.to_json(Kind::Node) },
                 "from_scratch": { "python": self.cold_python_scratch.to_json(Kind::Python), "rust": self.cold_rust_scratch.to_json(Kind::Rust), "nodejs": self.cold_node_scratch.to_json(Kind::Node) },
-                "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json() })),
+                "density": self.density.as_ref().map(|d| json!({ "n": d.n, "pss_per_environment_mib": round3(d.per_environment_mib()), "warm_python_ms": d.warm.to_json(), "server_stop_ms": self.stop.flatten().map(|t| t.as_millis() as u64) })),
                 "scale_out": self.scale.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms), "cpu_ms_per_env": round3(s.cpu_ms_per_env) })),
                 "scale_out_zygote": self.scale_zygote.as_ref().map(|s| json!({ "n": s.n, "errors": s.errors, "all_running_ms": round3(s.scale_ms), "median_ms": round3(s.median_ms), "cpu_ms_per_env": round3(s.cpu_ms_per_env) })),
             },

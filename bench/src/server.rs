@@ -151,18 +151,20 @@ impl Server {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn stop(&mut self) {
+    /// Stops the server and returns how long it took to exit after SIGTERM (`None`: it had
+    /// already exited, or did not within `STOP_TIMEOUT` and was SIGKILLed).
+    pub(crate) fn stop(&mut self) -> Option<Duration> {
         let pid = pid_of(&self.child);
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             forget_pid(pid.as_raw());
-            return;
+            return None;
         }
         let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
+        let signalled = Instant::now();
+        while signalled.elapsed() < STOP_TIMEOUT {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 forget_pid(pid.as_raw());
-                return;
+                return Some(signalled.elapsed());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -170,6 +172,7 @@ impl Server {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = self.child.wait();
         forget_pid(pid.as_raw());
+        None
     }
 }
 

@@ -765,7 +765,15 @@ impl Manager {
             Ok(mut pool) => pool.idle.drain().flat_map(|(_, envs)| envs).collect(),
             Err(_) => Vec::new(),
         };
+        // Every environment is signalled before any is waited for: killed one at a time, each
+        // waiting for its processes to exit, a server with 2,000 idle environments took about
+        // 10 s to stop. Each is then killed here, not in the background, as the runtime that
+        // would run `destroy`'s clean-up is stopping.
+        for env in &all {
+            env.signal();
+        }
         for env in all {
+            env.kill();
             env.destroy();
         }
     }
