@@ -445,7 +445,7 @@ impl Environment {
                 },
                 info = wait_exit(&mut exit) => return exited(cgroup, request_id, info),
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    return timed_out(cgroup, pgid, request_id, timeout);
+                    return timed_out(self.cgroup.clone(), pgid, request_id, timeout).await;
                 }
             }
         }
@@ -487,7 +487,7 @@ impl Environment {
                                 Ok(Ok(())) => {}
                                 // The caller went away: the function still runs to its end.
                                 Ok(Err(_)) => forward = None,
-                                Err(_) => return timed_out(cgroup, pgid, request_id, timeout),
+                                Err(_) => return timed_out(self.cgroup.clone(), pgid, request_id, timeout).await,
                             },
                             None if streaming => {}
                             None => buffered.extend_from_slice(&chunk),
@@ -507,7 +507,7 @@ impl Environment {
                 },
                 info = wait_exit(&mut exit) => return exited(cgroup, request_id, info),
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    return timed_out(cgroup, pgid, request_id, timeout);
+                    return timed_out(self.cgroup.clone(), pgid, request_id, timeout).await;
                 }
             }
         }
@@ -663,14 +663,15 @@ fn exited(cgroup: Option<&SandboxCgroup>, request_id: &str, info: ExitInfo) -> E
     Ending::Fatal { log_line: Some(message.clone()), error_type, message }
 }
 
-/// The invocation ran past its deadline: the environment is killed.
-fn timed_out(
-    cgroup: Option<&SandboxCgroup>,
+/// The invocation ran past its deadline: the environment is killed (on the blocking pool, as
+/// killing waits for its processes to exit) before the invocation ends.
+async fn timed_out(
+    cgroup: Option<Arc<SandboxCgroup>>,
     pgid: Option<u32>,
     request_id: &str,
     timeout: Duration,
 ) -> Ending {
-    kill_tree(cgroup, pgid);
+    let _ = tokio::task::spawn_blocking(move || kill_tree(cgroup.as_deref(), pgid)).await;
     let secs = format!("{:.2}", timeout.as_secs_f64());
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
     Ending::Fatal {
