@@ -131,12 +131,8 @@ pub(crate) fn start_program(
     assignment: Option<OwnedFd>,
 ) -> Result<Pid, JailError> {
     let null = open_null()?;
-    let plan = Plan {
-        assignment: assignment.as_ref().map(|fd| fd.as_raw_fd()),
-        wake: None,
-        program: UnsafeCell::new(Some(Executable::new(&spec.argv, &spec.env, &spec.cwd)?)),
-        ..Plan::new(spec, &null)?
-    };
+    let program = Executable::new(&spec.argv, &spec.env, &spec.cwd)?;
+    let plan = Plan::new(spec, &null, assignment.as_ref(), None, Some(program))?;
     // SAFETY: `become_program` ends with execve or _exit and allocates nothing (see
     // `Plan::become_program`); `plan` outlives it, as this returns only after R has executed
     // its program or exited (CLONE_VFORK), and this process is suspended until then.
@@ -160,12 +156,8 @@ pub(crate) fn start_waiting_program(
     let null = open_null()?;
     let (rx, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context(|| "create the program pipe".to_owned())?;
-    let plan: &'static Plan = Box::leak(Box::new(Plan {
-        assignment: None,
-        wake: Some((rx.as_raw_fd(), tx.as_raw_fd())),
-        program: UnsafeCell::new(None),
-        ..Plan::new(spec, &null)?
-    }));
+    let wake = Some((rx.as_raw_fd(), tx.as_raw_fd()));
+    let plan: &'static Plan = Box::leak(Box::new(Plan::new(spec, &null, None, wake, None)?));
     // SAFETY: `become_program` ends with execve or _exit and allocates nothing. `plan` is
     // leaked, so it outlives R; while R runs, G changes nothing of it but `program`, which R
     // reads only after the byte that G writes once it has set it (`Waiting::hand_over`).
@@ -198,7 +190,13 @@ impl Waiting {
 }
 
 impl Plan {
-    fn new(spec: &JailSpec, null: &OwnedFd) -> Result<Self, JailError> {
+    fn new(
+        spec: &JailSpec,
+        null: &OwnedFd,
+        assignment: Option<&OwnedFd>,
+        wake: Option<(RawFd, RawFd)>,
+        program: Option<Executable>,
+    ) -> Result<Self, JailError> {
         Ok(Plan {
             nofile: spec.nofile,
             nproc: spec.nproc,
@@ -206,9 +204,9 @@ impl Plan {
             gid: spec.run_as_gid,
             filters: crate::seccomp::Filters::prepare()?,
             null: null.as_raw_fd(),
-            assignment: None,
-            wake: None,
-            program: UnsafeCell::new(None),
+            assignment: assignment.map(AsRawFd::as_raw_fd),
+            wake,
+            program: UnsafeCell::new(program),
         })
     }
 

@@ -639,14 +639,24 @@ impl Environment {
     /// called this: done in place, reclaiming a few hundred idle environments at once stalled
     /// every request behind it for 30–50 ms at a time.
     pub(crate) fn destroy(self) {
+        self.release(true);
+    }
+
+    /// [`Environment::destroy`] for an environment that [`Environment::kill`] already killed.
+    pub(crate) fn destroy_killed(self) {
+        self.release(false);
+    }
+
+    fn release(self, kill: bool) {
         self.api_task.abort();
         let mut exit = self.exit;
         let cgroup = self.cgroup;
         let pgid = self.pgid;
         let root_dir = self.root_dir;
         tokio::spawn(async move {
-            let killing = cgroup.clone();
-            let _ = tokio::task::spawn_blocking(move || kill_tree(killing.as_deref(), pgid)).await;
+            if kill {
+                kill_off_thread(cgroup.clone(), pgid).await;
+            }
             let _ = tokio::time::timeout(Duration::from_secs(5), wait_exit(&mut exit)).await;
             if let Some(cgroup) = cgroup.and_then(|c| Arc::try_unwrap(c).ok()) {
                 tokio::task::spawn_blocking(move || cgroup.remove());
@@ -671,7 +681,7 @@ async fn timed_out(
     request_id: &str,
     timeout: Duration,
 ) -> Ending {
-    let _ = tokio::task::spawn_blocking(move || kill_tree(cgroup.as_deref(), pgid)).await;
+    kill_off_thread(cgroup, pgid).await;
     let secs = format!("{:.2}", timeout.as_secs_f64());
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
     Ending::Fatal {
@@ -679,6 +689,11 @@ async fn timed_out(
         message: format!("RequestId: {request_id} Error: Task timed out after {secs} seconds"),
         log_line: Some(format!("{now} {request_id} Task timed out after {secs} seconds")),
     }
+}
+
+/// [`kill_tree`] on the blocking pool: it waits for the processes to exit.
+async fn kill_off_thread(cgroup: Option<Arc<SandboxCgroup>>, pgid: Option<u32>) {
+    let _ = tokio::task::spawn_blocking(move || kill_tree(cgroup.as_deref(), pgid)).await;
 }
 
 /// Kills everything an environment started: through its cgroup, or its process group when

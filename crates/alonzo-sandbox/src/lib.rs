@@ -774,7 +774,7 @@ impl Manager {
         }
         for env in all {
             env.kill();
-            env.destroy();
+            env.destroy_killed();
         }
     }
 }
