@@ -212,8 +212,13 @@ def test_provisioned_concurrency_is_initialised_before_requests(client):
     assert put["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert put["RequestedProvisionedConcurrentExecutions"] == 2
     assert put["Status"] in ("IN_PROGRESS", "READY")
+    # Allocated counts the environments initialised so far, as in Lambda's own example
+    # (0 in the answer to a new configuration), never more than are available.
+    assert put["AllocatedProvisionedConcurrentExecutions"] == put["AvailableProvisionedConcurrentExecutions"]
+    assert put["AllocatedProvisionedConcurrentExecutions"] < 2 or put["Status"] == "READY"
     cfg = wait_ready(client, name, version)
     assert cfg["AvailableProvisionedConcurrentExecutions"] == 2
+    assert cfg["AllocatedProvisionedConcurrentExecutions"] == 2
     listed = client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
     assert [c["FunctionArn"].rsplit(":", 1)[1] for c in listed] == [version]
     before = time.time()

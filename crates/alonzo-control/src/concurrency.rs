@@ -22,7 +22,8 @@ pub struct ProvisionedView {
     pub requested: u32,
     /// Environments initialised now.
     pub available: u32,
-    /// Environments allocated (initialised or being initialised).
+    /// Environments allocated: as on Lambda, those initialised so far (0 in the answer to a
+    /// new configuration, rising to the request while `IN_PROGRESS`).
     pub allocated: u32,
     /// `IN_PROGRESS`, `READY` or `FAILED`.
     pub status: &'static str,
@@ -372,7 +373,7 @@ impl Control {
             qualifier,
             requested: config.requested,
             available,
-            allocated: if status == "FAILED" { available } else { config.requested },
+            allocated: available,
             status,
             status_reason: if status == "FAILED" { failure } else { None },
             last_modified_ms: config.last_modified_ms,
