@@ -755,7 +755,7 @@ async fn assign(
 ) -> Result<Started, String> {
     let began = Instant::now();
     if let Err(e) = crate::prepared::set_limits(&ahead.cgroup, &crate::limits_for(spec)) {
-        crate::prepared::discard(ahead);
+        crate::prepared::discard_in_background(ahead);
         return Err(format!("cgroup: {e}"));
     }
     let files = &manager.inner.files;
@@ -790,7 +790,7 @@ async fn assign(
     match assigned {
         Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail, slot))),
         Err(e) => {
-            crate::prepared::tear_down(Some(cgroup), &root_dir);
+            crate::prepared::tear_down_in_background(Some(cgroup), root_dir);
             Err(e)
         }
     }
@@ -835,7 +835,7 @@ async fn spawn_fresh(
     match jail {
         Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
         Err(e) => {
-            crate::prepared::tear_down(cgroup, &root_dir);
+            crate::prepared::tear_down_in_background(cgroup, root_dir);
             Err(SandboxError::Spawn(e.to_string()))
         }
     }

@@ -109,7 +109,7 @@ impl Manager {
             if next.jail.is_alive() {
                 break next;
             }
-            discard(next);
+            discard_in_background(next);
         };
         self.inner.prepare_wakeup.notify_one();
         Some(taken)
@@ -240,6 +240,7 @@ impl Manager {
 }
 
 /// Kills a prepared sandbox that will not be used and removes its cgroup and root directory.
+/// Blocks until its processes have exited: not for an async thread.
 pub(crate) fn discard(prepared: PreparedSandbox) {
     drop(prepared.jail);
     tear_down(Some(prepared.cgroup), &prepared.root_dir);
@@ -247,8 +248,19 @@ pub(crate) fn discard(prepared: PreparedSandbox) {
     drop(prepared.slot);
 }
 
+/// [`discard`] on the blocking pool, for callers on an async thread: killing waits until the
+/// sandbox's processes have exited.
+pub(crate) fn discard_in_background(prepared: PreparedSandbox) {
+    tokio::task::spawn_blocking(move || discard(prepared));
+}
+
+/// [`tear_down`] on the blocking pool, for callers on an async thread.
+pub(crate) fn tear_down_in_background(cgroup: Option<SandboxCgroup>, root_dir: PathBuf) {
+    tokio::task::spawn_blocking(move || tear_down(cgroup, &root_dir));
+}
+
 /// Kills whatever runs in a sandbox that will not be used and removes its cgroup and (empty)
-/// root directory.
+/// root directory. Blocks until its processes have exited: not for an async thread.
 pub(crate) fn tear_down(cgroup: Option<SandboxCgroup>, root_dir: &std::path::Path) {
     if let Some(cgroup) = cgroup {
         cgroup.kill_all();
@@ -264,7 +276,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
         let manager = Manager { inner: Arc::clone(&strong) };
         let (missing, stale) = plan(&strong);
         for prepared in stale {
-            discard(prepared);
+            discard_in_background(prepared);
         }
         'fill: for (template, count) in missing {
             for _ in 0..count {
