@@ -199,7 +199,8 @@ impl Conn {
         reply.json().with_context(|| what)
     }
 
-    /// `CreateFunction` with an inline zip, then waits until the function is `Active`.
+    /// `CreateFunction` with an inline zip and 128 MB, then waits until the function is
+    /// `Active`.
     pub(crate) async fn create_function(
         &mut self,
         name: &str,
@@ -207,12 +208,24 @@ impl Conn {
         handler: &str,
         zip: &[u8],
     ) -> anyhow::Result<()> {
+        self.create_function_sized(name, runtime, handler, zip, 128).await
+    }
+
+    /// [`Conn::create_function`] with `memory_mb` (and the CPU share that comes with it).
+    pub(crate) async fn create_function_sized(
+        &mut self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+        memory_mb: u32,
+    ) -> anyhow::Result<()> {
         let body = json!({
             "FunctionName": name,
             "Runtime": runtime,
             "Role": ROLE,
             "Handler": handler,
-            "MemorySize": 128,
+            "MemorySize": memory_mb,
             "Timeout": 10,
             "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
         });

@@ -62,6 +62,14 @@ const BACKGROUND_SAMPLE: Duration = Duration::from_secs(1);
 
 const PY_WARM: &str = "bench-python-warm";
 const RS_WARM: &str = "bench-rust-warm";
+/// The Python no-op again at Lambda's smallest size, to show what its CPU quota does to a
+/// back-to-back caller.
+const PY_WARM_SMALL: &str = "bench-python-warm-128";
+/// Memory of the warm-path functions: one whole core (Lambda's 1,769 MB per vCPU). At 128 MB
+/// a function gets 7.2 % of a core, less than a back-to-back caller makes its runtime spend
+/// (about 0.1 ms of CPU per call), so the warm numbers would measure the quota's pauses, not
+/// the platform.
+const WARM_MEMORY_MB: u32 = 1769;
 const PY_COLD: &str = "bench-python-cold";
 const PY_ASYNC: &str = "bench-python-async";
 const NODE_COLD: &str = "bench-node-cold";
@@ -176,13 +184,18 @@ fn measure(
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let py_warm = Op::Invoke { name: PY_WARM.into(), kind: Kind::Python };
     let rs_warm = Op::Invoke { name: RS_WARM.into(), kind: Kind::Rust };
+    let py_warm_small = Op::Invoke { name: PY_WARM_SMALL.into(), kind: Kind::Python };
     let mut r = Results::default();
 
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
+        for (name, f) in [(PY_WARM, python), (RS_WARM, rust)] {
+            conn.create_function_sized(name, f.runtime, f.handler, &f.zip, WARM_MEMORY_MB)
+                .await
+                .with_context(|| format!("creating {name}"))?;
+        }
         for (name, f) in [
-            (PY_WARM, python),
-            (RS_WARM, rust),
+            (PY_WARM_SMALL, python),
             (PY_COLD, python),
             (RS_COLD, rust),
             (PY_ASYNC, python),
@@ -233,6 +246,12 @@ fn measure(
             single.block_on(scenarios::sequential(addr, &py_warm, LATENCY_WARMUP, LATENCY_N))?;
         r.warm_rust =
             single.block_on(scenarios::sequential(addr, &rs_warm, LATENCY_WARMUP, LATENCY_N))?;
+        r.warm_python_small = single.block_on(scenarios::sequential(
+            addr,
+            &py_warm_small,
+            LATENCY_WARMUP,
+            LATENCY_N,
+        ))?;
     }
 
     if want("cold") {

@@ -49,6 +49,8 @@ pub(crate) struct Results {
     pub(crate) floor_cn: Option<Throughput>,
     pub(crate) warm_python: Samples,
     pub(crate) warm_rust: Samples,
+    /// The Python no-op at 128 MB (7.2 % of a core).
+    pub(crate) warm_python_small: Samples,
     pub(crate) invoke_c1: Option<Throughput>,
     pub(crate) invoke_cn: Option<Throughput>,
     /// Durable SQS `SendMessage` with 1 and with many clients.
@@ -140,6 +142,7 @@ impl Results {
             + self.floor_latency_end.errors
             + self.warm_python.errors
             + self.warm_rust.errors
+            + self.warm_python_small.errors
             + tput_errors(&self.floor_c1)
             + tput_errors(&self.floor_cn)
             + tput_errors(&self.invoke_c1)
@@ -184,6 +187,7 @@ impl Results {
         add("floor latency, at the end", &self.floor_latency_end);
         add("warm python3.11", &self.warm_python);
         add("warm Rust", &self.warm_rust);
+        add("warm python3.11, 128 MB", &self.warm_python_small);
         for (phase, t) in [
             ("floor throughput, 1 connection", &self.floor_c1),
             ("floor throughput, N connections", &self.floor_cn),
@@ -296,14 +300,20 @@ impl Results {
             );
         }
 
-        let _ =
-            writeln!(s, "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}");
+        let _ = writeln!(
+            s,
+            "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}; 1,769 MB (one core)"
+        );
         let _ =
             writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>14}", "", "n", "p50", "p99", "p50/floor p50");
         for (label, w) in [
             ("python3.11 no-op", &self.warm_python),
             ("Rust no-op (provided.al2023)", &self.warm_rust),
+            ("python3.11 no-op, 128 MB (quota)", &self.warm_python_small),
         ] {
+            if w.len() == 0 {
+                continue;
+            }
             let p50 = w.percentile(50.0);
             let _ = writeln!(
                 s,
@@ -662,7 +672,7 @@ impl Results {
                 "latency_ms_at_end": self.floor_latency_end.to_json(),
                 "throughput": { "c1": self.floor_c1.as_ref().map(Throughput::to_json), "cN": self.floor_cn.as_ref().map(Throughput::to_json) },
             },
-            "warm_invoke": { "python": warm(&self.warm_python), "rust": warm(&self.warm_rust) },
+            "warm_invoke": { "memory_mb": 1769, "python": warm(&self.warm_python), "rust": warm(&self.warm_rust), "python_128mb": warm(&self.warm_python_small) },
             "invoke_throughput_python": { "c1": tput(&self.invoke_c1, &self.floor_c1), "cN": tput(&self.invoke_cn, &self.floor_cn) },
             "sqs_send_message_durable": { "c1": tput(&self.sqs_c1, &self.floor_c1), "cN": tput(&self.sqs_cn, &self.floor_cn) },
             "async_invoke_durable": { "c1": tput(&self.async_c1, &self.floor_c1), "cN": tput(&self.async_cn, &self.floor_cn) },

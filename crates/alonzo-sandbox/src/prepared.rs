@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use alonzo_jail::cgroup::{CgroupLimits, SandboxCgroup};
+use alonzo_jail::cgroup::{CgroupLimits, SandboxCgroup, CPU_PERIOD_US};
 use alonzo_jail::{Deferred, JailSpec};
 
 use crate::runtimes::RuntimeKind;
@@ -90,7 +90,7 @@ pub(crate) struct PreparedPool {
 
 /// The limits a prepared sandbox waits under, until a function's replace them.
 fn waiting_limits() -> CgroupLimits {
-    CgroupLimits { memory_bytes: 128 << 20, cpu_quota_us: 100_000, pids_max: 1024 }
+    CgroupLimits { memory_bytes: 128 << 20, cpu_quota_us: CPU_PERIOD_US, pids_max: 1024 }
 }
 
 impl Manager {

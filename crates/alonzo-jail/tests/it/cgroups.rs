@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup};
+use alonzo_jail::cgroup::{CgroupLayout, CgroupLimits, CgroupParent, SandboxCgroup, CPU_PERIOD_US};
 use alonzo_jail::spawn::{exit_code, spawn, JailSpec};
 
 use crate::{cgroup_parent, python, run, spec, stdout_of, wait_for_line, Case};
@@ -133,7 +133,7 @@ fn bomb() -> JailSpec {
 }
 
 fn fork_bomb_is_contained_and_kill_all_clears_it() {
-    let limits = CgroupLimits { pids_max: 64, cpu_quota_us: 50_000, ..LIMITS };
+    let limits = CgroupLimits { pids_max: 64, cpu_quota_us: CPU_PERIOD_US / 2, ..LIMITS };
     let (cgroup, spec) = in_cgroup("bomb", limits, bomb());
     let mut jail = spawn(&std::env::current_exe().unwrap(), &spec).unwrap();
     assert_eq!(wait_for_line(&mut jail.stdout), "ready\n");
@@ -157,7 +157,7 @@ fn fork_bomb_is_contained_and_kill_all_clears_it() {
 }
 
 fn cpu_quota_holds() {
-    let limits = CgroupLimits { cpu_quota_us: 20_000, ..LIMITS };
+    let limits = CgroupLimits { cpu_quota_us: CPU_PERIOD_US / 5, ..LIMITS };
     let (cgroup, spec) = in_cgroup(
         "cpu",
         limits,
@@ -178,7 +178,7 @@ fn cpu_quota_holds() {
 fn cpu_quota_can_be_lowered_with_a_burst() {
     // What an environment does after init: one core, then 128 MB's share with an equal burst;
     // lowering twice proves the burst is cleared before the quota changes.
-    let limits = CgroupLimits { cpu_quota_us: 100_000, ..LIMITS };
+    let limits = CgroupLimits { cpu_quota_us: CPU_PERIOD_US, ..LIMITS };
     let cgroup = SandboxCgroup::create(cgroup_parent(), "burst", &limits).unwrap();
     let dirs: Vec<_> =
         cgroup.procs_files().iter().map(|f| f.parent().unwrap().to_owned()).collect();
@@ -188,7 +188,7 @@ fn cpu_quota_can_be_lowered_with_a_burst() {
             .find(|p| p.exists())
             .map(|p| std::fs::read_to_string(p).unwrap().trim().to_owned())
     };
-    for quota in [50_000, 7_235] {
+    for quota in [10_000, 1_447] {
         cgroup.set_cpu_quota(quota).unwrap();
         match read("cpu.cfs_quota_us") {
             Some(v1) => {
@@ -198,7 +198,7 @@ fn cpu_quota_can_be_lowered_with_a_burst() {
                 }
             }
             None => {
-                assert_eq!(read("cpu.max").unwrap(), format!("{quota} 100000"));
+                assert_eq!(read("cpu.max").unwrap(), format!("{quota} {CPU_PERIOD_US}"));
                 if let Some(burst) = read("cpu.max.burst") {
                     assert_eq!(burst, quota.to_string());
                 }

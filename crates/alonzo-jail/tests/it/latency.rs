@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use alonzo_jail::cgroup::{CgroupLimits, SandboxCgroup};
+use alonzo_jail::cgroup::{CgroupLimits, SandboxCgroup, CPU_PERIOD_US};
 use alonzo_jail::spawn::{exit_code, spawn, JailSpec};
 
 use crate::{cgroup_parent, spec, Case, Needs};
@@ -55,7 +55,8 @@ fn spawn_latency_without_cgroups() {
 }
 
 fn spawn_latency_with_cgroups() {
-    let limits = CgroupLimits { memory_bytes: 128 << 20, cpu_quota_us: 100_000, pids_max: 64 };
+    let limits =
+        CgroupLimits { memory_bytes: 128 << 20, cpu_quota_us: CPU_PERIOD_US, pids_max: 64 };
     let mut create = Vec::new();
     let mut samples = Vec::new();
     let mut peaks = Vec::new();
