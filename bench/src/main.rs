@@ -11,7 +11,8 @@
 //! `ALONZO_BENCH_PHASES` (a comma-separated subset of the phases; see `want`); for the
 //! scale-out phase `ALONZO_BENCH_SCALE_N` (parallel calls), `ALONZO_BENCH_SCALE_BASELINE=0`
 //! (skip the `--python-zygote off` burst) and `ALONZO_BENCH_SCALE_ARGS` (more `serve`
-//! arguments for its servers, e.g. `--network-mode none`); `ALONZO_BENCH_KEEP_LOGS` (a
+//! arguments for its servers, e.g. `--network-mode none`); `ALONZO_BENCH_WARM_MB` (the warm
+//! and throughput functions' memory, default 1769: one core); `ALONZO_BENCH_KEEP_LOGS` (a
 //! directory to copy each server's log into when it stops).
 //! Exit status: 0 when every request succeeded, 1 when some failed (they are reported),
 //! 2 when the bench could not run or hit its watchdog, 130/143 on SIGINT/SIGTERM.
@@ -190,7 +191,8 @@ fn measure(
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
         for (name, f) in [(PY_WARM, python), (RS_WARM, rust)] {
-            conn.create_function_sized(name, f.runtime, f.handler, &f.zip, WARM_MEMORY_MB)
+            let memory = env_count("ALONZO_BENCH_WARM_MB", WARM_MEMORY_MB as usize);
+            conn.create_function_sized(name, f.runtime, f.handler, &f.zip, memory as u32)
                 .await
                 .with_context(|| format!("creating {name}"))?;
         }
