@@ -246,11 +246,16 @@ impl Environment {
             Ok(()) => {
                 let init = started.elapsed();
                 // Init ran with at least one core; from now on the function gets Lambda's
-                // share for its memory size.
-                if let Some(cgroup) = &env.cgroup {
-                    if let Err(e) = cgroup.set_cpu_quota(crate::steady_cpu_quota_us(&env.spec)) {
-                        tracing::warn!(error = %e, "cannot lower the CPU quota after init");
-                    }
+                // share for its memory size. Written on the blocking pool (two CPU bandwidth
+                // writes, each walking every CPU cgroup), not awaited: the first invocation
+                // may start a fraction of a millisecond before the lower quota holds.
+                if let Some(cgroup) = env.cgroup.clone() {
+                    let quota = crate::steady_cpu_quota_us(&env.spec);
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = cgroup.set_cpu_quota(quota) {
+                            tracing::warn!(error = %e, "cannot lower the CPU quota after init");
+                        }
+                    });
                 }
                 env.platform_line(env.platform.init_runtime_done(init_type));
                 if provisioned {
@@ -754,10 +759,7 @@ async fn assign(
     ahead: PreparedSandbox,
 ) -> Result<Started, String> {
     let began = Instant::now();
-    if let Err(e) = crate::prepared::set_limits(&ahead.cgroup, &crate::limits_for(spec)) {
-        crate::prepared::discard_in_background(ahead);
-        return Err(format!("cgroup: {e}"));
-    }
+    let limits = crate::limits_for(spec);
     let files = &manager.inner.files;
     let assignment = match &ahead.template.kind {
         TemplateKind::Any => Assignment {
@@ -778,19 +780,30 @@ async fn assign(
         },
     };
     let PreparedSandbox { id, cgroup, jail, root_dir, template, slot, .. } = ahead;
-    let assigned = tokio::task::spawn_blocking(move || jail.assign(&assignment))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    // The function's limits and the assignment, on one blocking thread: each CPU bandwidth
+    // write walks every CPU cgroup of the machine, which in a burst of a thousand starts
+    // kept the async thread busy for tenths of a millisecond per start.
+    let cgroup = Arc::new(cgroup);
+    let limited = Arc::clone(&cgroup);
+    let assigned = tokio::task::spawn_blocking(move || {
+        crate::prepared::set_limits(&limited, &limits).map_err(|e| format!("cgroup: {e}"))?;
+        jail.assign(&assignment).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
     tracing::debug!(
         ?template,
         us = began.elapsed().as_micros() as u64,
         "assigned a sandbox built ahead"
     );
+    // The blocking task has ended, and its reference with it.
+    let cgroup = Arc::try_unwrap(cgroup).ok();
     match assigned {
-        Ok(jail) => Ok((id, Some(cgroup), root_dir, spawned(jail, slot))),
+        Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, slot))),
         Err(e) => {
-            crate::prepared::tear_down_in_background(Some(cgroup), root_dir);
+            // A jail whose limits could not be set was dropped (killed) with the task.
+            crate::prepared::tear_down_in_background(cgroup, root_dir);
             Err(e)
         }
     }
