@@ -820,10 +820,8 @@ async fn spawn_fresh(
     let attachment = crate::network::attach_for(manager, spec.network.as_deref())
         .map_err(|why| SandboxError::Spawn(format!("network: {why}")))?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let cgroup = manager.create_cgroup(&id, spec)?;
     let root_dir = manager.inner.sandboxes_dir.join(&id);
-    std::fs::create_dir_all(&root_dir).map_err(SandboxError::io("creating the sandbox root"))?;
-    let jail_spec = JailSpec {
+    let mut jail_spec = JailSpec {
         root_dir: root_dir.clone(),
         binds: rootfs::binds(&manager.inner.files, spec),
         tmp_size_mb: u64::from(spec.ephemeral_mb),
@@ -831,7 +829,7 @@ async fn spawn_fresh(
         uid_base: manager.next_uid_base(),
         run_as_uid: rootfs::SANDBOX_UID,
         run_as_gid: rootfs::SANDBOX_GID,
-        cgroup_procs: cgroup.as_ref().map(SandboxCgroup::procs_files).unwrap_or_default(),
+        cgroup_procs: Vec::new(),
         argv: rootfs::argv(spec),
         env: rootfs::environment(spec, log_stream, init_type, &attachment.env),
         cwd: "/var/task".into(),
@@ -841,13 +839,25 @@ async fn spawn_fresh(
         deferred: None,
         network: attachment.jail,
     };
-    let exe = manager.inner.exe.clone();
-    let jail = tokio::task::spawn_blocking(move || alonzo_jail::spawn(&exe, &jail_spec))
-        .await
-        .map_err(|e| SandboxError::Spawn(e.to_string()))?;
-    match jail {
-        Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
-        Err(e) => {
+    // The cgroup (directories and limits: a CPU bandwidth write walks every CPU cgroup of the
+    // machine), the root directory and the jail, all on one blocking thread.
+    let (m, limits, sandbox) = (manager.clone(), crate::limits_for(spec), id.clone());
+    let started = tokio::task::spawn_blocking(move || {
+        let cgroup = m.create_cgroup(&sandbox, &limits)?;
+        jail_spec.cgroup_procs =
+            cgroup.as_ref().map(SandboxCgroup::procs_files).unwrap_or_default();
+        if let Err(e) = std::fs::create_dir_all(&jail_spec.root_dir) {
+            crate::prepared::tear_down(cgroup, &jail_spec.root_dir);
+            return Err(SandboxError::io("creating the sandbox root")(e));
+        }
+        let jail = alonzo_jail::spawn(&m.inner.exe, &jail_spec);
+        Ok((cgroup, jail))
+    })
+    .await
+    .map_err(|e| SandboxError::Spawn(e.to_string()))??;
+    match started {
+        (cgroup, Ok(jail)) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
+        (cgroup, Err(e)) => {
             crate::prepared::tear_down_in_background(cgroup, root_dir);
             Err(SandboxError::Spawn(e.to_string()))
         }

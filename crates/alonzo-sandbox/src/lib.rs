@@ -744,10 +744,10 @@ impl Manager {
     fn create_cgroup(
         &self,
         id: &str,
-        spec: &FunctionSpec,
+        limits: &CgroupLimits,
     ) -> Result<Option<SandboxCgroup>, SandboxError> {
         let Some(parent) = &self.inner.cgroups else { return Ok(None) };
-        SandboxCgroup::create(parent, id, &limits_for(spec))
+        SandboxCgroup::create(parent, id, limits)
             .map(Some)
             .map_err(|e| SandboxError::Spawn(format!("cgroup: {e}")))
     }
