@@ -802,8 +802,8 @@ async fn assign(
     match assigned {
         Ok(jail) => Ok((id, cgroup, root_dir, spawned(jail, slot))),
         Err(e) => {
-            // A jail whose limits could not be set was dropped (killed) with the task.
-            crate::prepared::tear_down_in_background(cgroup, root_dir);
+            // A jail whose limits could not be set was dropped with the task.
+            crate::prepared::tear_down_in_background(cgroup, root_dir, slot);
             Err(e)
         }
     }
@@ -858,7 +858,7 @@ async fn spawn_fresh(
     match started {
         (cgroup, Ok(jail)) => Ok((id, cgroup, root_dir, spawned(jail, attachment.slot))),
         (cgroup, Err(e)) => {
-            crate::prepared::tear_down_in_background(cgroup, root_dir);
+            crate::prepared::tear_down_in_background(cgroup, root_dir, attachment.slot);
             Err(SandboxError::Spawn(e.to_string()))
         }
     }

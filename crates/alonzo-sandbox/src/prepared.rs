@@ -254,9 +254,17 @@ pub(crate) fn discard_in_background(prepared: PreparedSandbox) {
     tokio::task::spawn_blocking(move || discard(prepared));
 }
 
-/// [`tear_down`] on the blocking pool, for callers on an async thread.
-pub(crate) fn tear_down_in_background(cgroup: Option<SandboxCgroup>, root_dir: PathBuf) {
-    tokio::task::spawn_blocking(move || tear_down(cgroup, &root_dir));
+/// [`tear_down`] on the blocking pool, for callers on an async thread; the sandbox's address
+/// slot, if it holds one, is given back once nothing of the sandbox is left.
+pub(crate) fn tear_down_in_background(
+    cgroup: Option<SandboxCgroup>,
+    root_dir: PathBuf,
+    slot: Option<crate::network::SlotGuard>,
+) {
+    tokio::task::spawn_blocking(move || {
+        tear_down(cgroup, &root_dir);
+        drop(slot);
+    });
 }
 
 /// Kills whatever runs in a sandbox that will not be used and removes its cgroup and (empty)
