@@ -187,12 +187,14 @@ fn measure(
     let rs_warm = Op::Invoke { name: RS_WARM.into(), kind: Kind::Rust };
     let py_warm_small = Op::Invoke { name: PY_WARM_SMALL.into(), kind: Kind::Python };
     let mut r = Results::default();
+    let warm_mb = u32::try_from(env_count("ALONZO_BENCH_WARM_MB", WARM_MEMORY_MB as usize))
+        .unwrap_or(WARM_MEMORY_MB);
+    r.warm_memory_mb = warm_mb;
 
     single.block_on(async {
         let mut conn = Conn::open(addr).await?;
         for (name, f) in [(PY_WARM, python), (RS_WARM, rust)] {
-            let memory = env_count("ALONZO_BENCH_WARM_MB", WARM_MEMORY_MB as usize);
-            conn.create_function_sized(name, f.runtime, f.handler, &f.zip, memory as u32)
+            conn.create_function_sized(name, f.runtime, f.handler, &f.zip, warm_mb)
                 .await
                 .with_context(|| format!("creating {name}"))?;
         }

@@ -49,6 +49,8 @@ pub(crate) struct Results {
     pub(crate) floor_cn: Option<Throughput>,
     pub(crate) warm_python: Samples,
     pub(crate) warm_rust: Samples,
+    /// Memory of the functions behind `warm_python`, `warm_rust` and the throughput phase.
+    pub(crate) warm_memory_mb: u32,
     /// The Python no-op at 128 MB (7.2 % of a core).
     pub(crate) warm_python_small: Samples,
     pub(crate) invoke_c1: Option<Throughput>,
@@ -302,7 +304,8 @@ impl Results {
 
         let _ = writeln!(
             s,
-            "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}; 1,769 MB (one core)"
+            "\nWARM INVOKE  sequential, signed, 1 keep-alive connection, payload {{}}; {} MB",
+            thousands(f64::from(self.warm_memory_mb))
         );
         let _ =
             writeln!(s, "  {:<34}{:>6} {:>9} {:>9} {:>14}", "", "n", "p50", "p99", "p50/floor p50");
@@ -672,7 +675,7 @@ impl Results {
                 "latency_ms_at_end": self.floor_latency_end.to_json(),
                 "throughput": { "c1": self.floor_c1.as_ref().map(Throughput::to_json), "cN": self.floor_cn.as_ref().map(Throughput::to_json) },
             },
-            "warm_invoke": { "memory_mb": 1769, "python": warm(&self.warm_python), "rust": warm(&self.warm_rust), "python_128mb": warm(&self.warm_python_small) },
+            "warm_invoke": { "memory_mb": self.warm_memory_mb, "python": warm(&self.warm_python), "rust": warm(&self.warm_rust), "python_128mb": warm(&self.warm_python_small) },
             "invoke_throughput_python": { "c1": tput(&self.invoke_c1, &self.floor_c1), "cN": tput(&self.invoke_cn, &self.floor_cn) },
             "sqs_send_message_durable": { "c1": tput(&self.sqs_c1, &self.floor_c1), "cN": tput(&self.sqs_cn, &self.floor_cn) },
             "async_invoke_durable": { "c1": tput(&self.async_c1, &self.floor_c1), "cN": tput(&self.async_cn, &self.floor_cn) },
